@@ -1,0 +1,251 @@
+"""Score many cases: resumable, crash-safe, one output row per case.
+
+How results are kept safe:
+
+* every finished case is appended to a journal ``<out>.journal.jsonl`` and fsync'ed before the
+  next one is reported;
+* the results CSV ``<out>`` is rewritten from the journal atomically (temporary file + rename)
+  as cases finish and at the end, so it is never truncated and has exactly one row per case;
+* a re-run reads the journal and skips every case whose *input key* (sha256 of CT and ROI
+  contents, clinical values, ROI label and model id) was already scored — changed inputs or a
+  different model are scored again; cases that failed because a worker crashed are retried;
+* a broken case becomes a row with ``status=error`` and a message, and the batch goes on.
+
+Workers are separate processes (``--workers N``) that load the model once; a worker that dies
+(e.g. out of memory) costs only its case, which is reported and the pool is restarted.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from .cohort import CaseInput
+from .errors import PleuraRiskError
+from .hashing import bytes_sha256, path_sha256
+
+RESULT_COLUMNS = (
+    "case_id", "status", "probability", "risk_band", "tree_p05", "tree_p95", "top_features",
+    "warnings", "error_type", "error", "model_id", "ct_sha256", "roi_sha256", "input_key", "seconds", "notice",
+)
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    n_cases: int
+    n_ok: int
+    n_error: int
+    n_skipped: int
+    seconds: float
+    out_path: str
+
+
+def input_key(case: CaseInput, model_id: str, label: int | None) -> tuple[str, str, str]:
+    """(key, ct sha256, roi sha256): identity of a case's inputs for resuming."""
+    ct_sha = path_sha256(case.ct_path) if case.ct_path and os.path.exists(case.ct_path) else ""
+    roi_sha = path_sha256(case.roi_path) if case.roi_path and os.path.exists(case.roi_path) else ""
+    payload = json.dumps({
+        "ct": ct_sha, "roi": roi_sha, "clinical": asdict(case.clinical) if case.clinical else None,
+        "problem": case.problem, "label": label, "model": model_id, "case_id": case.case_id,
+    }, sort_keys=True)
+    return bytes_sha256(payload.encode()), ct_sha, roi_sha
+
+
+def _error_row(case_id: str, error_type: str, message: str) -> dict[str, Any]:
+    return {"case_id": case_id, "status": "error", "error_type": error_type, "error": message}
+
+
+def _ok_row(case_id: str, result) -> dict[str, Any]:  # noqa: ANN001
+    top = result.explanation.top(3) if result.explanation is not None else []
+    return {
+        "case_id": case_id, "status": "ok", "probability": round(result.probability, 6),
+        "risk_band": result.risk_band,
+        "tree_p05": None if result.tree_p05 is None else round(result.tree_p05, 4),
+        "tree_p95": None if result.tree_p95 is None else round(result.tree_p95, 4),
+        "top_features": "; ".join(f"{n} ({s:+.3f})" for n, s, _v in top),
+        "warnings": " | ".join(result.warnings), "error_type": "", "error": "",
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# worker side
+_SCORER = None
+
+
+def _init_worker(bundle_path: str, num_threads: int | None) -> None:
+    global _SCORER
+    import torch
+
+    from .score import Scorer
+
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    _SCORER = Scorer(bundle_path, num_threads=num_threads)
+
+
+def score_one(case: CaseInput, label: int | None, scorer=None) -> dict[str, Any]:  # noqa: ANN001
+    """Score one case into a result row; never raises for a bad case."""
+    scorer = scorer or _SCORER
+    t = time.perf_counter()
+    if case.problem:
+        row = _error_row(case.case_id, case.problem_type or "input", case.problem)
+    else:
+        try:
+            result = scorer.score(case.ct_path, case.roi_path, case.clinical, label=label)
+            row = _ok_row(case.case_id, result)
+        except PleuraRiskError as err:
+            row = _error_row(case.case_id, err.code, str(err))
+        except MemoryError:
+            row = _error_row(case.case_id, "internal", "out of memory while scoring this case")
+        except Exception as exc:  # noqa: BLE001 - a batch never stops for one case
+            row = _error_row(case.case_id, "internal", f"internal error ({type(exc).__name__}): {exc}")
+    row["seconds"] = round(time.perf_counter() - t, 3)
+    return row
+
+
+# ---------------------------------------------------------------------------------------------
+# journal + atomic CSV
+def read_journal(path: Path) -> dict[str, dict[str, Any]]:
+    """Rows by input_key from a journal; a torn last line (crash mid-write) is ignored."""
+    rows: dict[str, dict[str, Any]] = {}
+    if not path.exists():
+        return rows
+    with path.open("r", encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and row.get("input_key"):
+                rows[row["input_key"]] = row
+    return rows
+
+
+def _append_journal(fh: io.TextIOBase, row: dict[str, Any]) -> None:
+    fh.write(json.dumps(row, sort_keys=True) + "\n")
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
+def write_csv_atomic(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in RESULT_COLUMNS})
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# ---------------------------------------------------------------------------------------------
+def run_pool(tasks: list[tuple[Any, str]], *, fn: Callable[..., dict[str, Any]], extra_args: tuple = (),
+             workers: int, initializer: Callable[..., None], initargs: tuple,
+             on_crash: Callable[[Any], dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield (key, row) as ``fn(task, *extra_args)`` finishes for each (task, key).
+
+    ``workers`` ≤ 1 runs in this process (``initializer`` called once); otherwise a spawn-based
+    process pool whose workers each run ``initializer`` once. A worker crash costs only the
+    case(s) it was running (``on_crash(task)`` row); the pool is restarted for the rest.
+    """
+    if not tasks:
+        return
+    if workers <= 1:
+        initializer(*initargs)
+        for task, key in tasks:
+            yield key, fn(task, *extra_args)
+        return
+    queue = list(tasks)
+    while queue:
+        ctx = get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=initializer,
+                                 initargs=initargs) as pool:
+            futures: dict[Future, tuple[Any, str]] = {}
+            broken = False
+            while (queue or futures) and not broken:
+                while queue and len(futures) < 2 * workers:
+                    task, key = queue.pop(0)
+                    futures[pool.submit(fn, task, *extra_args)] = (task, key)
+                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    task, key = futures.pop(fut)
+                    try:
+                        row = fut.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        row = on_crash(task)
+                    yield key, row
+            if broken:  # the pool is unusable: cases still in flight go back to the queue
+                queue = list(futures.values()) + queue
+                futures.clear()
+
+
+def _crash_row(case: CaseInput) -> dict[str, Any]:
+    return _error_row(case.case_id, "internal", "the worker process scoring this case crashed (out of memory?)")
+
+
+def run_batch(cases: list[CaseInput], *, out_path: str | os.PathLike[str], bundle_path: str | os.PathLike[str],
+              model_id: str, notice: str = "", workers: int = 1, label: int | None = None, num_threads: int | None = None,
+              progress: Callable[[int, int, dict[str, Any] | None], None] | None = None) -> BatchSummary:
+    """Score ``cases`` into ``out_path`` (CSV), resuming from its journal. See module docstring."""
+    t0 = time.perf_counter()
+    out = Path(out_path)
+    journal_path = out.with_name(out.name + ".journal.jsonl")
+    previous = read_journal(journal_path)
+    order: list[tuple[CaseInput, str, str, str]] = []
+    for case in cases:
+        key, ct_sha, roi_sha = input_key(case, model_id, label)
+        order.append((case, key, ct_sha, roi_sha))
+    current: dict[str, dict[str, Any]] = {}
+    pending: list[tuple[CaseInput, str]] = []
+    for case, key, _c, _r in order:
+        row = previous.get(key)
+        if row is not None and row.get("error_type") != "internal":
+            current[key] = row
+        else:
+            pending.append((case, key))
+    n_skipped = len(current)
+    meta = {key: (ct_sha, roi_sha) for _case, key, ct_sha, roi_sha in order}
+
+    def rows_in_order() -> list[dict[str, Any]]:
+        return [current[key] for _case, key, _c, _r in order if key in current]
+
+    total = len(order)
+    if progress:
+        progress(len(current), total, None)
+    last_write = 0.0
+    with journal_path.open("a", encoding="utf-8") as journal:
+        for key, row in run_pool(pending, fn=score_one, extra_args=(label,), workers=workers,
+                                 initializer=_init_worker, initargs=(str(bundle_path), num_threads),
+                                 on_crash=_crash_row):
+            ct_sha, roi_sha = meta[key]
+            row.update({"input_key": key, "model_id": model_id, "ct_sha256": ct_sha, "roi_sha256": roi_sha, "notice": notice})
+            _append_journal(journal, row)
+            current[key] = row
+            if progress:
+                progress(len(current), total, row)
+            if time.monotonic() - last_write > 1.0:
+                write_csv_atomic(out, rows_in_order())
+                last_write = time.monotonic()
+    rows = rows_in_order()
+    write_csv_atomic(out, rows)
+    n_ok = sum(1 for r in rows if r.get("status") == "ok")
+    return BatchSummary(len(rows), n_ok, len(rows) - n_ok, n_skipped, time.perf_counter() - t0, str(out))

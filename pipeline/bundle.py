@@ -1,0 +1,269 @@
+"""Model bundles: a folder in ``weights/`` holding everything needed to score, verified on load.
+
+Layout::
+
+    weights/NAME/
+      manifest.json          format version, feature names, PipelineConfig (incl. the PyRadiomics
+                             parameter file), backbone identity, sha256 of every other file,
+                             training summary, package versions, intended use, synthetic flag
+      model.skops            the fitted classifier (skops, explicit trusted-type list; no pickle)
+      backbone.safetensors   MedicalNet ResNet-10 weights (fp16), if deep features are used
+      MODEL_CARD.md, report/ (optional) human-readable card, metrics, plots
+
+Loading checks every file listed in the manifest against its sha256 **before** any file is
+parsed; a missing file, an extra unlisted model file, or a single flipped byte is refused with a
+:class:`~pipeline.errors.BundleError`. The bundle id shown to users is the sha256 of
+``manifest.json`` (which pins every other file's hash).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from . import RESEARCH_NOTICE, SYNTHETIC_NOTICE, __version__
+from .config import PipelineConfig
+from .errors import BundleError
+from .hashing import bytes_sha256, file_sha256
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+MODEL_FILE = "model.skops"
+BACKBONE_FILE = "backbone.safetensors"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+WEIGHTS_DIR = Path(os.environ.get("PLEURA_WEIGHTS_DIR", REPO_ROOT / "weights"))
+
+# Types a bundle's model.skops may contain. Anything else is refused (never loaded).
+TRUSTED_TYPES = (
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._tree.Tree",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "models.fusion.LateFusionClassifier",
+    "numpy.dtype",
+    "numpy.ndarray",
+)
+
+_PACKAGES = ("numpy", "torch", "SimpleITK", "pyradiomics", "scikit-learn", "pyswarms", "shap", "skops", "safetensors")
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "pleurarisk": __version__}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def default_bundle_path() -> Path:
+    """``$PLEURA_BUNDLE`` if set, else ``weights/demo``."""
+    env = os.environ.get("PLEURA_BUNDLE")
+    return Path(env) if env else WEIGHTS_DIR / "demo"
+
+
+def list_bundles(weights_dir: Path | None = None) -> list[Path]:
+    root = Path(weights_dir or WEIGHTS_DIR)
+    return sorted(p for p in root.iterdir() if (p / MANIFEST).is_file()) if root.is_dir() else []
+
+
+@dataclass(frozen=True, eq=False)
+class ModelBundle:
+    """A verified, loaded bundle.
+
+    Attributes:
+        path: bundle folder.
+        bundle_id: sha256 of manifest.json (model identity shown in results, audit, reports).
+        manifest: the parsed manifest.
+        config: the PipelineConfig the model was trained with (scoring uses exactly this).
+        feature_names: the model's input features, in order.
+        estimator: the fitted classifier (``predict_proba``).
+        backbone: MedicalNet encoder (``None`` when no deep feature is used).
+    """
+
+    path: Path
+    bundle_id: str
+    manifest: dict[str, Any]
+    config: PipelineConfig
+    feature_names: tuple[str, ...]
+    estimator: Any
+    backbone: Any
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest.get("name", self.path.name))
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.manifest.get("trained_on_synthetic_data", False))
+
+    @property
+    def notice(self) -> str:
+        """The line every result from this model must carry."""
+        return SYNTHETIC_NOTICE if self.synthetic else RESEARCH_NOTICE
+
+    @property
+    def threshold(self) -> float:
+        return float(self.manifest.get("training", {}).get("threshold", 0.5))
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n")
+
+
+def write_bundle(out_dir: str | os.PathLike[str], *, estimator: Any, feature_names: Sequence[str],
+                 config: PipelineConfig, backbone: Any = None, backbone_source: str = "",
+                 synthetic: bool, training: Mapping[str, Any] | None = None,
+                 intended_use: str = "Research use only; not a medical device.",
+                 model_card: str | None = None, extra_files: Mapping[str, bytes] | None = None,
+                 name: str | None = None) -> Path:
+    """Write a bundle atomically (temporary folder, then rename) and return its path.
+
+    Args:
+        estimator: fitted classifier whose ``predict_proba`` takes ``feature_names`` columns.
+        backbone: ``models.medicalnet.MedicalNetResNet10`` saved as fp16 safetensors (required
+            if any ``dl_*`` feature is used).
+        backbone_source: honest description of where the backbone weights came from.
+        synthetic: the model was trained on synthetic data (adds the notice everywhere).
+        training: JSON-safe training summary (metrics, threshold, PSO trajectory …).
+        extra_files: relative path → bytes (report plots, JSON) stored and hashed too.
+    """
+    import skops.io as sio
+
+    out = Path(out_dir)
+    names = list(feature_names)
+    uses_deep = any(n.startswith("dl_") for n in names)
+    if uses_deep and backbone is None:
+        raise BundleError("the model uses deep features (dl_*) but no backbone was given")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        sio.dump(estimator, tmp / MODEL_FILE)
+        files = [MODEL_FILE]
+        backbone_info: dict[str, Any] | None = None
+        if backbone is not None:
+            from models.medicalnet import save_backbone_safetensors
+
+            save_backbone_safetensors(backbone, tmp / BACKBONE_FILE)
+            files.append(BACKBONE_FILE)
+            backbone_info = {"architecture": "MedicalNet ResNet-10 (shortcut B), 512-d GAP encoder",
+                             "file": BACKBONE_FILE, "dtype": "float16", "source": backbone_source}
+        if model_card is not None:
+            (tmp / "MODEL_CARD.md").write_text(model_card)
+            files.append("MODEL_CARD.md")
+        for rel, data in (extra_files or {}).items():
+            target = tmp / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            files.append(rel)
+        manifest = {
+            "format": "pleurarisk-bundle",
+            "format_version": FORMAT_VERSION,
+            "name": name or out.name,
+            "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+            "intended_use": intended_use,
+            "trained_on_synthetic_data": bool(synthetic),
+            "notice": SYNTHETIC_NOTICE if synthetic else RESEARCH_NOTICE,
+            "feature_names": names,
+            "config": config.to_dict(),
+            "backbone": backbone_info,
+            "training": dict(training or {}),
+            "package_versions": package_versions(),
+            "files": {rel: file_sha256(tmp / rel) for rel in sorted(files)},
+        }
+        _write_json(tmp / MANIFEST, manifest)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def verify_bundle(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
+    """Check a bundle's manifest and every file's sha256; return (manifest, bundle_id).
+
+    Raises:
+        BundleError: folder or manifest missing/invalid, unsupported format version, a listed file
+            missing or with a different sha256, or an unlisted model file present.
+    """
+    root = Path(path)
+    mpath = root / MANIFEST
+    if not root.is_dir():
+        raise BundleError(f"model bundle folder not found: {root}")
+    if not mpath.is_file():
+        raise BundleError(f"model bundle {root.name!r} has no {MANIFEST}")
+    raw = mpath.read_bytes()
+    try:
+        manifest = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise BundleError(f"model bundle {root.name!r}: {MANIFEST} is not valid JSON") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != "pleurarisk-bundle":
+        raise BundleError(f"model bundle {root.name!r}: {MANIFEST} is not a PleuraRisk manifest")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise BundleError(
+            f"model bundle {root.name!r} has format version {manifest.get('format_version')}, this PleuraRisk reads {FORMAT_VERSION}"
+        )
+    files = manifest.get("files")
+    if not isinstance(files, dict) or MODEL_FILE not in files:
+        raise BundleError(f"model bundle {root.name!r}: manifest lists no {MODEL_FILE}")
+    for rel, expected in files.items():
+        target = (root / rel).resolve()
+        if root.resolve() not in target.parents:
+            raise BundleError(f"model bundle {root.name!r}: manifest path {rel!r} leaves the bundle folder")
+        if not target.is_file():
+            raise BundleError(f"model bundle {root.name!r} is missing {rel} (listed in its manifest)")
+        actual = file_sha256(target)
+        if actual != expected:
+            raise BundleError(
+                f"model bundle {root.name!r}: {rel} fails its sha256 check (file changed or corrupt); refusing to load it"
+            )
+    for candidate in (MODEL_FILE, BACKBONE_FILE):
+        if (root / candidate).exists() and candidate not in files:
+            raise BundleError(f"model bundle {root.name!r}: {candidate} is present but not listed in the manifest")
+    return manifest, bytes_sha256(raw)
+
+
+def load_bundle(path: str | os.PathLike[str] | None = None) -> ModelBundle:
+    """Verify (sha256 of every file) and load a bundle; see :func:`verify_bundle` for refusals."""
+    import skops.io as sio
+
+    root = Path(path) if path is not None else default_bundle_path()
+    manifest, bundle_id = verify_bundle(root)
+    try:
+        config = PipelineConfig.from_dict(manifest["config"])
+        feature_names = tuple(manifest["feature_names"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"model bundle {root.name!r}: invalid manifest ({exc})") from None
+    untrusted = sio.get_untrusted_types(file=root / MODEL_FILE)
+    refused = [t for t in untrusted if t not in TRUSTED_TYPES]
+    if refused:
+        raise BundleError(f"model bundle {root.name!r}: {MODEL_FILE} contains types PleuraRisk does not trust: {refused[:5]}")
+    try:
+        estimator = sio.load(root / MODEL_FILE, trusted=list(untrusted))
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad bundle
+        raise BundleError(f"model bundle {root.name!r}: {MODEL_FILE} could not be loaded ({type(exc).__name__})") from None
+    backbone = None
+    if any(n.startswith("dl_") for n in feature_names):
+        if not (root / BACKBONE_FILE).is_file():
+            raise BundleError(f"model bundle {root.name!r} uses deep features but has no {BACKBONE_FILE}")
+        from models.medicalnet import load_backbone_safetensors
+
+        backbone = load_backbone_safetensors(root / BACKBONE_FILE)
+    n_in = getattr(estimator, "n_features_in_", len(feature_names))
+    if n_in != len(feature_names):
+        raise BundleError(
+            f"model bundle {root.name!r}: the model expects {n_in} features but the manifest lists {len(feature_names)}"
+        )
+    return ModelBundle(root, bundle_id, manifest, config, feature_names, estimator, backbone)

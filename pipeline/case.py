@@ -1,0 +1,85 @@
+"""Load one case: read CT + ROI, validate, align, binarise, crop — everything before features.
+
+All checks happen here, before any expensive step, and in this order: header (size, 3-D) →
+CT intensities → mask geometry vs CT → mask labels/voxel count → crop. Only the crop (ROI
+bounding box + margin in mm) travels on; the full volumes are dropped unless ``keep_full``.
+
+Example:
+    >>> from pipeline.config import PipelineConfig
+    >>> # case = load_case("ct.nii.gz", "roi.nii.gz", config=PipelineConfig())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .config import PipelineConfig
+from .hashing import path_sha256
+from .io import read_image
+from .preprocess import CropRecord, roi_crop
+from .validate import align_mask, binarise_mask, check_ct_intensities, mask_touches_border
+from .volume import Volume
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedCase:
+    """A validated case, cropped around the tumour.
+
+    Attributes:
+        ct_crop, roi_crop: CT (HU) and binary ROI on the same grid, (z, y, x) arrays.
+        crop: where the crop came from in the full CT.
+        warnings: user-visible notes (e.g. "mask resampled onto the CT grid").
+        ct_sha256, roi_sha256: content hashes of the input files (identity without names).
+        ct_shape_zyx, ct_spacing_xyz: geometry of the full CT (voxels, mm).
+        roi_voxels: labelled voxels in the ROI on the CT grid.
+        ct_full, roi_full: full volumes, only when loaded with ``keep_full=True`` (viewers).
+    """
+
+    ct_crop: Volume
+    roi_crop: Volume
+    crop: CropRecord
+    warnings: tuple[str, ...]
+    ct_sha256: str
+    roi_sha256: str
+    ct_shape_zyx: tuple[int, int, int]
+    ct_spacing_xyz: tuple[float, float, float]
+    roi_voxels: int
+    ct_full: Volume | None = None
+    roi_full: Volume | None = None
+
+
+def load_case(ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str], *, config: PipelineConfig,
+              label: int | None = None, keep_full: bool = False, hash_inputs: bool = True) -> PreparedCase:
+    """Read and validate a CT/ROI pair and crop it (see module docstring for the order of checks).
+
+    Raises:
+        InputError subclasses naming the problem (unreadable file, not 3-D, too large, not HU,
+        geometry mismatch, empty/multi-label mask, …).
+    """
+    v = config.validation
+    ct = read_image(ct_path, role="CT", max_voxels=v.max_voxels)
+    roi_raw = read_image(roi_path, role="ROI mask", max_voxels=v.max_voxels)
+    check_ct_intensities(ct, config=v)
+    roi_aligned, warnings = align_mask(ct, roi_raw, config=v)
+    del roi_raw
+    roi = binarise_mask(roi_aligned, label=label, min_voxels=v.min_mask_voxels)
+    del roi_aligned
+    warnings = list(warnings)
+    if mask_touches_border(roi):
+        warnings.append("ROI touches the edge of the CT volume: the tumour may be cut off and its features incomplete")
+    p = config.preprocess
+    ct_c, roi_c, crop = roi_crop(ct, roi, margin_mm=p.crop_margin_mm, min_margin_voxels=p.crop_min_margin_voxels)
+    return PreparedCase(
+        ct_crop=ct_c,
+        roi_crop=roi_c,
+        crop=crop,
+        warnings=tuple(warnings),
+        ct_sha256=path_sha256(ct_path) if hash_inputs else "",
+        roi_sha256=path_sha256(roi_path) if hash_inputs else "",
+        ct_shape_zyx=ct.shape_zyx,
+        ct_spacing_xyz=ct.spacing_xyz,
+        roi_voxels=int(roi_c.array.sum()),
+        ct_full=ct if keep_full else None,
+        roi_full=roi if keep_full else None,
+    )

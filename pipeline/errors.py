@@ -1,0 +1,103 @@
+"""User-facing error hierarchy.
+
+Every problem a user can fix (a bad file, a mask that does not fit the CT, an implausible lab
+value) is raised as a subclass of :class:`InputError` carrying one sentence the user can act on.
+Problems with a model bundle (missing file, hash mismatch) are :class:`BundleError`.
+The CLI prints ``error: <message>`` and exits non-zero; the app shows the message in ``st.error``;
+a batch writes it into the case's row. Nothing here ever carries patient identifiers or file
+names beyond what the caller put in the message.
+
+Example:
+    >>> try:
+    ...     raise MaskError("the ROI mask is empty (0 voxels labelled)")
+    ... except InputError as err:
+    ...     print(err.code, "-", err)
+    mask - the ROI mask is empty (0 voxels labelled)
+"""
+
+from __future__ import annotations
+
+
+class PleuraRiskError(Exception):
+    """Base class of every error PleuraRisk reports to a user."""
+
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:  # one line, no traceback noise
+        return self.message
+
+
+class InputError(PleuraRiskError):
+    """An input (image, mask, clinical value, archive) a user must fix."""
+
+    code = "input"
+
+
+class ImageReadError(InputError):
+    """File missing, unreadable, truncated, not an image, or of an unsupported format."""
+
+    code = "read"
+
+
+class ImageTooLargeError(InputError):
+    """Header declares more voxels than the configured limit (checked before decompressing)."""
+
+    code = "too_large"
+
+
+class ImageShapeError(InputError):
+    """Not a 3-D image (2-D, 4-D, multi-component) or a zero-size axis."""
+
+    code = "shape"
+
+
+class IntensityError(InputError):
+    """CT values not plausible Hounsfield units (NaN/Inf, raw scanner units, constant image)."""
+
+    code = "intensity"
+
+
+class GeometryError(InputError):
+    """CT and ROI mask do not describe the same physical space (and cannot be aligned)."""
+
+    code = "geometry"
+
+
+class MaskError(InputError):
+    """ROI mask empty, too small, non-integer, or with several labels and none chosen."""
+
+    code = "mask"
+
+
+class DicomError(InputError):
+    """DICOM folder without a usable CT series (no series, missing slices, uneven spacing)."""
+
+    code = "dicom"
+
+
+class ArchiveError(InputError):
+    """Unsafe or unusable archive (path traversal, too large, nothing usable inside)."""
+
+    code = "archive"
+
+
+class ClinicalValueError(InputError):
+    """CEA / CA125 / age missing, non-numeric, negative or implausible."""
+
+    code = "clinical"
+
+
+class CohortError(InputError):
+    """Batch/cohort description problems: CSV columns, duplicate or unknown case ids."""
+
+    code = "cohort"
+
+
+class BundleError(PleuraRiskError):
+    """A model bundle that is missing files, fails its sha256 check, or is incompatible."""
+
+    code = "bundle"

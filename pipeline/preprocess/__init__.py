@@ -1,0 +1,16 @@
+"""Preprocessing, one transform per module, in pipeline order:
+
+``roi_crop`` (bounding box + margin in mm, before anything expensive) → ``hu_window`` →
+``cnn_cube`` (fixed-size isotropic cube for the CNN, resampled straight from the crop) and
+``resample_isotropic`` (general isotropic resampling, used for viewers/tests).
+
+Each transform returns its output and a frozen record of the parameters it applied, so a run
+can be reproduced and audited.
+"""
+
+from .crop import CropRecord, roi_bbox, roi_crop
+from .cube import CubeRecord, cnn_cube
+from .resample import resample_isotropic
+from .window import hu_window
+
+__all__ = ["CropRecord", "CubeRecord", "cnn_cube", "hu_window", "resample_isotropic", "roi_bbox", "roi_crop"]
