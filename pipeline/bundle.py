@@ -182,6 +182,9 @@ def write_bundle(out_dir: str | os.PathLike[str], *, estimator: Any, feature_nam
             "files": {rel: file_sha256(tmp / rel) for rel in sorted(files)},
         }
         _write_json(tmp / MANIFEST, manifest)
+        os.chmod(tmp, 0o755)
+        for f in tmp.rglob("*"):
+            os.chmod(f, 0o755 if f.is_dir() else 0o644)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

@@ -97,7 +97,10 @@ class RadiomicsExtractor:
     """
 
     def __init__(self, *, config: RadiomicsConfig | None = None, feature_names: Sequence[str] | None = None) -> None:
+        import radiomics
         from radiomics import featureextractor  # heavy import, done once per extractor
+
+        radiomics.setVerbosity(logging.ERROR)  # PyRadiomics resets its logger level on import
 
         self.config = config or RadiomicsConfig()
         self.params: dict[str, Any] = yaml.safe_load(self.config.params_yaml) or {}
