@@ -118,7 +118,7 @@ class ModelBundle:
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n")
+    path.write_text(json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n", encoding="utf-8")
 
 
 def write_bundle(out_dir: str | os.PathLike[str], *, estimator: Any, feature_names: Sequence[str],
@@ -159,7 +159,7 @@ def write_bundle(out_dir: str | os.PathLike[str], *, estimator: Any, feature_nam
             backbone_info = {"architecture": "MedicalNet ResNet-10 (shortcut B), 512-d GAP encoder",
                              "file": BACKBONE_FILE, "dtype": "float16", "source": backbone_source}
         if model_card is not None:
-            (tmp / "MODEL_CARD.md").write_text(model_card)
+            (tmp / "MODEL_CARD.md").write_text(model_card, encoding="utf-8")
             files.append("MODEL_CARD.md")
         for rel, data in (extra_files or {}).items():
             target = tmp / rel

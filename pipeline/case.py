@@ -6,7 +6,7 @@ bounding box + margin in mm) travels on; the full volumes are dropped unless ``k
 
 Example:
     >>> from pipeline.config import PipelineConfig
-    >>> # case = load_case("ct.nii.gz", "roi.nii.gz", config=PipelineConfig())  # doctest: +SKIP
+    >>> case = load_case("ct.nii.gz", "roi.nii.gz", config=PipelineConfig())  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -61,6 +61,15 @@ def _scan_folder(root: Path) -> dict[str, tuple[Path | None, Path | None]]:
 
 
 def _read_manifest(path: Path) -> tuple[dict[str, tuple[Path | None, Path | None]], dict[str, dict[str, str]]]:
+    try:
+        return _parse_manifest(path)
+    except UnicodeDecodeError:
+        raise CohortError("case manifest is not UTF-8 text") from None
+    except csv.Error as exc:
+        raise CohortError(f"case manifest is malformed: {exc}") from None
+
+
+def _parse_manifest(path: Path) -> tuple[dict[str, tuple[Path | None, Path | None]], dict[str, dict[str, str]]]:
     with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         header = {h.strip().lower(): h for h in (reader.fieldnames or []) if h}

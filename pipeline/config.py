@@ -75,7 +75,7 @@ class ValidationConfig(_Serialisable):
             decompressing). Default 1024³ ≈ 1.07e9 voxels (2 GiB as int16).
         min_mask_voxels: refuse ROIs with fewer labelled voxels.
         geometry_tolerance: CT/mask geometry counts as equal when spacings agree to this relative
-            tolerance, origins to this fraction of a voxel and direction cosines to this absolute
+            tolerance, origins to within 10 × this × the smallest spacing (mm) and direction cosines to this absolute
             tolerance.
         resample_mask_if_overlapping: when geometry differs but the physical extents overlap,
             resample the mask onto the CT grid (nearest neighbour) and warn; else refuse.
@@ -128,7 +128,7 @@ class PreprocessConfig(_Serialisable):
 
 def default_radiomics_yaml() -> str:
     """The packaged PyRadiomics parameter file (``pipeline/params/radiomics.yaml``)."""
-    return resources.files("pipeline.params").joinpath("radiomics.yaml").read_text()
+    return resources.files("pipeline.params").joinpath("radiomics.yaml").read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -189,7 +189,7 @@ class PleuraConfig(_Serialisable):
     pure_air_hu: float = -950.0
     air_core_mm: float = 4.0
     min_lung_component_mm3: float = 1000.0
-    tag_threshold_hu: float = -500.0
+    tag_threshold_hu: float = -600.0
 
     def __post_init__(self) -> None:
         _check(self.contact_distance_mm >= 0, f"contact_distance_mm must be >= 0 mm, got {self.contact_distance_mm}")
@@ -228,3 +228,7 @@ class PipelineConfig(_Serialisable):
         bad = [g for g in self.feature_groups if g not in FEATURE_GROUPS]
         _check(not bad and len(self.feature_groups) > 0,
                f"feature_groups must be a non-empty subset of {FEATURE_GROUPS}, got {self.feature_groups}")
+        if "pleura" in self.feature_groups:
+            _check(self.preprocess.crop_margin_mm >= self.pleura.search_margin_mm,
+                   f"crop_margin_mm ({self.preprocess.crop_margin_mm} mm) must be >= the pleura search margin "
+                   f"({self.pleura.search_margin_mm} mm), or pleura features would be cut off by the crop")

@@ -7,6 +7,8 @@ Contract (what callers may rely on):
     * The header is read and checked **before** voxel data are decompressed: a file declaring
       more than ``max_voxels`` voxels, fewer or more than 3 dimensions (a trailing 4th axis of
       length 1 is dropped), a zero-length axis, or several components per voxel is refused.
+      A NIfTI file holding less voxel data than its header declares (a truncated upload, which
+      ITK would silently zero-fill) or failing its gzip checksum is refused.
     * DICOM: a folder (searched recursively) is read as the series with the most slices;
       slices must be evenly spaced (missing or uneven slices are refused). Pixel data come out
       in HU (GDCM applies RescaleSlope/Intercept); no DICOM tag leaves this module.
@@ -25,7 +27,9 @@ Example:
 
 from __future__ import annotations
 
+import gzip
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +77,31 @@ def _check_header(size: tuple[int, ...], n_components: int, *, role: str, max_vo
     return tuple(dims)
 
 
+def _nifti_data_complete(reader: sitk.ImageFileReader, path: Path) -> bool:
+    """Whether a NIfTI file holds all the voxel data its header declares.
+
+    ITK's NIfTI reader silently fills missing data with zeros, so a truncated upload would
+    otherwise be read as a CT with a block of 0 HU. ``.nii``: compare the file size;
+    ``.nii.gz``: stream-decompress the file (this also verifies the gzip CRC).
+    """
+    try:
+        n_dims = int(reader.GetMetaData("dim[0]"))
+        n_voxels = int(np.prod([int(reader.GetMetaData(f"dim[{i}]")) for i in range(1, n_dims + 1)], dtype=np.int64))
+        expected = int(float(reader.GetMetaData("vox_offset"))) + n_voxels * int(reader.GetMetaData("bitpix")) // 8
+    except (RuntimeError, ValueError):
+        return True  # header fields not exposed: leave the check to ITK
+    if image_suffix(path) == ".nii":
+        return path.stat().st_size >= expected
+    total = 0
+    try:
+        with gzip.open(path, "rb") as fh:
+            while chunk := fh.read(4 * 1024 * 1024):
+                total += len(chunk)
+    except (OSError, EOFError, zlib.error):
+        return False
+    return total >= expected
+
+
 def read_image(path: str | os.PathLike[str], *, role: str = "image", max_voxels: int = DEFAULT_MAX_VOXELS) -> Volume:
     """Read one 3-D image file or DICOM folder as a :class:`Volume` (see module contract).
 
@@ -101,10 +130,13 @@ def read_image(path: str | os.PathLike[str], *, role: str = "image", max_voxels:
     except RuntimeError:
         raise ImageReadError(f"{role} could not be read: not a valid {image_suffix(p)} image or the header is damaged") from None
     dims = _check_header(reader.GetSize(), reader.GetNumberOfComponents(), role=role, max_voxels=max_voxels)
+    truncated = f"{role} could not be read: the file is truncated or its data are corrupt"
+    if image_suffix(p) in (".nii", ".nii.gz") and not _nifti_data_complete(reader, p):
+        raise ImageReadError(truncated)
     try:
         image = reader.Execute()
     except (RuntimeError, MemoryError):
-        raise ImageReadError(f"{role} could not be read: the file is truncated or its data are corrupt") from None
+        raise ImageReadError(truncated) from None
     if image.GetDimension() == 4:
         image = image[:, :, :, 0]
     if image.GetDimension() != 3 or tuple(image.GetSize()) != dims:

@@ -69,15 +69,20 @@ def check_ct_intensities(ct: Volume, *, config: ValidationConfig = ValidationCon
         )
 
 
+def _mm(values: object, digits: int) -> str:
+    """``(0.75, 0.75, 2.5)``: rounded plain floats (numpy 2 would print ``np.float64(0.75)``)."""
+    return "(" + ", ".join(repr(round(float(v), digits)) for v in np.asarray(values).reshape(-1)) + ")"
+
+
 def _describe_geometry_difference(ct: Volume, mask: Volume, tol: float) -> list[str]:
     diffs = []
     if ct.shape_zyx != mask.shape_zyx:
         diffs.append(f"size (z, y, x) {mask.shape_zyx} vs CT {ct.shape_zyx}")
     sp_ct, sp_m = np.asarray(ct.spacing_xyz), np.asarray(mask.spacing_xyz)
     if not np.allclose(sp_m, sp_ct, rtol=tol, atol=0):
-        diffs.append(f"spacing {tuple(np.round(sp_m, 4))} vs CT {tuple(np.round(sp_ct, 4))} mm")
+        diffs.append(f"spacing {_mm(sp_m, 4)} vs CT {_mm(sp_ct, 4)} mm")
     if not np.allclose(mask.origin_xyz, ct.origin_xyz, rtol=0, atol=tol * min(ct.spacing_xyz) * 10):
-        diffs.append(f"origin {tuple(np.round(mask.origin_xyz, 3))} vs CT {tuple(np.round(ct.origin_xyz, 3))} mm")
+        diffs.append(f"origin {_mm(mask.origin_xyz, 3)} vs CT {_mm(ct.origin_xyz, 3)} mm")
     if not np.allclose(mask.direction, ct.direction, rtol=0, atol=tol):
         diffs.append("direction cosines differ")
     return diffs

@@ -1,0 +1,348 @@
+"""Reading CT/ROI files: every supported format round-trips its geometry; every bad file is
+refused with the right error class and a message that names the problem but never the file."""
+
+from __future__ import annotations
+
+import gzip
+import locale
+import os
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from pipeline.errors import DicomError, ImageReadError, ImageShapeError, ImageTooLargeError, InputError
+from pipeline.io import image_suffix, read_dicom_series, read_image, write_image
+from pipeline.volume import Volume
+
+# A file name that must never appear in an error message shown to a user.
+SECRET = "DOE_JANE_19520101"
+
+# Geometry exactly representable in float32 (NIfTI stores float32). The direction is a
+# 120° rotation about (1, 1, 1) (quaternion (½, ½, ½, ½), exact in float32): x→y→z→x.
+SPACING = (0.75, 0.5, 2.5)
+ORIGIN = (-120.5, 35.25, -400.0)
+DIRECTION = (0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+
+
+def _volume(shape_zyx: tuple[int, int, int] = (6, 7, 8), dtype: type = np.int16, seed: int = 0) -> Volume:
+    rng = np.random.default_rng(seed)
+    array = rng.integers(-1000, 1500, shape_zyx).astype(dtype)
+    return Volume(array, spacing_xyz=SPACING, origin_xyz=ORIGIN, direction=DIRECTION)
+
+
+def _assert_clean(err: pytest.ExceptionInfo, *words: str) -> None:
+    """The message names the problem (all ``words``, case-insensitive) and no file or folder."""
+    message = str(err.value)
+    assert isinstance(err.value, InputError)
+    for word in words:
+        assert word.lower() in message.lower(), f"{word!r} not in {message!r}"
+    assert SECRET not in message
+    assert os.sep + "tmp" not in message and "pytest" not in message
+    assert "\n" not in message
+
+
+# -- round trips -------------------------------------------------------------------------------
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz", ".nrrd", ".mha"])
+def test_round_trip_keeps_voxels_and_geometry(tmp_path: Path, suffix: str):
+    vol = _volume()
+    path = write_image(vol, tmp_path / f"{SECRET}_ct{suffix}")
+    back = read_image(path, role="CT")
+    assert back.shape_zyx == (6, 7, 8)
+    assert back.array.dtype == np.int16
+    np.testing.assert_array_equal(back.array, vol.array)
+    assert back.spacing_xyz == SPACING
+    assert back.origin_xyz == ORIGIN
+    np.testing.assert_allclose(back.direction, DIRECTION, atol=1e-6)
+    # the physical position of a voxel is what the user's viewer shows: it must not move
+    idx = np.array([5.0, 6.0, 7.0])
+    np.testing.assert_allclose(back.index_to_physical(idx), vol.index_to_physical(idx), atol=1e-4)
+
+
+def test_uint8_mask_round_trip(tmp_path: Path):
+    mask = Volume(np.zeros((4, 5, 6), np.uint8), spacing_xyz=SPACING)
+    mask.array[1:3, 2:4, 2:5] = 1
+    back = read_image(write_image(mask, tmp_path / "roi.nii.gz"), role="ROI mask")
+    assert back.array.dtype == np.uint8
+    np.testing.assert_array_equal(back.array, mask.array)
+
+
+def test_image_suffix_is_case_insensitive_and_prefers_double_suffix():
+    assert image_suffix("A/CT.NII.GZ") == ".nii.gz"
+    assert image_suffix("ct.nii") == ".nii"
+    assert image_suffix("ct.png") == ""
+
+
+# -- refused files -----------------------------------------------------------------------------
+def test_missing_file(tmp_path: Path):
+    with pytest.raises(ImageReadError) as err:
+        read_image(tmp_path / f"{SECRET}.nii.gz", role="CT")
+    _assert_clean(err, "CT", "not found")
+
+
+def test_empty_file(tmp_path: Path):
+    path = tmp_path / f"{SECRET}.nii.gz"
+    path.write_bytes(b"")
+    with pytest.raises(ImageReadError) as err:
+        read_image(path, role="ROI mask")
+    _assert_clean(err, "ROI mask", "empty")
+
+
+def test_unsupported_suffix_lists_the_accepted_formats(tmp_path: Path):
+    path = tmp_path / f"{SECRET}.png"
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((8, 8), np.uint8)), str(path))
+    with pytest.raises(ImageReadError) as err:
+        read_image(path, role="CT")
+    _assert_clean(err, "unsupported", "NIfTI", "NRRD", "DICOM")
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nii", ".nrrd", ".mha"])
+def test_truncated_file(tmp_path: Path, suffix: str):
+    # ITK's NIfTI reader zero-fills missing data without complaint: the reader must notice
+    path = write_image(_volume((20, 40, 40)), tmp_path / f"{SECRET}{suffix}")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageReadError) as err:
+        read_image(path, role="CT")
+    _assert_clean(err, "CT", "could not be read", "truncated")
+
+
+def test_corrupt_nifti_gz_data(tmp_path: Path):
+    path = write_image(_volume((20, 40, 40)), tmp_path / f"{SECRET}.nii.gz")
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(255 - b for b in data[middle:middle + 64])
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImageReadError) as err:
+        read_image(path, role="CT")
+    _assert_clean(err, "CT", "could not be read")
+
+
+def test_nii_gz_that_is_plain_text(tmp_path: Path):
+    path = tmp_path / f"{SECRET}.nii.gz"
+    path.write_text("this is not an image\n" * 40)
+    with pytest.raises(ImageReadError) as err:
+        read_image(path, role="CT")
+    _assert_clean(err, "CT", "not a valid .nii.gz")
+
+
+def test_nrrd_with_garbage_header(tmp_path: Path):
+    path = tmp_path / f"{SECRET}.nrrd"
+    path.write_bytes(b"NRRD0004\ntype: banana\ndimension: 3\n\n" + b"\x00" * 64)
+    with pytest.raises(ImageReadError) as err:
+        read_image(path, role="CT")
+    _assert_clean(err, "CT", "could not be read")
+
+
+def _huge_nifti_header(path: Path) -> None:
+    """A NIfTI-1 header declaring 5000³ int16 voxels (250 GB) followed by no data at all."""
+    header = nib.Nifti1Header()
+    header.set_data_dtype(np.int16)
+    header.set_data_shape((5000, 5000, 5000))
+    header.set_zooms((1.0, 1.0, 1.0))
+    header["vox_offset"] = 352
+    block = header.binaryblock + b"\x00" * 4
+    path.write_bytes(gzip.compress(block) if path.name.endswith(".gz") else block)
+
+
+@pytest.mark.parametrize("name", [f"{SECRET}.nii", f"{SECRET}.nii.gz"])
+def test_huge_header_refused_before_reading_data(tmp_path: Path, name: str):
+    path = tmp_path / name
+    _huge_nifti_header(path)
+    assert path.stat().st_size < 1000
+    t0 = time.perf_counter()
+    with pytest.raises(ImageTooLargeError) as err:
+        read_image(path, role="CT")
+    assert time.perf_counter() - t0 < 2.0
+    _assert_clean(err, "CT", "5000×5000×5000", "limit", "before decompressing")
+
+
+def test_max_voxels_limit_on_a_normal_file(tmp_path: Path):
+    path = write_image(_volume((4, 5, 6)), tmp_path / f"{SECRET}.nrrd")
+    assert read_image(path, max_voxels=120).shape_zyx == (4, 5, 6)
+    with pytest.raises(ImageTooLargeError) as err:
+        read_image(path, role="CT", max_voxels=119)
+    _assert_clean(err, "CT", "120", "119")
+
+
+def test_two_dimensional_image(tmp_path: Path):
+    path = tmp_path / f"{SECRET}.nii.gz"
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((30, 40), np.int16)), str(path))
+    with pytest.raises(ImageShapeError) as err:
+        read_image(path, role="CT")
+    _assert_clean(err, "CT", "3-D", "2-D")
+
+
+def _four_d(t: int) -> sitk.Image:
+    frames = [sitk.GetImageFromArray(np.full((4, 5, 6), k, np.int16)) for k in range(t)]
+    for f in frames:
+        f.SetSpacing((0.75, 0.75, 2.5))
+    return sitk.JoinSeries(frames)
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nrrd", ".mha"])
+def test_four_dimensional_image_with_several_frames(tmp_path: Path, suffix: str):
+    path = tmp_path / f"{SECRET}{suffix}"
+    sitk.WriteImage(_four_d(3), str(path))
+    with pytest.raises(ImageShapeError) as err:
+        read_image(path, role="CT")
+    _assert_clean(err, "CT", "3-D", "4-D")
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nrrd", ".mha"])
+def test_four_dimensional_image_with_one_frame_is_accepted(tmp_path: Path, suffix: str):
+    path = tmp_path / f"ct{suffix}"
+    sitk.WriteImage(_four_d(1), str(path))
+    vol = read_image(path, role="CT")
+    assert vol.shape_zyx == (4, 5, 6)
+    assert vol.spacing_xyz == (0.75, 0.75, 2.5)
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".mha", ".nrrd"])
+def test_rgb_or_vector_image_refused(tmp_path: Path, suffix: str):
+    channels = [sitk.GetImageFromArray(np.full((4, 5, 6), k, np.uint8)) for k in range(3)]
+    path = tmp_path / f"{SECRET}{suffix}"
+    sitk.WriteImage(sitk.Compose(channels), str(path))
+    with pytest.raises(ImageShapeError) as err:
+        read_image(path, role="ROI mask")
+    _assert_clean(err, "ROI mask", "3 components", "scalar")
+
+
+# -- DICOM -------------------------------------------------------------------------------------
+SERIES_UID = "1.2.826.0.1.3680043.2.1125.77.1"
+DICOM_SPACING = (0.75, 0.75, 2.5)
+DICOM_ORIGIN = (-18.0, -12.5, -40.0)
+
+
+def _write_dicom_series(folder: Path, hu: np.ndarray, *, uid: str = SERIES_UID, skip: tuple[int, ...] = (),
+                        z_positions: list[float] | None = None, prefix: str = "IM") -> None:
+    """One CT slice file per z (int16 HU in memory; the files store HU + 1024 with
+    RescaleIntercept −1024, as scanners do)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    saved_locale = locale.setlocale(locale.LC_ALL)  # GDCM's writer switches the process to "C"
+    for k in range(hu.shape[0]):
+        if k in skip:
+            continue
+        z = DICOM_ORIGIN[2] + k * DICOM_SPACING[2] if z_positions is None else z_positions[k]
+        image = sitk.GetImageFromArray(hu[k])
+        image.SetSpacing(DICOM_SPACING[:2])
+        tags = {
+            "0008|0060": "CT",
+            "0008|0016": "1.2.840.10008.5.1.4.1.1.2",
+            "0008|0018": f"{uid}.{k + 1}",
+            "0020|000d": f"{uid}.0",
+            "0020|000e": uid,
+            "0020|0032": f"{DICOM_ORIGIN[0]}\\{DICOM_ORIGIN[1]}\\{z}",
+            "0020|0037": "1\\0\\0\\0\\1\\0",
+            "0020|0013": str(k + 1),
+            "0028|1052": "-1024",
+            "0028|1053": "1",
+            "0018|0050": str(DICOM_SPACING[2]),
+        }
+        for tag, value in tags.items():
+            image.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"{prefix}{k:04d}.dcm"))
+        writer.Execute(image)
+    locale.setlocale(locale.LC_ALL, saved_locale)
+
+
+def _hu(n_slices: int = 6, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).integers(-1000, 400, (n_slices, 10, 12)).astype(np.int16)
+
+
+def test_dicom_series_read_in_hu_with_slice_spacing(tmp_path: Path):
+    hu = _hu()
+    folder = tmp_path / SECRET
+    _write_dicom_series(folder, hu)
+    # the files really store scanner values (HU + 1024): the HU come from the rescale tags
+    stored = np.frombuffer((folder / "IM0002.dcm").read_bytes()[-hu[2].nbytes:], dtype=np.int16)
+    np.testing.assert_array_equal(stored.reshape(hu[2].shape), hu[2].astype(np.int32) + 1024)
+    vol = read_image(folder, role="CT")
+    assert vol.shape_zyx == hu.shape
+    np.testing.assert_array_equal(vol.array, hu)
+    assert vol.spacing_xyz == DICOM_SPACING
+    assert vol.origin_xyz == DICOM_ORIGIN
+    assert vol.direction == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+
+
+def test_dicom_files_in_shuffled_names_are_ordered_by_position(tmp_path: Path):
+    hu = _hu(5)
+    folder = tmp_path / "ct"
+    _write_dicom_series(folder, hu)
+    for k, f in enumerate(sorted(folder.iterdir())):  # names now run opposite to z
+        f.rename(folder / f"X{9 - k}.dcm")
+    np.testing.assert_array_equal(read_dicom_series(folder).array, hu)
+
+
+def test_dicom_found_in_a_subfolder(tmp_path: Path):
+    hu = _hu(4)
+    _write_dicom_series(tmp_path / "export" / "DICOM" / "S1", hu)
+    np.testing.assert_array_equal(read_image(tmp_path / "export", role="CT").array, hu)
+
+
+def test_two_series_in_one_folder_reads_the_longer(tmp_path: Path):
+    long_hu, short_hu = _hu(7, seed=2), _hu(4, seed=3)
+    _write_dicom_series(tmp_path, short_hu, uid=SERIES_UID + ".2", prefix="A")  # sorts first
+    _write_dicom_series(tmp_path, long_hu, uid=SERIES_UID + ".3", prefix="B")
+    vol = read_dicom_series(tmp_path)
+    assert vol.shape_zyx == long_hu.shape
+    np.testing.assert_array_equal(vol.array, long_hu)
+
+
+def test_missing_middle_slice_refused(tmp_path: Path):
+    folder = tmp_path / SECRET
+    _write_dicom_series(folder, _hu(7), skip=(3,))
+    with pytest.raises(DicomError) as err:
+        read_image(folder, role="CT")
+    _assert_clean(err, "CT", "not uniform", "2.5", "5 mm", "missing slices")
+
+
+def test_uneven_slice_positions_refused(tmp_path: Path):
+    folder = tmp_path / SECRET
+    _write_dicom_series(folder, _hu(5), z_positions=[0.0, 2.5, 5.0, 8.0, 10.5])
+    with pytest.raises(DicomError) as err:
+        read_dicom_series(folder)
+    _assert_clean(err, "not uniform")
+
+
+def test_duplicate_slice_positions_refused(tmp_path: Path):
+    folder = tmp_path / SECRET
+    _write_dicom_series(folder, _hu(5), z_positions=[0.0, 2.5, 5.0, 5.0, 7.5])
+    with pytest.raises(DicomError) as err:
+        read_dicom_series(folder, role="CT")
+    _assert_clean(err, "CT", "1 duplicate slice position")
+
+
+def test_empty_folder_refused(tmp_path: Path):
+    folder = tmp_path / SECRET
+    folder.mkdir()
+    with pytest.raises(DicomError) as err:
+        read_image(folder, role="CT")
+    _assert_clean(err, "CT", "no DICOM image series")
+
+
+def test_folder_of_non_dicom_files_refused(tmp_path: Path):
+    (tmp_path / "notes.txt").write_text("hello")
+    write_image(_volume(), tmp_path / "ct.nii.gz")
+    with pytest.raises(DicomError) as err:
+        read_image(tmp_path, role="CT")
+    _assert_clean(err, "no DICOM image series")
+
+
+def test_series_of_two_slices_refused(tmp_path: Path):
+    _write_dicom_series(tmp_path, _hu(2))
+    with pytest.raises(DicomError) as err:
+        read_dicom_series(tmp_path, role="CT")
+    _assert_clean(err, "only 2 slice")
+
+
+def test_dicom_series_too_large(tmp_path: Path):
+    _write_dicom_series(tmp_path, _hu(4))
+    with pytest.raises(ImageTooLargeError) as err:
+        read_dicom_series(tmp_path, role="CT", max_voxels=4 * 10 * 12 - 1)
+    _assert_clean(err, "CT", "limit")
