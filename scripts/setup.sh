@@ -7,7 +7,10 @@
 #
 # Environment: PLEURA_VENV (default ./.venv; the Dockerfile uses /opt/venv),
 #              PLEURA_PYTHON (default python3.11, else python3),
-#              PLEURA_EDITABLE=0 to install the package non-editable (Docker).
+#              PLEURA_EDITABLE=0 to install the package non-editable,
+#              PLEURA_TORCH_INDEX=URL: take torch from this index (the Dockerfile sets the
+#              PyTorch CPU wheel index so the image never carries CUDA libraries; on this
+#              project's machines torch 2.13.0 CPU comes from local disk and it stays unset).
 # This same script is what the Dockerfile runs, so CI exercises the image's install path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +42,9 @@ stamp="$VENV/.pleura-setup-stamp"
 want=$(cat requirements.txt requirements-radiomics.txt pyproject.toml | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   echo "==> installing numpy and CPU torch first (torch==2.13.0 is the CPU build)"
+  if [ -n "${PLEURA_TORCH_INDEX:-}" ]; then
+    "${PIP[@]}" install -q --index-url "$PLEURA_TORCH_INDEX" "$(grep -E '^torch==' requirements.txt)"
+  fi
   "${PIP[@]}" install -q "$(grep -E '^numpy==' requirements.txt)" "$(grep -E '^torch==' requirements.txt)"
   echo "==> installing pinned requirements"
   "${PIP[@]}" install -q -r requirements.txt
