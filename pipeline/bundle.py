@@ -48,7 +48,7 @@ TRUSTED_TYPES = (
     "sklearn.tree._classes.DecisionTreeClassifier",
     "sklearn.tree._tree.Tree",
     "sklearn.linear_model._logistic.LogisticRegression",
-    "models.fusion.LateFusionClassifier",
+    "models.deploy.DeployedForest",
     "numpy.dtype",
     "numpy.ndarray",
 )
@@ -270,3 +270,35 @@ def load_bundle(path: str | os.PathLike[str] | None = None) -> ModelBundle:
             f"model bundle {root.name!r}: the model expects {n_in} features but the manifest lists {len(feature_names)}"
         )
     return ModelBundle(root, bundle_id, manifest, config, feature_names, estimator, backbone)
+
+
+def attach_files(path: str | os.PathLike[str], files: Mapping[str, bytes], *,
+                 manifest_updates: Mapping[str, Any] | None = None, card_append: str | None = None) -> str:
+    """Add report files to a verified bundle and re-seal its manifest (new sha256 entries).
+
+    The model files are untouched; the bundle id (sha256 of the manifest) changes, as it must.
+    Used by ``pleura evaluate --attach`` to keep external-validation results inside the bundle.
+    Returns the new bundle id.
+    """
+    root = Path(path)
+    manifest, _ = verify_bundle(root)
+    for rel, data in files.items():
+        if rel in (MANIFEST, MODEL_FILE, BACKBONE_FILE) or rel.startswith(("/", "..")):
+            raise BundleError(f"cannot attach {rel!r} to a bundle")
+        target = root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        manifest["files"][rel] = file_sha256(target)
+    if card_append and (root / "MODEL_CARD.md").is_file():
+        card = (root / "MODEL_CARD.md").read_text(encoding="utf-8").rstrip("\n") + "\n\n" + card_append.strip("\n") + "\n"
+        (root / "MODEL_CARD.md").write_text(card, encoding="utf-8")
+        manifest["files"]["MODEL_CARD.md"] = file_sha256(root / "MODEL_CARD.md")
+    for key, value in (manifest_updates or {}).items():
+        if isinstance(value, Mapping) and isinstance(manifest.get(key), dict):
+            manifest[key].update(value)
+        else:
+            manifest[key] = value
+    tmp = root / (MANIFEST + ".tmp")
+    _write_json(tmp, manifest)
+    os.replace(tmp, root / MANIFEST)
+    return bytes_sha256((root / MANIFEST).read_bytes())

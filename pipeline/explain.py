@@ -60,6 +60,17 @@ class Explanation:
     feature_values: np.ndarray
     base_value: float
 
+    def on_probability_scale(self, probability: float, base_value: float) -> "Explanation":
+        """Rescale to a recalibrated output: values keep their proportions and now add up from
+        ``base_value`` (the recalibrated forest base value) to ``probability``. Identity when the
+        model has no recalibration. (Exact SHAP of the forest; proportional for the monotone
+        recalibration on top.)"""
+        raw_total = float(self.values.sum())
+        target = probability - base_value
+        if abs(raw_total) < 1e-12:
+            return Explanation(self.names, self.values, self.feature_values, probability - raw_total)
+        return Explanation(self.names, self.values * (target / raw_total), self.feature_values, base_value)
+
     def group_totals(self) -> dict[str, float]:
         totals: dict[str, float] = {}
         for n, v in zip(self.names, self.values):

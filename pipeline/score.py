@@ -79,11 +79,21 @@ class CaseResult:
         }
 
 
+def _forest_of(estimator: Any) -> Any:
+    """The tree ensemble inside a bundle's estimator (a DeployedForest or a bare forest)."""
+    return getattr(estimator, "forest", estimator)
+
+
+def _recalibrate(estimator: Any, p: np.ndarray) -> np.ndarray:
+    transform = getattr(estimator, "transform_probability", None)
+    return transform(p) if transform is not None else p
+
+
 def _tree_probabilities(estimator: Any, X: np.ndarray) -> np.ndarray | None:
-    trees = getattr(estimator, "estimators_", None)
+    trees = getattr(_forest_of(estimator), "estimators_", None)
     if not trees or not hasattr(trees[0], "tree_"):
         return None
-    return np.array([t.predict_proba(X)[0, 1] for t in trees])
+    return _recalibrate(estimator, np.array([t.predict_proba(X)[0, 1] for t in trees]))
 
 
 class Scorer:
@@ -103,7 +113,8 @@ class Scorer:
             num_threads = int(os.environ["PLEURA_THREADS"])
         self.extractors = FeatureExtractors(config=self.bundle.config, backbone=self.bundle.backbone,
                                             feature_names=self.bundle.feature_names, num_threads=num_threads)
-        self.explainer = TreeExplainer(self.bundle.estimator) if explain and hasattr(self.bundle.estimator, "estimators_") else None
+        forest = _forest_of(self.bundle.estimator)
+        self.explainer = TreeExplainer(forest) if explain and hasattr(forest, "estimators_") else None
 
     def score(self, ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str], clinical: ClinicalValues, *,
               label: int | None = None, progress: ProgressFn | None = None, keep_case: bool = False) -> CaseResult:
@@ -139,6 +150,8 @@ class Scorer:
             say("explaining (SHAP)")
             t = time.perf_counter()
             explanation = explain_case(self.explainer, X, vector.names)
+            explanation = explanation.on_probability_scale(probability, float(_recalibrate(
+                self.bundle.estimator, np.array([explanation.base_value]))[0]))
             timings["explain"] = time.perf_counter() - t
         return CaseResult(
             probability=probability,

@@ -24,6 +24,6 @@ mkdir -p "$B"
 $P features "$B/train/clinical.csv" --out "$B/train.parquet" --workers "$W" --backbone seed:0 --quiet
 if [ "${PLEURA_SKIP_TRAIN:-0}" = "1" ]; then exit 0; fi
 $P train "$B/train.parquet" --out weights/demo --synthetic --seed 0 ${PLEURA_TRAIN_ARGS:-}
-$P evaluate weights/demo "$B/test/clinical.csv" --out weights/demo/report/heldout --name "held-out synthetic (standard scanners)" --workers "$W"
-$P evaluate weights/demo "$B/shifted/clinical.csv" --out weights/demo/report/shifted --name "held-out synthetic (thick slices, more noise)" --workers "$W"
+$P evaluate weights/demo "$B/test/clinical.csv" --out "$B/eval_heldout" --name "held-out synthetic (standard scanners)" --workers "$W" --attach
+$P evaluate weights/demo "$B/shifted/clinical.csv" --out "$B/eval_shifted" --name "held-out synthetic (thick slices, more noise)" --workers "$W" --attach
 $P verify weights/demo
