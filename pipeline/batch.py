@@ -1,4 +1,4 @@
-"""Score many cases: resumable, crash-safe, one output row per case.
+"""Score many cases: resumable, crash-safe, one output row per case; local processes or Dask.
 
 How results are kept safe:
 
@@ -12,7 +12,9 @@ How results are kept safe:
 * a broken case becomes a row with ``status=error`` and a message, and the batch goes on.
 
 Workers are separate processes (``--workers N``) that load the model once; a worker that dies
-(e.g. out of memory) costs only its case, which is reported and the pool is restarted.
+(e.g. out of memory) costs only its case, which is reported and the pool is restarted. With
+``scheduler`` (``pleura batch --scheduler tcp://HOST:8786``) the cases run as tasks on a Dask
+distributed cluster instead; results stream back into the same journal and CSV.
 """
 
 from __future__ import annotations
@@ -198,13 +200,63 @@ def run_pool(tasks: list[tuple[Any, str]], *, fn: Callable[..., dict[str, Any]],
                 futures.clear()
 
 
+_DASK_SCORERS: dict[tuple[str, int | None], Any] = {}
+
+
+def score_one_cached(case: CaseInput, label: int | None, bundle_path: str, num_threads: int | None) -> dict[str, Any]:
+    """Dask task: score one case with a Scorer cached per worker process (bundle loaded once)."""
+    key = (bundle_path, num_threads)
+    if key not in _DASK_SCORERS:
+        import torch
+
+        from .score import Scorer
+
+        if num_threads:
+            torch.set_num_threads(num_threads)
+        _DASK_SCORERS[key] = Scorer(bundle_path, num_threads=num_threads)
+    return score_one(case, label, _DASK_SCORERS[key])
+
+
+def run_dask(tasks: list[tuple[CaseInput, str]], *, scheduler: str | Any, bundle_path: str, label: int | None,
+             num_threads: int | None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield (key, row) as cases finish on a Dask distributed cluster.
+
+    ``scheduler`` is an address (``tcp://host:8786``) or a ``distributed.Client``. Every worker
+    must see the case files and the bundle at the same paths (shared filesystem). Each worker
+    process loads the bundle once and reuses it. A task lost with its worker is retried once by
+    Dask, then reported in its row.
+    """
+    if not tasks:
+        return
+    from distributed import Client, as_completed
+
+    client = scheduler if isinstance(scheduler, Client) else Client(scheduler, timeout="30s")
+    try:
+        futures = {}
+        for case, key in tasks:
+            fut = client.submit(score_one_cached, case, label, bundle_path, num_threads, key=f"pleura-{key}",
+                                pure=False, retries=1)
+            futures[fut] = (case, key)
+        for fut in as_completed(futures):
+            case, key = futures[fut]
+            try:
+                row = fut.result()
+            except Exception as exc:  # noqa: BLE001 - worker died twice, or similar
+                row = _error_row(case.case_id, "internal", f"the Dask task for this case failed ({type(exc).__name__})")
+            yield key, row
+    finally:
+        if not isinstance(scheduler, Client):
+            client.close()
+
+
 def _crash_row(case: CaseInput) -> dict[str, Any]:
     return _error_row(case.case_id, "internal", "the worker process scoring this case crashed (out of memory?)")
 
 
 def run_batch(cases: list[CaseInput], *, out_path: str | os.PathLike[str], bundle_path: str | os.PathLike[str],
               model_id: str, notice: str = "", workers: int = 1, label: int | None = None, num_threads: int | None = None,
-              progress: Callable[[int, int, dict[str, Any] | None], None] | None = None) -> BatchSummary:
+              progress: Callable[[int, int, dict[str, Any] | None], None] | None = None,
+              scheduler: str | Any | None = None) -> BatchSummary:
     """Score ``cases`` into ``out_path`` (CSV), resuming from its journal. See module docstring."""
     t0 = time.perf_counter()
     out = Path(out_path)
@@ -233,9 +285,13 @@ def run_batch(cases: list[CaseInput], *, out_path: str | os.PathLike[str], bundl
         progress(len(current), total, None)
     last_write = 0.0
     with journal_path.open("a", encoding="utf-8") as journal:
-        for key, row in run_pool(pending, fn=score_one, extra_args=(label,), workers=workers,
-                                 initializer=_init_worker, initargs=(str(bundle_path), num_threads),
-                                 on_crash=_crash_row):
+        if scheduler is not None:
+            results = run_dask(pending, scheduler=scheduler, bundle_path=str(Path(bundle_path).resolve()), label=label,
+                               num_threads=num_threads)
+        else:
+            results = run_pool(pending, fn=score_one, extra_args=(label,), workers=workers,
+                               initializer=_init_worker, initargs=(str(bundle_path), num_threads), on_crash=_crash_row)
+        for key, row in results:
             ct_sha, roi_sha = meta[key]
             row.update({"input_key": key, "model_id": model_id, "ct_sha256": ct_sha, "roi_sha256": roi_sha, "notice": notice})
             _append_journal(journal, row)

@@ -105,7 +105,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     threads = args.threads or max(1, (os.cpu_count() or 1) // workers)
     summary = run_batch(cases, out_path=args.out, bundle_path=bundle_path, model_id=bundle_id, notice=notice,
                         workers=workers, label=args.label, num_threads=threads,
-                        progress=None if args.quiet else _progress_bar("scoring"))
+                        progress=None if args.quiet else _progress_bar("scoring"), scheduler=args.scheduler)
     print(f"{summary.n_ok} of {summary.n_cases} cases scored, {summary.n_error} failed"
           f"{f', {summary.n_skipped} already done (resumed)' if summary.n_skipped else ''}; "
           f"results in {summary.out_path} ({summary.seconds:.1f} s)")
@@ -218,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=int, default=None, help="torch threads per worker (default cores / workers)")
     b.add_argument("--bundle", default=None)
     b.add_argument("--label", type=int, default=None)
+    b.add_argument("--scheduler", default=os.environ.get("PLEURA_DASK_SCHEDULER"),
+                   help="Dask scheduler address (tcp://HOST:8786): run cases on that cluster instead of local workers")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=cmd_batch)
 
