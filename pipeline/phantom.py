@@ -63,9 +63,10 @@ then ``p_true = sigmoid(η)`` and ``label ~ Bernoulli(p_true)`` with (:class:`La
         + 1.1 · pleural_tag + 0.7 · pleural_indentation
         + 0.8 · (ln CEA − ln 4) + 0.55 · (ln CA125 − ln 15) + 0.025 · (age − 65)
 
-Over 200 000 draws: prevalence ≈ 0.335 (clinical/medium) and ≈ 0.365 (small, larger tumours);
-oracle AUC of p_true ≈ 0.877; the imaging part of η alone reaches AUC ≈ 0.85, the clinical part
-alone ≈ 0.63 — the image carries most of the signal, the clinical values some.
+Over 400 000 draws: prevalence ≈ 0.334 (clinical), 0.339 (medium) and 0.367 (small, whose tumours
+are larger); oracle AUC of p_true ≈ 0.876 for every size; the imaging part of η alone reaches
+AUC ≈ 0.85, the clinical part alone ≈ 0.63 — the image carries most of the signal, the clinical
+values some.
 
 Example:
     >>> spec = PhantomSpec.for_size("small", tumour=TumourSpec(diameter_mm=25.0,
@@ -82,7 +83,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import heapq
 import math
 import os
 from dataclasses import dataclass, field
@@ -301,7 +301,9 @@ class PhantomSpec:
         _check(0.0 <= self.noise_sd_hu <= 500.0, f"noise_sd_hu must be within [0, 500] HU, got {self.noise_sd_hu}")
         _check(0.0 <= self.blur_sigma_mm <= 10.0, f"blur_sigma_mm must be within [0, 10] mm, got {self.blur_sigma_mm}")
         _check(isinstance(self.tumour, TumourSpec), "tumour must be a TumourSpec")
-        _check(isinstance(self.seed, (int, np.integer)) and self.seed >= 0, f"seed must be an int >= 0, got {self.seed!r}")
+        _check(
+            isinstance(self.seed, (int, np.integer)) and self.seed >= 0, f"seed must be an int >= 0, got {self.seed!r}"
+        )
         object.__setattr__(self, "seed", int(self.seed))
 
     @property
@@ -473,7 +475,9 @@ def _grid_for(
     _check(0.0 <= quantile <= 1.0, f"quantile must be within [0, 1], got {quantile}")
     nz, ny, nx = SIZE_PRESETS[size]
     if n_slices is not None:
-        _check(isinstance(n_slices, (int, np.integer)) and n_slices >= 8, f"n_slices must be an int >= 8, got {n_slices!r}")
+        _check(
+            isinstance(n_slices, (int, np.integer)) and n_slices >= 8, f"n_slices must be an int >= 8, got {n_slices!r}"
+        )
         nz = int(n_slices)
     if nx >= 512:
         lo, hi = scanner.pixel_spacing_mm
@@ -507,7 +511,10 @@ def sample_case(
     """
     _check(isinstance(rng, np.random.Generator), "rng must be a numpy.random.Generator")
     _check_size(size)
-    _check(isinstance(case_index, (int, np.integer)) and case_index >= 0, f"case_index must be an int >= 0, got {case_index!r}")
+    _check(
+        isinstance(case_index, (int, np.integer)) and case_index >= 0,
+        f"case_index must be an int >= 0, got {case_index!r}",
+    )
     profile = _resolve_scanner(scanner)
 
     # --- patient (never depends on the scanner) ---
@@ -526,7 +533,6 @@ def sample_case(
     solid_hu = float(rng.uniform(20.0, 50.0))
     ggo_hu = float(rng.uniform(-600.0, -300.0))
     lobulation = float(rng.uniform(0.05, 0.25))
-    seed = int(rng.integers(0, 2**31 - 1))
     clinical = ClinicalDraw(
         cea_ng_ml=float(np.exp(rng.normal(np.log(3.8), 0.85))),
         ca125_u_ml=float(np.exp(rng.normal(np.log(14.0), 0.55))),
@@ -543,6 +549,10 @@ def sample_case(
         lobulation=lobulation,
         side=side,
     )
+    # the patient's anatomy: redraw (rarely) until the lungs can hold this tumour at this gap
+    seed = int(rng.integers(0, 2**31 - 1))
+    while not _layout(seed, tumour).feasible.any():
+        seed = int(rng.integers(0, 2**31 - 1))
     p_true = label_model.probability(tumour=tumour, clinical=clinical)
     label = int(rng.random() < p_true)
 
@@ -636,7 +646,11 @@ class _Anatomy:
 
 
 def _draw_anatomy(rng: np.random.Generator) -> _Anatomy:
-    u = rng.uniform
+    draws = iter(rng.random(80).tolist())  # one vectorised draw; each u() takes the next value
+
+    def u(low: float, high: float) -> float:
+        return low + (high - low) * next(draws)
+
     body_ax = u(135.0, 165.0)
     body_ay = body_ax * u(0.68, 0.78)
     skin, fat, wall = 2.0, u(6.0, 22.0), u(10.0, 16.0)
@@ -766,16 +780,18 @@ def _lung_points(an: _Anatomy, pts: np.ndarray, margin_mm: float = 0.0) -> np.nd
 # ---------------------------------------------------------------------------------------------
 
 
-def _ellipse_signed_distance(x: np.ndarray, y: np.ndarray, a: float, b: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _ellipse_signed_distance(
+    x: np.ndarray, y: np.ndarray, a: float, b: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Signed distance (mm, > 0 inside) from points to the ellipse (x/a)² + (y/b)² = 1, and the
-    closest ellipse points; bisection on the Lagrange parameter (exact to ~1e-9 mm)."""
+    closest ellipse points; bisection on the Lagrange parameter (exact to ~1e-6 mm)."""
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     sx, sy = np.sign(x) + (x == 0), np.sign(y) + (y == 0)
     px, py = np.abs(x), np.maximum(np.abs(y), 1e-9)
     lo = np.full(px.shape, -min(a, b) ** 2 + 1e-12)
     hi = a * px + b * py + 1e-9
-    for _ in range(80):
+    for _ in range(48):
         t = 0.5 * (lo + hi)
         g = (a * px / (t + a * a)) ** 2 + (b * py / (t + b * b)) ** 2 - 1.0
         lo = np.where(g > 0, t, lo)
@@ -848,17 +864,20 @@ class _TumourShape:
         return self.radius * self.max_factor
 
 
+_NORMALISE_DIRS = _fibonacci_sphere(800)
+_SURFACE_DIRS = _fibonacci_sphere(1200)
+
+
 def _tumour_shape(tumour: TumourSpec, rng: np.random.Generator) -> _TumourShape:
     lobes = rng.normal(size=(6, 3))
     lobes /= np.linalg.norm(lobes, axis=1, keepdims=True)
     weights = rng.uniform(0.4, 1.0, size=6)
     shape = _TumourShape(np.zeros(3), 1.0, lobes, weights, tumour.lobulation, 1.0)
-    f = shape.factor(_fibonacci_sphere(4000))
+    f = shape.factor(_NORMALISE_DIRS)
     radius = 0.5 * tumour.diameter_mm / float(np.mean(f**3)) ** (1.0 / 3.0)
     return dataclasses.replace(shape, radius=radius, max_factor=float(f.max()) * 1.02)
 
 
-_SURFACE_DIRS = _fibonacci_sphere(1500)
 
 
 def _costal_gap(an: _Anatomy, shape: _TumourShape, centre: np.ndarray) -> float:
@@ -868,26 +887,90 @@ def _costal_gap(an: _Anatomy, shape: _TumourShape, centre: np.ndarray) -> float:
     return float(sd.min())
 
 
-def _place_tumour(an: _Anatomy, tumour: TumourSpec, shape: _TumourShape, side: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Centre (x, y, z) mm of the tumour and the nearest costal pleura point, such that the gap
-    to the costal pleura is exactly ``distance_to_pleura_mm`` and every other lung boundary is
-    farther away."""
+class _Layout(NamedTuple):
+    """A patient's anatomy and everything about the tumour drawn before it is rendered."""
+
+    anatomy: _Anatomy
+    side: str
+    shape: _TumourShape
+    n_tags: int
+    tag_dirs: np.ndarray
+    tag_radii: np.ndarray
+    tag_hu: np.ndarray
+    indent_radius: float
+    candidates: np.ndarray  # (K, 2): cavity-ellipse angle (rad) and height z (mm) of the foot point
+    feasible: np.ndarray  # (K,) bool: the cheap clearance test passed
+
+
+_N_CANDIDATES = 64
+
+
+def _layout(seed: int, tumour: TumourSpec) -> _Layout:
+    """Draw the anatomy and the tumour's shape, extras and candidate sites from ``seed``.
+
+    A candidate site is a point of the costal pleura; the tumour would sit on its inward normal.
+    It is feasible when every other lung boundary (mediastinum, heart, spine, aorta, diaphragm,
+    apex) stays at least ``max(gap, 0) + 6 mm`` (+ 2 mm slack) from the tumour, so the costal
+    pleura is the nearest one."""
+    anatomy_seq, tumour_seq = np.random.SeedSequence(seed).spawn(4)[:2]
+    an = _draw_anatomy(np.random.default_rng(anatomy_seq))
+    rng = np.random.default_rng(tumour_seq)
+    side = tumour.side or ("right" if rng.random() < 0.55 else "left")
+    shape = _tumour_shape(tumour, rng)
+    n_tags = int(rng.integers(1, 4))
+    tag_dirs = rng.uniform(-1.0, 1.0, size=(3, 3)) * np.array([1.0, 1.0, 0.5])
+    tag_radii = rng.uniform(0.5, 0.9, size=3)
+    tag_hu = rng.uniform(-60.0, 30.0, size=3)
+    indent_radius = float(rng.uniform(3.5, 6.0))
+    lateral = np.pi if side == "right" else 0.0
+    angles = lateral + rng.uniform(-1.25, 1.25, _N_CANDIDATES)
+    heights = rng.uniform(0.0, 1.0, _N_CANDIDATES)
+
     d = tumour.distance_to_pleura_mm
     r_max = shape.max_radius
     need = max(d, 0.0) + 6.0
     dome_top = 0.0 if side == "right" else -an.dome_left_drop
     z_lo, z_hi = dome_top + r_max + need + 5.0, an.z_taper - r_max - 5.0
-    if z_lo >= z_hi:
-        raise ValueError(f"a {tumour.diameter_mm:.0f} mm tumour does not fit in this phantom's lung height")
-    lateral = np.pi if side == "right" else 0.0
-    for _ in range(300):
-        t = lateral + rng.uniform(-0.9, 0.9)
-        z = rng.uniform(z_lo, z_hi)
-        p = np.array([an.cav_ax * np.cos(t), an.cav_cy + an.cav_ay * np.sin(t), z])
-        inward = -_unit(np.array([np.cos(t) / an.cav_ax, np.sin(t) / an.cav_ay, 0.0]))
+    z = z_lo + heights * (z_hi - z_lo)
+    centre = _candidate_centres(an, angles, z, r_max + d)
+    cx, cy, cz = centre.T
+    terms = _plane_terms(an, cx, cy)
+    hz = ((cz - an.heart_c[2]) / an.heart_axes[2]) ** 2
+    clear = np.minimum.reduce(
+        [
+            (np.sqrt(terms.med_q) - 1.0) * min(an.med_ax, an.med_ay),
+            (np.sqrt(terms.heart_q + hz) - 1.0) * min(an.heart_axes),
+            np.sqrt(terms.vb_d2) - an.vb_r - 4.0,
+            np.where(cz - r_max < an.z_arch, np.sqrt(terms.aorta_d2) - an.aorta_r - 2.0, np.inf),
+        ]
+    )
+    feasible = (clear - r_max >= need + 2.0) & (z_lo < z_hi)
+    return _Layout(
+        an, side, shape, n_tags, tag_dirs, tag_radii, tag_hu, indent_radius, np.stack([angles, z], axis=1), feasible
+    )
+
+
+def _candidate_centres(an: _Anatomy, angles: np.ndarray, z: np.ndarray, offset: np.ndarray | float) -> np.ndarray:
+    """Points ``offset`` mm inward along the cavity normal from the ellipse points at ``angles``."""
+    px, py = an.cav_ax * np.cos(angles), an.cav_cy + an.cav_ay * np.sin(angles)
+    nx, ny = -np.cos(angles) / an.cav_ax, -np.sin(angles) / an.cav_ay
+    norm = np.hypot(nx, ny)
+    return np.stack([px + offset * nx / norm, py + offset * ny / norm, np.broadcast_to(z, px.shape)], axis=-1)
+
+
+def _place_tumour(layout: _Layout, tumour: TumourSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Centre (x, y, z) mm of the tumour and the nearest costal-pleura point: the first feasible
+    candidate site, moved along its normal until the gap to the costal pleura is exactly
+    ``distance_to_pleura_mm``, and checked again there."""
+    an, shape = layout.anatomy, layout.shape
+    d = tumour.distance_to_pleura_mm
+    r_max = shape.max_radius
+    need = max(d, 0.0) + 6.0
+    for angle, z in layout.candidates[layout.feasible]:
+        inward = _unit(np.array([-np.cos(angle) / an.cav_ax, -np.sin(angle) / an.cav_ay, 0.0]))
         reach = float(np.max((_SURFACE_DIRS @ -inward) * shape.radius * shape.factor(_SURFACE_DIRS)))
-        centre = p + inward * (reach + d)
-        for _ in range(6):
+        centre = _candidate_centres(an, np.array([angle]), np.array([z]), reach + d)[0]
+        for _ in range(8):
             gap = _costal_gap(an, shape, centre)
             if abs(gap - d) < 1e-3:
                 break
@@ -897,15 +980,17 @@ def _place_tumour(an: _Anatomy, tumour: TumourSpec, shape: _TumourShape, side: s
         cx, cy, cz = centre
         terms = _plane_terms(an, np.array([cx]), np.array([cy]))
         hz = ((cz - an.heart_c[2]) / an.heart_axes[2]) ** 2
-        clear_med = (math.sqrt(float(terms.med_q[0])) - 1.0) * min(an.med_ax, an.med_ay)
-        clear_heart = (math.sqrt(float(terms.heart_q[0]) + hz) - 1.0) * min(an.heart_axes)
-        clear_spine = math.sqrt(float(terms.vb_d2[0])) - an.vb_r - 4.0
-        clear_aorta = math.sqrt(float(terms.aorta_d2[0])) - an.aorta_r - 2.0 if cz - r_max < an.z_arch else np.inf
-        if min(clear_med, clear_heart, clear_spine, clear_aorta) - r_max >= need:
+        clear = min(
+            (math.sqrt(float(terms.med_q[0])) - 1.0) * min(an.med_ax, an.med_ay),
+            (math.sqrt(float(terms.heart_q[0]) + hz) - 1.0) * min(an.heart_axes),
+            math.sqrt(float(terms.vb_d2[0])) - an.vb_r - 4.0,
+            math.sqrt(float(terms.aorta_d2[0])) - an.aorta_r - 2.0 if cz - r_max < an.z_arch else math.inf,
+        )
+        if clear - r_max >= need:
             _, fx, fy = _ellipse_signed_distance(np.array([cx]), np.array([cy - an.cav_cy]), an.cav_ax, an.cav_ay)
             return centre, np.array([float(fx[0]), float(fy[0]) + an.cav_cy, cz])
     raise ValueError(
-        f"cannot place a {tumour.diameter_mm:.0f} mm tumour {d:.1f} mm from the pleura in this phantom; "
+        f"cannot place a {tumour.diameter_mm:.0f} mm tumour {d:.1f} mm from the pleura in this phantom's lungs; "
         "use a smaller tumour or gap, or another seed"
     )
 
@@ -932,13 +1017,15 @@ class _VesselTree(NamedTuple):
     radius: np.ndarray
 
 
-def _vessel_tree(an: _Anatomy, rng: np.random.Generator, *, max_segments: int = 8000, min_radius: float = 0.3) -> _VesselTree:
+def _vessel_tree(
+    an: _Anatomy, rng: np.random.Generator, *, max_segments: int = 8000, min_radius: float = 0.3
+) -> _VesselTree:
     """Branching pulmonary vessels of both lungs, grown generation by generation from the hila.
 
-    Each segment is 6–9 radii + 2 mm long (at most 25 mm); it ends where it would come within 3 mm of a lung
-    boundary (and then stops branching), else it splits into a continuing branch (0.74–0.86 × r)
-    and a side branch (0.55–0.72 × r, 35–65° off), both bent slightly away from the hilum. Thick
-    branches come first; growth stops at ``min_radius`` or ``max_segments``.
+    Each segment is 6–9 radii + 2 mm long (at most 25 mm); it ends where it would come within
+    3 mm of a lung boundary (and then stops branching), else it splits into a continuing branch
+    (0.74–0.86 × r) and a side branch (0.55–0.72 × r, 34–63° off), both bent slightly away from
+    the hilum. Thick branches come first; growth stops at ``min_radius`` or ``max_segments``.
     """
     hila, starts, dirs, radii = [], [], [], []
     for s in (-1.0, 1.0):
@@ -1055,6 +1142,7 @@ def _render_anatomy(an: _Anatomy, grid: _Grid) -> tuple[np.ndarray, np.ndarray]:
     band_cart = (phi > an.rib_phi_max) & (phi <= an.rib_phi_max + 0.35)
     band_dr2 = ((band_depth - f(an.rib_depth)) / f(an.rib_thick)) ** 2
 
+    no_lung = np.zeros((ny, nx), dtype=bool)
     for k, z in enumerate(grid.z.astype(f)):
         t = tissue[k]
         h.fill(f(-1000.0))
@@ -1064,6 +1152,7 @@ def _render_anatomy(an: _Anatomy, grid: _Grid) -> tuple[np.ndarray, np.ndarray]:
         np.copyto(h, f(an.hu_fat), where=fat_ring)
         np.copyto(t, _FAT, where=fat_ring)
         scale = float(_cavity_scale(an, z))
+        lung = no_lung
         if scale > 0:
             cav = terms.cav_q <= scale**2
             abdomen = cav & (z <= terms.dome_z)
@@ -1082,15 +1171,17 @@ def _render_anatomy(an: _Anatomy, grid: _Grid) -> tuple[np.ndarray, np.ndarray]:
                 heart = thorax & (terms.heart_q <= 1.0 - hz)
                 np.copyto(h, f(an.hu_blood), where=heart)
                 np.copyto(t, _SOFT, where=heart)
-            vessels = (aorta & (z <= an.z_arch)) | (asc & (z >= an.heart_c[2] + 0.5 * an.heart_axes[2]) & (z <= an.z_arch))
-            vessels &= thorax
+            asc_z = an.heart_c[2] + 0.5 * an.heart_axes[2] <= z <= an.z_arch
+            vessels = (aorta & (z <= an.z_arch)) | (asc & asc_z)
+            vessels &= mediast
             np.copyto(h, f(an.hu_blood), where=vessels)
             np.copyto(t, _SOFT, where=vessels)
+        # everything below stays outside the lungs, so the lung boundary is the one placement used
         if z >= an.z_carina:
-            np.copyto(h, f(an.hu_muscle), where=trachea_wall)
-            np.copyto(t, _SOFT, where=trachea_wall)
-            np.copyto(h, f(-990.0), where=trachea_lumen)
-            np.copyto(t, _AIRWAY, where=trachea_lumen)
+            np.copyto(h, f(an.hu_muscle), where=trachea_wall & ~lung)
+            np.copyto(t, _SOFT, where=trachea_wall & ~lung)
+            np.copyto(h, f(-990.0), where=trachea_lumen & ~lung)
+            np.copyto(t, _AIRWAY, where=trachea_lumen & ~lung)
         # spine: discs between vertebral bodies, canal with CSF
         disc = (z - an.vert_z0) % an.vert_pitch < an.disc_height
         if disc:
@@ -1100,10 +1191,11 @@ def _render_anatomy(an: _Anatomy, grid: _Grid) -> tuple[np.ndarray, np.ndarray]:
             vb_hu = f(an.hu_marrow) + f(an.hu_cortex - an.hu_marrow) * np.clip((vb_d - (an.vb_r - 2.0)) / 2.0, 0.0, 1.0)
             np.copyto(h, vb_hu, where=vb)
             np.copyto(t, _BONE, where=vb)
-        np.copyto(h, f(an.hu_cortex - 100.0), where=posterior_bone)
-        np.copyto(t, _BONE, where=posterior_bone)
-        np.copyto(h, f(10.0), where=canal)
-        np.copyto(t, _SOFT, where=canal)
+        arch_here, canal_here = posterior_bone & ~lung, canal & ~lung
+        np.copyto(h, f(an.hu_cortex - 100.0), where=arch_here)
+        np.copyto(t, _BONE, where=arch_here)
+        np.copyto(h, f(10.0), where=canal_here)
+        np.copyto(t, _SOFT, where=canal_here)
         if -60.0 <= z <= an.z_taper - 20.0:
             sternum_hu = f(an.hu_marrow) + f(an.hu_cortex - an.hu_marrow) * np.clip(sternum_q, 0.0, 1.0) ** 2
             np.copyto(h, sternum_hu, where=sternum)
@@ -1206,7 +1298,14 @@ def _paint_lines(
 
 
 def _paint_cone(
-    grid: _Grid, hu: np.ndarray, tissue: np.ndarray, base: np.ndarray, axis: np.ndarray, height: float, radius: float, value: float
+    grid: _Grid,
+    hu: np.ndarray,
+    tissue: np.ndarray,
+    base: np.ndarray,
+    axis: np.ndarray,
+    height: float,
+    radius: float,
+    value: float,
 ) -> None:
     """Fill a cone (base centre ``base`` on the pleura, apex ``height`` mm along ``axis`` into the
     lung) with chest-wall tissue: the pleural indentation."""
@@ -1216,7 +1315,11 @@ def _paint_cone(
         return
     x, y, z = grid.coords(box)
     along = (x - base[0]) * axis[0] + (y - base[1]) * axis[1] + (z - base[2]) * axis[2]
-    r2 = (x - base[0] - along * axis[0]) ** 2 + (y - base[1] - along * axis[1]) ** 2 + (z - base[2] - along * axis[2]) ** 2
+    r2 = (
+        (x - base[0] - along * axis[0]) ** 2
+        + (y - base[1] - along * axis[1]) ** 2
+        + (z - base[2] - along * axis[2]) ** 2
+    )
     inside = (along >= -1.0) & (np.sqrt(r2) <= radius * (1.0 - along / height)) & _LUNGISH[tissue[box]]
     hu[box][inside] = round(value)
     tissue[box][inside] = _SOFT
@@ -1307,18 +1410,11 @@ def _view_centre(preferred: float, target: float, reach: float, half_fov: float,
 def make_phantom(spec: PhantomSpec) -> Phantom:
     """Render one phantom (see the module docstring). Same spec ⇒ identical arrays."""
     _check(isinstance(spec, PhantomSpec), "spec must be a PhantomSpec")
-    anatomy_seq, tumour_seq, tree_seq, noise_seq = np.random.SeedSequence(spec.seed).spawn(4)
-    an = _draw_anatomy(np.random.default_rng(anatomy_seq))
+    tree_seq, noise_seq = np.random.SeedSequence(spec.seed).spawn(4)[2:]
     tumour = spec.tumour
-    rng_t = np.random.default_rng(tumour_seq)
-    side = tumour.side or ("right" if rng_t.random() < 0.55 else "left")
-    shape = _tumour_shape(tumour, rng_t)
-    n_tags = int(rng_t.integers(1, 4))
-    tag_dirs = rng_t.uniform(-1.0, 1.0, size=(3, 3)) * np.array([1.0, 1.0, 0.5])
-    tag_radii = rng_t.uniform(0.5, 0.9, size=3)
-    tag_hu = rng_t.uniform(-60.0, 30.0, size=3)
-    indent_radius = float(rng_t.uniform(3.5, 6.0))
-    centre, foot = _place_tumour(an, tumour, shape, side, rng_t)
+    layout = _layout(spec.seed, tumour)
+    an, side, shape = layout.anatomy, layout.side, layout.shape
+    centre, foot = _place_tumour(layout, tumour)
     shape = dataclasses.replace(shape, centre=centre)
 
     # framing: centre on the chest, shifted only as needed to keep the tumour in view
@@ -1346,18 +1442,19 @@ def make_phantom(spec: PhantomSpec) -> Phantom:
     # pleural tags (strands tumour → pleura) and indentation (cone of chest wall at the pleura)
     tag_ends = []
     if tumour.pleural_tag:
-        for k in range(n_tags):
-            direction = _unit(to_pleura + 0.5 * tag_dirs[k] / max(np.linalg.norm(tag_dirs[k]), 1.0))
+        for k in range(layout.n_tags):
+            direction = _unit(to_pleura + 0.5 * layout.tag_dirs[k] / max(np.linalg.norm(layout.tag_dirs[k]), 1.0))
             start = centre + direction * shape.radius * float(shape.factor(direction[None])[0]) * 0.9
             end = _ray_to_cavity(an, start, direction)
             tag_ends.append(end)
-            _paint_tube(grid, hu, tissue, start, end + 1.5 * direction, float(tag_radii[k]), float(tag_hu[k]), _STRAND, _LUNGISH, edge)
+            radius, value = float(layout.tag_radii[k]), float(layout.tag_hu[k])
+            _paint_tube(grid, hu, tissue, start, end + 1.5 * direction, radius, value, _STRAND, _LUNGISH, edge)
     indentation_depth = 0.0
     if tumour.pleural_indentation:
         base = tag_ends[0] if tag_ends else foot
         inward = -_unit(np.array([base[0] / an.cav_ax**2, (base[1] - an.cav_cy) / an.cav_ay**2, 0.0]))
         indentation_depth = float(min(0.4 * d, 6.0))
-        _paint_cone(grid, hu, tissue, base, inward, indentation_depth, indent_radius, an.hu_muscle - 20.0)
+        _paint_cone(grid, hu, tissue, base, inward, indentation_depth, layout.indent_radius, an.hu_muscle - 20.0)
 
     lung_only = np.zeros(256, dtype=bool)
     lung_only[[_LUNG, _VESSEL]] = True
@@ -1366,12 +1463,12 @@ def make_phantom(spec: PhantomSpec) -> Phantom:
     for a, b, r in zip(tree.start[thick], tree.end[thick], tree.radius[thick]):
         _paint_tube(grid, hu, tissue, a, b, float(r), an.hu_blood, _VESSEL, lung_only, edge)
     _paint_lines(grid, hu, tissue, tree.start[~thick], tree.end[~thick], tree.radius[~thick], an.hu_blood, lung_only)
-    # main bronchi: wall then air lumen, from the carina towards each hilum
+    # main bronchi inside the mediastinum: wall then air lumen, from the carina towards each hilum
     carina = np.array([an.trachea_c[0], an.trachea_c[1], an.z_carina])
     wall_ok = np.zeros(256, dtype=bool)
-    wall_ok[[_LUNG, _VESSEL, _FAT, _SOFT]] = True
+    wall_ok[[_FAT, _SOFT]] = True
     for s in (-1.0, 1.0):
-        hilum = np.array([an.med_cx + s * (an.med_ax + 5.0), an.cav_cy + an.hilum_dy, an.z_carina - 25.0])
+        hilum = np.array([an.med_cx + s * (an.med_ax - 4.0), an.cav_cy + an.hilum_dy, an.z_carina - 25.0])
         _paint_tube(grid, hu, tissue, carina, hilum, 7.5, an.hu_muscle, _SOFT, wall_ok, edge)
         lumen_ok = wall_ok.copy()
         lumen_ok[_AIRWAY] = True
@@ -1398,7 +1495,7 @@ def make_phantom(spec: PhantomSpec) -> Phantom:
         distance_to_pleura_mm=d,
         pleural_contact=tumour.pleural_contact,
         pleural_tag=tumour.pleural_tag,
-        n_pleural_tags=n_tags if tumour.pleural_tag else 0,
+        n_pleural_tags=layout.n_tags if tumour.pleural_tag else 0,
         pleural_indentation=tumour.pleural_indentation,
         indentation_depth_mm=indentation_depth,
         side=side,
