@@ -42,7 +42,8 @@ BACKBONE_FILE = "backbone.safetensors"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS_DIR = Path(os.environ.get("PLEURA_WEIGHTS_DIR", REPO_ROOT / "weights"))
 
-# Types a bundle's model.skops may contain. Anything else is refused (never loaded).
+# Types a bundle's model.skops may contain (besides plain containers, strings, numbers and
+# arrays). Anything else — including types skops itself trusts by default — is refused, never loaded.
 TRUSTED_TYPES = (
     "sklearn.ensemble._forest.RandomForestClassifier",
     "sklearn.tree._classes.DecisionTreeClassifier",
@@ -51,6 +52,11 @@ TRUSTED_TYPES = (
     "models.deploy.DeployedForest",
     "numpy.dtype",
     "numpy.ndarray",
+)
+# Containers and scalars every skops file is built from (data, never code).
+_SKOPS_DATA_TYPES = (
+    "builtins.dict", "builtins.list", "builtins.tuple", "builtins.str", "builtins.int", "builtins.float",
+    "builtins.bool", "numpy.int32", "numpy.int64", "numpy.float32", "numpy.float64", "numpy.bool_",
 )
 
 _PACKAGES = ("numpy", "torch", "SimpleITK", "pyradiomics", "scikit-learn", "pyswarms", "shap", "skops", "safetensors")
@@ -117,6 +123,38 @@ class ModelBundle:
         return float(self.manifest.get("training", {}).get("threshold", 0.5))
 
 
+def canonical_skops(data: bytes) -> bytes:
+    """Make a skops archive byte-identical for an identical model.
+
+    skops names array files and memo entries after Python object ids (memory addresses), so two
+    dumps of the same model differ. Ids are renumbered in order of first appearance in
+    ``schema.json``, entries are written sorted with a fixed timestamp. Loading is unaffected.
+    """
+    import io
+    import re
+    import zipfile
+
+    src = zipfile.ZipFile(io.BytesIO(data))
+    schema = src.read("schema.json").decode()
+    mapping: dict[str, str] = {}
+    for token in re.findall(r"(?<![0-9])[0-9]{9,}(?![0-9])", schema):
+        mapping.setdefault(token, str(len(mapping) + 1))
+    new_schema = re.sub(r"(?<![0-9])[0-9]{9,}(?![0-9])", lambda m: mapping[m.group(0)], schema)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+        entries = {"schema.json": new_schema.encode()}
+        for name in src.namelist():
+            if name == "schema.json":
+                continue
+            stem, dot, ext = name.partition(".")
+            entries[(mapping.get(stem, stem) + dot + ext)] = src.read(name)
+        for name in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            dst.writestr(info, entries[name])
+    return out.getvalue()
+
+
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n", encoding="utf-8")
 
@@ -148,7 +186,7 @@ def write_bundle(out_dir: str | os.PathLike[str], *, estimator: Any, feature_nam
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        sio.dump(estimator, tmp / MODEL_FILE)
+        (tmp / MODEL_FILE).write_bytes(canonical_skops(sio.dumps(estimator)))
         files = [MODEL_FILE]
         backbone_info: dict[str, Any] | None = None
         if backbone is not None:
@@ -238,23 +276,64 @@ def verify_bundle(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
     return manifest, bytes_sha256(raw)
 
 
+def _skops_types(path: Path) -> set[str]:
+    """Every ``module.Class`` a skops file names, read from its schema without importing anything.
+
+    ``skops.io.get_untrusted_types`` leaves out the types skops trusts by default (every
+    scikit-learn estimator, numpy functions …), so the bundle's own allow-list is checked against
+    this complete set instead.
+    """
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        schema = json.loads(zf.read("schema.json"))
+    found: set[str] = set()
+    stack: list[Any] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("__module__"), str) and isinstance(node.get("__class__"), str):
+                found.add(f"{node['__module__']}.{node['__class__']}")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def _manifest_settings(root: Path, manifest: Mapping[str, Any]) -> tuple[PipelineConfig, tuple[str, ...]]:
+    try:
+        return PipelineConfig.from_dict(manifest["config"]), tuple(manifest["feature_names"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"model bundle {root.name!r}: invalid manifest ({exc})") from None
+
+
+def bundle_config(path: str | os.PathLike[str] | None = None) -> PipelineConfig:
+    """The verified settings of a bundle without loading its model (fast: no skops or torch).
+
+    Lets a caller check a case's images with exactly the model's settings before paying for
+    :func:`load_bundle`. Same refusals as :func:`verify_bundle`, plus an invalid config.
+    """
+    root = Path(path) if path is not None else default_bundle_path()
+    manifest, _bundle_id = verify_bundle(root)
+    return _manifest_settings(root, manifest)[0]
+
+
 def load_bundle(path: str | os.PathLike[str] | None = None) -> ModelBundle:
     """Verify (sha256 of every file) and load a bundle; see :func:`verify_bundle` for refusals."""
     import skops.io as sio
 
     root = Path(path) if path is not None else default_bundle_path()
     manifest, bundle_id = verify_bundle(root)
+    config, feature_names = _manifest_settings(root, manifest)
     try:
-        config = PipelineConfig.from_dict(manifest["config"])
-        feature_names = tuple(manifest["feature_names"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BundleError(f"model bundle {root.name!r}: invalid manifest ({exc})") from None
-    untrusted = sio.get_untrusted_types(file=root / MODEL_FILE)
-    refused = [t for t in untrusted if t not in TRUSTED_TYPES]
+        types = _skops_types(root / MODEL_FILE) | set(sio.get_untrusted_types(file=root / MODEL_FILE))
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad bundle
+        raise BundleError(f"model bundle {root.name!r}: {MODEL_FILE} could not be read ({type(exc).__name__})") from None
+    refused = sorted(t for t in types if t not in TRUSTED_TYPES and t not in _SKOPS_DATA_TYPES)
     if refused:
         raise BundleError(f"model bundle {root.name!r}: {MODEL_FILE} contains types PleuraRisk does not trust: {refused[:5]}")
     try:
-        estimator = sio.load(root / MODEL_FILE, trusted=list(untrusted))
+        estimator = sio.load(root / MODEL_FILE, trusted=sorted(types))
     except Exception as exc:  # noqa: BLE001 - any parse failure is a bad bundle
         raise BundleError(f"model bundle {root.name!r}: {MODEL_FILE} could not be loaded ({type(exc).__name__})") from None
     backbone = None

@@ -58,12 +58,24 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    from .bundle import bundle_config
+    from .case import load_case
     from .clinical import parse_clinical
-    from .score import Scorer
 
     clinical = parse_clinical(cea=args.cea, ca125=args.ca125, age=args.age)
+    # Images are checked (with the model's settings) before the model is loaded, so a bad file
+    # is refused in about a second instead of after the imports and weights (10+ s).
+    config = bundle_config(args.bundle)
+    t = time.perf_counter()
+    case = load_case(args.ct, args.roi, config=config, label=args.label)
+    timings = {"read_validate_crop": time.perf_counter() - t}
+    from .score import Scorer
+
     scorer = Scorer(args.bundle, num_threads=args.threads)
-    result = scorer.score(args.ct, args.roi, clinical, label=args.label)
+    result = scorer.score_prepared(case, clinical, timings=timings)
+    from .audit import log_prediction
+
+    log_prediction(result, source="cli")
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return EXIT_OK
@@ -96,16 +108,25 @@ def _bundle_identity(path: str | None) -> tuple[str, str, str]:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
+    from .audit import append_audit, entry_from_batch_row
     from .batch import run_batch
     from .cohort import discover_cases
 
     bundle_path, bundle_id, notice = _bundle_identity(args.bundle)
     cases = discover_cases(args.source, clinical_csv=args.clinical)
+    bar = None if args.quiet else _progress_bar("scoring")
+
+    def progress(done: int, total: int, row: dict | None) -> None:
+        if row is not None and row.get("status") == "ok":
+            append_audit(entry_from_batch_row(row, model_name=Path(bundle_path).name, source="cli-batch"))
+        if bar is not None:
+            bar(done, total, row)
+
     workers = max(1, args.workers)
     threads = args.threads or max(1, (os.cpu_count() or 1) // workers)
     summary = run_batch(cases, out_path=args.out, bundle_path=bundle_path, model_id=bundle_id, notice=notice,
                         workers=workers, label=args.label, num_threads=threads,
-                        progress=None if args.quiet else _progress_bar("scoring"), scheduler=args.scheduler)
+                        progress=progress, scheduler=args.scheduler)
     print(f"{summary.n_ok} of {summary.n_cases} cases scored, {summary.n_error} failed"
           f"{f', {summary.n_skipped} already done (resumed)' if summary.n_skipped else ''}; "
           f"results in {summary.out_path} ({summary.seconds:.1f} s)")
@@ -179,9 +200,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_app(args: argparse.Namespace) -> int:
-    app = Path(__file__).resolve().parents[1] / "app.py"
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
-           "--server.address", args.address]
+    root = Path(__file__).resolve().parents[1]
+    os.chdir(root)  # Streamlit reads .streamlit/config.toml from the working directory
+    cmd = [sys.executable, "-m", "streamlit", "run", str(root / "app.py"), "--server.port", str(args.port),
+           "--server.address", args.address, "--server.headless", "true", "--browser.gatherUsageStats", "false",
+           "--server.enableXsrfProtection", "true",
+           "--server.maxUploadSize", os.environ.get("PLEURA_MAX_UPLOAD_MB", "1024")]
     os.execv(sys.executable, cmd)
     return EXIT_OK  # pragma: no cover
 

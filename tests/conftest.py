@@ -6,9 +6,13 @@ Heavier tests are marked ``slow`` and run only with ``--run-slow`` or ``PLEURA_R
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Tests (and the CLI/app subprocesses they start) never write the audit log into the checkout.
+os.environ.setdefault("PLEURA_AUDIT_LOG", os.path.join(tempfile.mkdtemp(prefix="pleura-audit-"), "audit.jsonl"))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

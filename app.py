@@ -1,0 +1,32 @@
+"""PleuraRisk web app (Streamlit): ``pleura app`` or ``streamlit run app.py``.
+
+This file only sets up the page and the navigation; the pages live in ``pages/`` (each starts with
+``app_support.page_header()``: the model's notice banner and the model in use) and every
+computation in ``pipeline/`` (see ``pipeline/app_support.py``).
+
+Environment: ``PLEURA_BUNDLE`` (model bundle folder, default ``weights/demo``),
+``PLEURA_AUDIT_LOG`` (default ``./audit/audit.jsonl``), ``PLEURA_THREADS`` (torch threads).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:  # `streamlit run /elsewhere/app.py` still finds the package
+    sys.path.insert(0, str(ROOT))
+
+st.set_page_config(page_title="PleuraRisk", page_icon=":material/pulmonology:", layout="wide")
+
+pages = [
+    st.Page(str(ROOT / "pages" / "home.py"), title="Home", icon=":material/home:", default=True),
+    st.Page(str(ROOT / "pages" / "predict.py"), title="Predict", icon=":material/monitor_heart:", url_path="predict"),
+    st.Page(str(ROOT / "pages" / "batch.py"), title="Batch", icon=":material/table_view:", url_path="batch"),
+    st.Page(str(ROOT / "pages" / "model.py"), title="Model", icon=":material/model_training:", url_path="model"),
+]
+nav = st.navigation(pages)
+
+nav.run()

@@ -1,0 +1,45 @@
+"""Home: what PleuraRisk does, for whom, and the loaded model's card summary."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from pipeline import app_support as sup
+
+info = sup.page_header()
+st.title("PleuraRisk")
+st.markdown(
+    "PleuraRisk estimates the probability of **visceral pleural invasion (VPI)** of a lung cancer from a "
+    "chest CT, a mask of the tumour (ROI) drawn on that CT, and three clinical values: **CEA** (ng/mL), "
+    "**CA125** (U/mL) and **age** (years)."
+)
+st.markdown(
+    "**For whom:** clinicians and researchers studying pre-operative VPI assessment. It is a research tool: "
+    "the number it gives is a model output to be read alongside every other finding, never on its own."
+)
+with st.expander("How it works", expanded=False):
+    st.markdown(
+        "1. The CT and ROI are read and checked (3-D, Hounsfield units, mask on the same grid as the CT).\n"
+        "2. A region around the tumour is cropped and resampled to 1 mm voxels.\n"
+        "3. Features are computed: deep features (MedicalNet 3D ResNet-10), radiomics (PyRadiomics), "
+        "pleura-aware measurements (distance and contact with the pleura) and the clinical values.\n"
+        "4. A random forest, tuned by particle-swarm optimisation, turns them into a probability.\n"
+        "5. SHAP values show which features pushed the probability up or down; the spread of the forest's "
+        "trees shows how much they disagree."
+    )
+
+c1, c2, c3 = st.columns(3)
+c1.page_link("pages/predict.py", label="Predict one case", icon=":material/monitor_heart:")
+c2.page_link("pages/batch.py", label="Score a batch", icon=":material/table_view:")
+c3.page_link("pages/model.py", label="About the model", icon=":material/model_training:")
+
+st.subheader("Loaded model")
+if not info.ok:
+    st.error(info.error)
+else:
+    st.dataframe(pd.DataFrame(info.summary_rows(), columns=["", "value"]), hide_index=True, key="home_card")
+    if info.model_card:
+        with st.expander("Model card", expanded=False):
+            st.markdown(info.model_card)
+    st.info(info.notice, icon=":material/info:")

@@ -1,0 +1,196 @@
+"""Predict: one case (CT + ROI + CEA/CA125/age) → VPI probability, explanation, viewer, report."""
+
+from __future__ import annotations
+
+import logging
+
+import streamlit as st
+
+from pipeline import app_support as sup
+from pipeline import figures
+from pipeline.errors import InputError, PleuraRiskError
+
+log = logging.getLogger("pleurarisk.app")
+IMAGE_HELP = ("NIfTI (.nii, .nii.gz), NRRD (.nrrd), MHA (.mha), or for the CT a .zip of the DICOM series. "
+              "Values must be Hounsfield units; the file name is never stored.")
+
+info = sup.page_header()
+st.title("Predict one case")
+if not info.ok:
+    st.error(info.error)
+    st.stop()
+sup.warm_up_scorer(info.path)  # the model loads while the user fills in the form
+
+uploads = sup.session_uploads()
+col_img, col_lab = st.columns(2, gap="large")
+with col_img:
+    st.subheader("Images")
+    ct_file = st.file_uploader("CT scan", key="ct_upload", help=IMAGE_HELP)
+    roi_file = st.file_uploader("Tumour ROI mask (drawn on this CT)", key="roi_upload",
+                                help="A mask with the tumour labelled (non-zero) on the same grid as the CT; "
+                                     "NIfTI, NRRD or MHA.")
+with col_lab:
+    st.subheader("Clinical values")
+    cea = st.number_input("CEA (ng/mL)", value=None, step=0.1, format="%.2f", key="cea",
+                          help=sup.CLINICAL_HELP["CEA"], placeholder="e.g. 3.2")
+    ca125 = st.number_input("CA125 (U/mL)", value=None, step=1.0, format="%.1f", key="ca125",
+                            help=sup.CLINICAL_HELP["CA125"], placeholder="e.g. 18")
+    age = st.number_input("Age (years)", value=None, step=1.0, format="%.0f", key="age",
+                          help=sup.CLINICAL_HELP["age"], placeholder="e.g. 64")
+    roi_label = st.number_input("ROI label (optional)", value=None, step=1, key="roi_label",
+                                help="Only needed when the mask holds several labels: the label value of the tumour.",
+                                placeholder="single-label mask")
+
+# Uploaded bytes → files in this session's private folder (re-used across reruns by file id).
+paths: dict[str, object] = {}
+tokens: dict[str, str] = {}
+for role, upload in (("ct", ct_file), ("roi", roi_file)):
+    if upload is None:
+        uploads.clear(role)
+        continue
+    tokens[role] = upload.file_id
+    try:
+        paths[role] = uploads.lookup(role, upload.file_id) or uploads.store_image(
+            role, filename=upload.name, data=upload.getvalue(), token=upload.file_id)
+    except PleuraRiskError as err:
+        sup.show_error(err)
+
+
+def current_signature() -> str:
+    try:
+        clinical = sup.clinical_from_form(cea=cea, ca125=ca125, age=age)
+    except PleuraRiskError:
+        clinical = None
+    return sup.input_signature(ct_token=tokens.get("ct", ""), roi_token=tokens.get("roi", ""), clinical=clinical,
+                               roi_label=None if roi_label is None else int(roi_label), model_id=info.bundle_id)
+
+
+def predict() -> None:
+    st.session_state.pop("outcome", None)
+    try:
+        if "ct" not in paths or "roi" not in paths:
+            missing = " and ".join(n for r, n in (("ct", "a CT scan"), ("roi", "a tumour ROI mask")) if r not in paths)
+            raise InputError(f"Upload {missing} first (and fix any file error shown above).")
+        clinical = sup.clinical_from_form(cea=cea, ca125=ca125, age=age)
+        label = sup.roi_label_from_form(roi_label)
+    except PleuraRiskError as err:
+        sup.show_error(err)
+        return
+    tracker = sup.StepProgress()
+    with st.status("Predicting…", expanded=True) as status:
+        bar = st.progress(0.0, text="starting")
+
+        def on_step(step: str) -> None:
+            bar.progress(tracker.fraction(step), text=step)
+            status.write(f"{step[0].upper()}{step[1:]}…")
+
+        try:
+            on_step("loading the model")
+            scorer = sup.cached_scorer(info.path)
+            outcome = sup.run_prediction(scorer, ct_path=paths["ct"], roi_path=paths["roi"], clinical=clinical,
+                                         roi_label=label, progress=on_step, signature=current_signature())
+        except Exception as err:  # noqa: BLE001 - every failure becomes one message; the page stays usable
+            if not isinstance(err, PleuraRiskError):
+                log.exception("prediction failed")
+            status.update(label="Prediction failed", state="error", expanded=False)
+            sup.show_error(err)
+            return
+        bar.progress(1.0, text="done")
+        status.update(label=f"Done in {outcome.seconds:.1f} s", state="complete", expanded=False)
+    st.session_state["outcome"] = outcome
+
+
+if st.button("Predict", type="primary", key="predict", icon=":material/play_arrow:"):
+    predict()
+
+outcome: sup.PredictionOutcome | None = st.session_state.get("outcome")
+if outcome is None:
+    st.caption("Upload a CT and its tumour ROI, enter CEA, CA125 and age, then press Predict.")
+    st.stop()
+
+# ---------------------------------------------------------------------------------------------- result
+r = outcome.result
+st.divider()
+if outcome.signature != current_signature():
+    st.info("The inputs above changed since this result was computed; press Predict to update it.",
+            icon=":material/sync_problem:")
+st.subheader("Result")
+c_num, c_gauge = st.columns([1, 1.2])
+with c_num:
+    st.metric("VPI probability", f"{r.probability:.2f}", border=True,
+              help="Model output between 0 and 1. Bands are for display only.")
+    side = "at or above" if r.probability >= r.threshold else "below"
+    st.markdown(f"**{r.risk_band.capitalize()} risk band** · {side} the model's operating threshold "
+                f"({r.threshold:.2f})")
+    st.warning(r.notice, icon=":material/info:")
+    spread = sup.tree_spread_text(r)
+    if spread:
+        st.caption(spread)
+    st.caption(f"Model {r.model_name} (`{r.model_id[:12]}`) · scored in {outcome.seconds:.1f} s")
+with c_gauge:
+    st.plotly_chart(figures.probability_gauge(r.probability, threshold=r.threshold, tree_p05=r.tree_p05,
+                                              tree_p95=r.tree_p95), key="gauge", config={"displayModeBar": False})
+
+if r.warnings:
+    st.warning("**Validation warnings**\n" + "\n".join(f"- {w}" for w in r.warnings), icon=":material/warning:")
+else:
+    st.success("The images passed every validation check.", icon=":material/check_circle:")
+if outcome.audit_error:
+    st.warning(f"The result is shown, but {outcome.audit_error}.", icon=":material/warning:")
+
+st.subheader("Why this probability?")
+if r.explanation is None:
+    st.info("This model provides no SHAP explanation.")
+else:
+    c_wf, c_grp = st.columns([1.6, 1])
+    with c_wf:
+        st.plotly_chart(figures.shap_waterfall(r.explanation, top_k=10), key="waterfall")
+    with c_grp:
+        st.plotly_chart(figures.group_totals_bar(r.explanation), key="groups")
+        st.caption("SHAP values are in probability units: the base value (the model's average prediction) plus "
+                   "all contributions equals this case's probability. They explain the model, not the disease.")
+
+st.subheader("CT and tumour outline")
+viewer = outcome.viewer
+if viewer is None:
+    st.info("The images are not available for display.")
+else:
+    c_ctl, c_img = st.columns([1, 2.4])
+    with c_ctl:
+        plane = st.radio("Plane", figures.PLANES, horizontal=True, key="viewer_plane", format_func=str.capitalize)
+        window = st.radio("Window", list(figures.WINDOW_PRESETS), horizontal=True, key="viewer_window",
+                          format_func=lambda w: f"{w.capitalize()} (L {figures.WINDOW_PRESETS[w].level:g} / "
+                                                f"W {figures.WINDOW_PRESETS[w].width:g})")
+        slider_key = f"viewer_slice_{plane}_{outcome.uid}"
+        centre = viewer.centre_index(plane) + 1
+        n = viewer.n_slices(plane)
+        if n > 1:
+            index = st.slider("Slice", 1, n, value=centre, key=slider_key, help="Starts at the tumour's central slice.")
+        else:
+            index = 1
+        st.button("Back to tumour centre", key="viewer_centre", on_click=st.session_state.__setitem__,
+                  args=(slider_key, centre), disabled=n <= 1)
+        st.caption("Yellow: the ROI outline. Orientation letters: R/L right/left, A/P anterior/posterior, "
+                   "S/I superior/inferior.")
+    with c_img:
+        image = figures.render_slice(viewer, plane=plane, index=index - 1, window=window)
+        st.plotly_chart(figures.slice_figure(image), key="viewer", config={"displayModeBar": False})
+
+st.subheader("Report")
+if outcome.pdf_bytes is None:
+    with st.spinner("Preparing the PDF report…"):
+        try:
+            outcome.pdf()
+        except Exception:  # noqa: BLE001 - the result stays usable without the PDF
+            log.exception("PDF report failed")
+c_pdf, c_json = st.columns(2)
+with c_pdf:
+    if outcome.pdf_bytes is not None:
+        st.download_button("Download PDF report", outcome.pdf_bytes, file_name=f"{outcome.file_stem()}.pdf",
+                           mime="application/pdf", key="download_pdf", on_click="ignore", icon=":material/picture_as_pdf:")
+    else:
+        st.warning("The PDF report could not be created; the JSON report has the same content.")
+with c_json:
+    st.download_button("Download JSON", outcome.json_bytes, file_name=f"{outcome.file_stem()}.json",
+                       mime="application/json", key="download_json", on_click="ignore", icon=":material/data_object:")
+st.caption(f"{r.notice} Reports identify the inputs only by sha256 content hashes; no file names.")

@@ -1,0 +1,298 @@
+"""Every page of the Streamlit app through ``streamlit.testing.v1.AppTest`` (no browser).
+
+Happy paths use real phantoms and real bundles: the ``tiny_bundle`` fixture (CNN + radiomics +
+pleura + clinical) for the Predict page, and a small clinical-only bundle (scores in a fraction of
+a second) for the error paths, the batch page and the model page. Bad inputs must end in an
+``st.error`` with a readable sentence — never an exception or a traceback on the page.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.ensemble import RandomForestClassifier
+from streamlit.testing.v1 import AppTest
+
+from pipeline import SYNTHETIC_NOTICE, app_support
+from pipeline import bundle as bundle_mod
+from pipeline.bundle import write_bundle
+from pipeline.config import PipelineConfig
+from pipeline.groups import CLINICAL_FEATURES
+from pipeline.io import write_image
+from pipeline.phantom import PhantomSpec, make_phantom
+from pipeline.volume import Volume
+
+APP = Path(__file__).resolve().parents[2] / "app.py"
+TIMEOUT = 300
+PAGES = ("pages/home.py", "pages/predict.py", "pages/batch.py", "pages/model.py")
+
+
+def _clinical_bundle(out: Path, name: str) -> Path:
+    rng = np.random.default_rng(1)
+    X = np.column_stack([rng.uniform(0, 20, 80), rng.uniform(5, 80, 80), rng.uniform(40, 85, 80)])
+    y = (X[:, 0] + rng.normal(0, 4, 80) > 8).astype(int)
+    forest = RandomForestClassifier(n_estimators=20, min_samples_leaf=2, random_state=0).fit(X, y)
+    from pipeline.figures import gauge_png
+
+    return write_bundle(out, estimator=forest, feature_names=list(CLINICAL_FEATURES), config=PipelineConfig(),
+                        synthetic=True, name=name, model_card=f"# {name}\nA clinical-values-only test model.",
+                        training={"method": "test forest", "threshold": 0.5, "metrics": {"auc": 0.8}},
+                        extra_files={"report/curve.png": gauge_png(0.4)})
+
+
+@pytest.fixture(scope="module")
+def weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("app_weights")
+    _clinical_bundle(root / "alpha", "alpha")
+    _clinical_bundle(root / "beta", "beta")
+    return root
+
+
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    tmp = tmp_path_factory.mktemp("app_phantom")
+    ph = make_phantom(PhantomSpec(seed=21))
+    far = Volume(np.ones((12, 12, 12), np.uint8), spacing_xyz=(1.0, 1.0, 1.0), origin_xyz=(5000.0, 5000.0, 5000.0))
+    files = {
+        "ct": write_image(ph.ct, tmp / "ct.nii.gz"),
+        "roi": write_image(ph.roi, tmp / "roi.nii.gz"),
+        "roi_empty": write_image(ph.roi.with_array(np.zeros_like(ph.roi.array)), tmp / "empty.nii.gz"),
+        "roi_elsewhere": write_image(far, tmp / "far.nii.gz"),
+    }
+    return {k: p.read_bytes() for k, p in files.items()}
+
+
+@pytest.fixture()
+def env(weights_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Bundle 'alpha', an audit log in tmp, and no other bundle leaking in from weights/."""
+    monkeypatch.setattr(bundle_mod, "WEIGHTS_DIR", weights_dir)
+    monkeypatch.setenv("PLEURA_BUNDLE", str(weights_dir / "alpha"))
+    monkeypatch.setenv("PLEURA_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
+    return tmp_path / "audit.jsonl"
+
+
+def _app() -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.run()
+    return at
+
+
+def _open(page: str) -> AppTest:
+    at = _app()
+    at.switch_page(page).run()
+    return at
+
+
+def _errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def _upload(at: AppTest, key: str, name: str, data: bytes) -> None:
+    at.file_uploader(key=key).set_value((name, data, "application/octet-stream"))
+
+
+def _fill_labs(at: AppTest, cea=3.2, ca125=18.0, age=64.0) -> None:  # noqa: ANN001
+    at.number_input(key="cea").set_value(cea)
+    at.number_input(key="ca125").set_value(ca125)
+    at.number_input(key="age").set_value(age)
+
+
+# --------------------------------------------------------------------------------------------- pages
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_with_the_notice(env: Path, page: str) -> None:
+    at = _open(page)
+    assert not at.exception and not _errors(at)
+    assert any(SYNTHETIC_NOTICE in w.value for w in at.warning)  # banner on every page
+    assert any("alpha" in c.value for c in at.sidebar.caption)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_explains_a_missing_bundle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, page: str) -> None:
+    monkeypatch.setattr(bundle_mod, "WEIGHTS_DIR", tmp_path / "no_weights")
+    monkeypatch.setenv("PLEURA_BUNDLE", str(tmp_path / "missing"))
+    at = _open(page)
+    assert not at.exception
+    assert any("No model bundle" in e for e in _errors(at))
+    assert any("PLEURA_BUNDLE" in e for e in _errors(at))
+
+
+def test_home_shows_the_model_card_summary(env: Path) -> None:
+    at = _app()
+    table = at.dataframe[0].value
+    assert dict(zip(table.iloc[:, 0], table["value"]))["Model"] == "alpha"
+    assert any("For whom" in m.value for m in at.markdown)
+
+
+# --------------------------------------------------------------------------------------------- predict
+def test_predict_happy_path_on_a_phantom(tiny_bundle: Path, phantom_cohort: Path, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLEURA_BUNDLE", str(tiny_bundle))
+    monkeypatch.setattr(bundle_mod, "WEIGHTS_DIR", tmp_path / "no_weights")
+    audit = tmp_path / "audit.jsonl"
+    monkeypatch.setenv("PLEURA_AUDIT_LOG", str(audit))
+    with phantom_cohort.open(newline="") as fh:
+        row = next(csv.DictReader(fh))
+    folder = phantom_cohort.parent
+    at = _open("pages/predict.py")
+    _upload(at, "ct_upload", row["ct_path"], (folder / row["ct_path"]).read_bytes())
+    _upload(at, "roi_upload", row["roi_path"], (folder / row["roi_path"]).read_bytes())
+    _fill_labs(at, cea=float(row["CEA"]), ca125=float(row["CA125"]), age=float(row["age"]))
+    at.run()
+    assert not _errors(at)
+    at.button(key="predict").click().run()
+
+    assert not at.exception and not _errors(at), _errors(at)
+    assert at.status[0].state == "complete" and at.status[0].label.startswith("Done in")
+    probability = float(at.metric[0].value)
+    assert 0.0 <= probability <= 1.0
+    assert any(SYNTHETIC_NOTICE == w.value for w in at.main.warning)  # the notice next to the number
+    assert any("not a calibrated confidence interval" in c.value for c in at.caption)
+    assert len(at.get("plotly_chart")) == 4  # gauge, SHAP waterfall, SHAP groups, slice viewer
+    assert [b.label for b in at.get("download_button")] == ["Download PDF report", "Download JSON"]
+    outcome = at.session_state["outcome"]
+    assert outcome.pdf_bytes.startswith(b"%PDF")
+    assert json.loads(outcome.json_bytes)["probability"] == pytest.approx(probability)
+    assert len(audit.read_text().splitlines()) == 1
+
+    # viewer widgets do not recompute the prediction
+    slider = at.slider[0]
+    assert slider.value == outcome.viewer.centre_index("axial") + 1  # starts at the tumour's central slice
+    slider.set_value(1).run()
+    at.radio(key="viewer_plane").set_value("coronal").run()
+    at.radio(key="viewer_window").set_value("mediastinal").run()
+    assert not at.exception and at.session_state["outcome"].uid == outcome.uid
+    assert len(audit.read_text().splitlines()) == 1 and len(at.get("plotly_chart")) == 4
+    # changing an input flags the result as stale
+    at.number_input(key="age").set_value(float(row["age"]) + 1).run()
+    assert any("inputs above changed" in i.value for i in at.info)
+
+
+def _ready(at: AppTest, phantom: dict[str, bytes], roi: str = "roi") -> None:
+    _upload(at, "ct_upload", "scan.nii.gz", phantom["ct"])
+    _upload(at, "roi_upload", "mask.nii.gz", phantom[roi])
+
+
+def test_predict_refuses_a_picture_as_ct(env: Path) -> None:
+    at = _open("pages/predict.py")
+    _upload(at, "ct_upload", "photo.png", b"\x89PNG\r\n\x1a\n" + bytes(500))
+    at.run()
+    assert not at.exception
+    assert any("this file is a PNG picture" in e for e in _errors(at))
+    at.button(key="predict").click().run()
+    assert any("Upload a CT scan and a tumour ROI mask first" in e for e in _errors(at))
+
+
+def test_predict_without_files_or_with_bad_labs(env: Path, phantom: dict[str, bytes]) -> None:
+    at = _open("pages/predict.py")
+    at.button(key="predict").click().run()
+    assert any("Upload a CT scan and a tumour ROI mask first" in e for e in _errors(at))
+    _ready(at, phantom)
+    _fill_labs(at, cea=-1.0)
+    at.button(key="predict").click().run()
+    assert _errors(at) == ["CEA must be ≥ 0 ng/mL (got -1.0)"]
+    _fill_labs(at, age=None)
+    at.button(key="predict").click().run()
+    assert _errors(at) == ["age is missing; enter it in years"]
+    at.number_input(key="age").set_value(64.0)
+    at.number_input(key="roi_label").set_value(0)
+    at.button(key="predict").click().run()
+    assert any("ROI label must be a whole number" in e for e in _errors(at))
+    assert not at.exception and "outcome" not in at.session_state
+
+
+@pytest.mark.parametrize(("roi", "message"), [("roi_empty", "empty"), ("roi_elsewhere", "do not overlap")])
+def test_predict_reports_input_problems_found_while_scoring(env: Path, phantom: dict[str, bytes], roi: str,
+                                                            message: str) -> None:
+    at = _open("pages/predict.py")
+    _ready(at, phantom, roi=roi)
+    _fill_labs(at)
+    at.button(key="predict").click().run()
+    assert not at.exception
+    errors = _errors(at)
+    assert len(errors) == 1 and message in errors[0].lower() and "Traceback" not in errors[0]
+    assert at.status[0].state == "error" and "outcome" not in at.session_state
+    # the page stays usable: a good mask now gives a result
+    _upload(at, "roi_upload", "mask.nii.gz", phantom["roi"])
+    at.button(key="predict").click().run()
+    assert not _errors(at) and len(at.metric) == 1
+
+
+def test_unexpected_failures_show_a_short_generic_message(env: Path, phantom: dict[str, bytes],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_a, **_k):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("internal detail /secret/path")
+
+    monkeypatch.setattr(app_support, "run_prediction", broken)
+    at = _open("pages/predict.py")
+    _ready(at, phantom)
+    _fill_labs(at)
+    at.button(key="predict").click().run()
+    assert not at.exception
+    (error,) = _errors(at)
+    assert error.startswith("Something went wrong") and "secret" not in error
+
+
+# --------------------------------------------------------------------------------------------- batch
+def _batch_zip(phantom: dict[str, bytes], extra: dict[str, bytes] | None = None) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("p1_ct.nii.gz", phantom["ct"])
+        zf.writestr("p1_roi.nii.gz", phantom["roi"])
+        zf.writestr("p2_ct.nii.gz", phantom["ct"])
+        zf.writestr("p2_roi.nii.gz", phantom["roi_empty"])
+        for name, data in (extra or {}).items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_batch_page_scores_a_zip_and_keeps_broken_cases_in_their_rows(env: Path, phantom: dict[str, bytes]) -> None:
+    at = _open("pages/batch.py")
+    at.file_uploader(key="batch_zip").set_value(("cases.zip", _batch_zip(phantom), "application/zip"))
+    at.file_uploader(key="batch_csv").set_value(
+        ("clinical.csv", b"case_id,CEA,CA125,age\np1,3,20,60\np2,4,25,61\np3,5,30,70\n", "text/csv"))
+    at.button(key="run_batch").click().run()
+    assert not at.exception and not _errors(at), _errors(at)
+    table = at.dataframe[0].value
+    assert list(table["case_id"]) == ["p1", "p2", "p3"]
+    assert list(table["status"]) == ["ok", "error", "error"]
+    assert "empty" in table.loc[1, "error"].lower() and "no CT/ROI images" in table.loc[2, "error"]
+    assert [m.value for m in at.metric][:3] == ["3", "1", "2"]
+    assert at.get("download_button")[0].label == "Download results CSV"
+    assert len(env.read_text().splitlines()) == 1  # one audit line per scored case
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b"not a zip at all", "not a zip file"),
+    (None, "refused for safety"),
+])
+def test_batch_page_refuses_bad_archives(env: Path, phantom: dict[str, bytes], data: bytes | None, message: str) -> None:
+    if data is None:
+        data = _batch_zip(phantom, extra={"../../escape.txt": b"x"})
+    at = _open("pages/batch.py")
+    at.file_uploader(key="batch_zip").set_value(("cases.zip", data, "application/zip"))
+    at.button(key="run_batch").click().run()
+    assert not at.exception
+    assert any(message in e for e in _errors(at)), _errors(at)
+
+
+# --------------------------------------------------------------------------------------------- model
+def test_model_page_shows_identity_and_switches_bundle(env: Path, weights_dir: Path) -> None:
+    at = _open("pages/model.py")
+    assert not at.exception and not _errors(at)
+    assert [t.label for t in at.tabs] == ["Model card", "Training", "Report", "Identity"]
+    frames = {tuple(df.value.columns)[0]: df.value for df in at.dataframe}
+    assert set(frames["file"]["file"]) == {"MODEL_CARD.md", "model.skops", "report/curve.png"}
+    assert ("metrics.auc", "0.8") in set(map(tuple, frames["metric"].to_numpy()))
+    assert "numpy" in set(frames["package"]["package"])
+    assert len(at.image) == 1  # report/curve.png
+    at.selectbox(key="model_choice").set_value(str(weights_dir / "beta")).run()
+    at.button(key="use_model").click().run()
+    assert not at.exception
+    assert Path(at.session_state["bundle_path"]) == weights_dir / "beta"
+    assert any("beta" in c.value for c in at.sidebar.caption)

@@ -1,0 +1,67 @@
+"""``pleura train`` / ``pleura evaluate`` end to end on a small phantom cohort, and the shipped demo bundle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.bundle import load_bundle, verify_bundle
+from pipeline.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = ["--fusion", "early", "--outer-folds", "3", "--inner-folds", "2", "--particles", "2", "--iterations", "2", "--k", "10", "--no-ablation"]
+
+
+@pytest.fixture(scope="module")
+def trained(phantom_features: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("train")
+    a, b = root / "a", root / "b"
+    for out in (a, b):
+        assert main(["train", str(phantom_features), "--out", str(out), "--synthetic", "--seed", "3", *TINY]) == 0
+    return a, b
+
+
+def test_train_writes_a_verified_bundle_with_report_and_card(trained):
+    bundle = load_bundle(trained[0])
+    t = bundle.manifest["training"]
+    assert t["fusion"] == "early" and 0 <= t["threshold"] <= 1
+    assert {"auc", "auc_ci_low", "auc_ci_high", "sensitivity", "specificity", "ppv", "npv", "brier",
+            "calibration_slope", "calibration_intercept"} <= set(t["nested_cv"]["early"])
+    files = set(bundle.manifest["files"])
+    assert {"MODEL_CARD.md", "report/training_report.json", "report/training/roc.png", "report/training/roc.html"} <= files
+    report = json.loads((trained[0] / "report/training_report.json").read_text())
+    assert report["pso_history"] and report["feature_importances"]
+    card = (trained[0] / "MODEL_CARD.md").read_text()
+    assert "Research use only" in card and "synthetic" in card
+    assert len(bundle.feature_names) < 1426  # only the selected features are extracted when scoring
+
+
+def test_same_seed_same_model_files(trained):
+    ma, _ = verify_bundle(trained[0])
+    mb, _ = verify_bundle(trained[1])
+    for f in ("model.skops", "backbone.safetensors", "MODEL_CARD.md"):
+        if f in ma["files"]:
+            assert ma["files"][f] == mb["files"][f], f
+    assert ma["feature_names"] == mb["feature_names"]
+
+
+def test_evaluate_attaches_external_validation(trained, phantom_cohort: Path, tmp_path: Path):
+    bundle = trained[0]
+    assert main(["evaluate", str(bundle), str(phantom_cohort), "--out", str(tmp_path / "ev"), "--name", "phantoms",
+                 "--attach"]) == 0
+    manifest, _ = verify_bundle(bundle)
+    ext = manifest["external_validation"]["phantoms"]
+    assert ext["n_scored"] == 16 and 0 <= ext["auc"] <= 1 and ext["oracle"]["auc"] > 0
+    assert "## External validation" in (bundle / "MODEL_CARD.md").read_text()
+    assert (tmp_path / "ev" / "evaluation.json").is_file() and (tmp_path / "ev" / "decision_curve.png").is_file()
+
+
+def test_shipped_demo_bundle_verifies_and_says_synthetic():
+    demo = REPO / "weights" / "demo"
+    if not (demo / "manifest.json").is_file():
+        pytest.skip("weights/demo not built yet")
+    bundle = load_bundle(demo)
+    assert bundle.synthetic and bundle.notice == "Research use only; demo model trained on synthetic data."
+    assert "synthetic" in (demo / "MODEL_CARD.md").read_text()
