@@ -31,9 +31,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import RESEARCH_NOTICE, SYNTHETIC_NOTICE
 from .archive import UploadFolder
-from .bundle import MANIFEST, default_bundle_path, list_bundles, package_versions, verify_bundle
+from .bundle import MANIFEST, ManifestFacts, default_bundle_path, list_bundles, package_versions, verify_bundle
 from .clinical import FIELDS, ClinicalValues, parse_clinical
 from .errors import BundleError, CohortError, PleuraRiskError
 
@@ -83,7 +82,7 @@ def bundle_stamp(path: str | os.PathLike[str]) -> tuple:
 
 
 @dataclass(frozen=True, eq=False)
-class BundleInfo:
+class BundleInfo(ManifestFacts):
     """A bundle described for display (verified by sha256, model not loaded).
 
     ``error`` holds the refusal message when the bundle is missing or fails verification; the
@@ -100,18 +99,6 @@ class BundleInfo:
     @property
     def ok(self) -> bool:
         return self.error is None
-
-    @property
-    def name(self) -> str:
-        return str(self.manifest.get("name", self.path.name))
-
-    @property
-    def synthetic(self) -> bool:
-        return bool(self.manifest.get("trained_on_synthetic_data", False))
-
-    @property
-    def notice(self) -> str:
-        return SYNTHETIC_NOTICE if self.synthetic else RESEARCH_NOTICE
 
     @property
     def short_id(self) -> str:

@@ -83,8 +83,30 @@ def list_bundles(weights_dir: Path | None = None) -> list[Path]:
     return sorted(p for p in root.iterdir() if (p / MANIFEST).is_file()) if root.is_dir() else []
 
 
+class ManifestFacts:
+    """What a manifest says about a bundle (shared by loaded bundles and the app's listings).
+
+    Subclasses provide ``path`` and ``manifest`` attributes."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest.get("name", self.path.name))
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.manifest.get("trained_on_synthetic_data", False))
+
+    @property
+    def notice(self) -> str:
+        """The line every result from this model must carry."""
+        return SYNTHETIC_NOTICE if self.synthetic else RESEARCH_NOTICE
+
+
 @dataclass(frozen=True, eq=False)
-class ModelBundle:
+class ModelBundle(ManifestFacts):
     """A verified, loaded bundle.
 
     Attributes:
@@ -104,19 +126,6 @@ class ModelBundle:
     feature_names: tuple[str, ...]
     estimator: Any
     backbone: Any
-
-    @property
-    def name(self) -> str:
-        return str(self.manifest.get("name", self.path.name))
-
-    @property
-    def synthetic(self) -> bool:
-        return bool(self.manifest.get("trained_on_synthetic_data", False))
-
-    @property
-    def notice(self) -> str:
-        """The line every result from this model must carry."""
-        return SYNTHETIC_NOTICE if self.synthetic else RESEARCH_NOTICE
 
     @property
     def threshold(self) -> float:
