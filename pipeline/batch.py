@@ -104,7 +104,8 @@ def score_one(case: CaseInput, label: int | None, scorer=None) -> dict[str, Any]
         row = _error_row(case.case_id, case.problem_type or "input", case.problem)
     else:
         try:
-            result = scorer.score(case.ct_path, case.roi_path, case.clinical, label=label)
+            # the batch already hashed the inputs (input key); don't read the files twice
+            result = scorer.score(case.ct_path, case.roi_path, case.clinical, label=label, hash_inputs=False)
             row = _ok_row(case.case_id, result)
         except PleuraRiskError as err:
             row = _error_row(case.case_id, err.code, str(err))
@@ -132,6 +133,20 @@ def read_journal(path: Path) -> dict[str, dict[str, Any]]:
             if isinstance(row, dict) and row.get("input_key"):
                 rows[row["input_key"]] = row
     return rows
+
+
+def _open_journal(path: Path) -> io.TextIOBase:
+    """Open the journal for appending; a torn last line (a crash mid-write) is ended first, so
+    the next row starts on a line of its own instead of being glued to the fragment and lost."""
+    torn = False
+    if path.exists() and path.stat().st_size:
+        with path.open("rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            torn = fh.read(1) != b"\n"
+    journal = path.open("a", encoding="utf-8")
+    if torn:
+        journal.write("\n")
+    return journal
 
 
 def _append_journal(fh: io.TextIOBase, row: dict[str, Any]) -> None:
@@ -284,7 +299,7 @@ def run_batch(cases: list[CaseInput], *, out_path: str | os.PathLike[str], bundl
     if progress:
         progress(len(current), total, None)
     last_write = 0.0
-    with journal_path.open("a", encoding="utf-8") as journal:
+    with _open_journal(journal_path) as journal:
         if scheduler is not None:
             results = run_dask(pending, scheduler=scheduler, bundle_path=str(Path(bundle_path).resolve()), label=label,
                                num_threads=num_threads)

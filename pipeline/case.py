@@ -17,8 +17,11 @@ from dataclasses import dataclass
 from .config import PipelineConfig
 from .hashing import path_sha256
 from .io import read_image
-from .preprocess import CropRecord, roi_crop
-from .validate import align_mask, binarise_mask, check_ct_intensities, mask_touches_border
+import numpy as np
+
+from .preprocess import CropRecord
+from .preprocess.crop import bbox_crop, roi_bbox
+from .validate import align_mask, binarise_mask, check_ct_intensities
 from .volume import Volume
 
 
@@ -63,13 +66,26 @@ def load_case(ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str],
     check_ct_intensities(ct, config=v)
     roi_aligned, warnings = align_mask(ct, roi_raw, config=v)
     del roi_raw
-    roi = binarise_mask(roi_aligned, label=label, min_voxels=v.min_mask_voxels)
-    del roi_aligned
     warnings = list(warnings)
-    if mask_touches_border(roi):
+    # Labels are checked on the bounding box of all labelled voxels, not on the whole volume
+    # (a 512×512×300 mask is 79 M voxels); the chosen label's box is then cropped with margin.
+    if not roi_aligned.array.any():
+        binarise_mask(roi_aligned, label=label, min_voxels=v.min_mask_voxels)  # raises the empty-mask error
+    any_lo, any_hi = roi_bbox(roi_aligned.array)
+    sub = roi_aligned.with_array(roi_aligned.array[tuple(slice(a, b) for a, b in zip(any_lo, any_hi))])
+    binary_sub = binarise_mask(sub, label=label, min_voxels=v.min_mask_voxels)
+    chosen = label if label is not None else int(sub.array[binary_sub.array.astype(bool)].flat[0])
+    lo_sub, hi_sub = roi_bbox(binary_sub.array)
+    start = tuple(a + b for a, b in zip(any_lo, lo_sub))
+    stop = tuple(a + b for a, b in zip(any_lo, hi_sub))
+    if any(a == 0 for a in start) or any(b == n for b, n in zip(stop, ct.shape_zyx)):
         warnings.append("ROI touches the edge of the CT volume: the tumour may be cut off and its features incomplete")
     p = config.preprocess
-    ct_c, roi_c, crop = roi_crop(ct, roi, margin_mm=p.crop_margin_mm, min_margin_voxels=p.crop_min_margin_voxels)
+    ct_c, roi_c, crop = bbox_crop(ct, roi_aligned, start, stop, margin_mm=p.crop_margin_mm,
+                                  min_margin_voxels=p.crop_min_margin_voxels)
+    roi_c = roi_c.with_array((roi_c.array == chosen).astype(np.uint8))
+    roi_full = roi_aligned.with_array((roi_aligned.array == chosen).astype(np.uint8)) if keep_full else None
+    del roi_aligned
     return PreparedCase(
         ct_crop=ct_c,
         roi_crop=roi_c,
@@ -81,5 +97,5 @@ def load_case(ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str],
         ct_spacing_xyz=ct.spacing_xyz,
         roi_voxels=int(roi_c.array.sum()),
         ct_full=ct if keep_full else None,
-        roi_full=roi if keep_full else None,
+        roi_full=roi_full,
     )

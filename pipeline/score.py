@@ -90,10 +90,18 @@ def _recalibrate(estimator: Any, p: np.ndarray) -> np.ndarray:
 
 
 def _tree_probabilities(estimator: Any, X: np.ndarray) -> np.ndarray | None:
-    trees = getattr(_forest_of(estimator), "estimators_", None)
+    """Raw (un-recalibrated) P(VPI) of each tree of the forest for one case, or None.
+
+    Uses each tree's ``tree_.predict`` directly (≈10× cheaper than 300 ``predict_proba`` calls);
+    the forest's own probability is the mean of these values."""
+    forest = _forest_of(estimator)
+    trees = getattr(forest, "estimators_", None)
     if not trees or not hasattr(trees[0], "tree_"):
         return None
-    return _recalibrate(estimator, np.array([t.predict_proba(X)[0, 1] for t in trees]))
+    positive = int(np.flatnonzero(forest.classes_ == 1)[0]) if 1 in forest.classes_ else -1
+    X32 = np.asarray(X, dtype=np.float32)
+    values = np.array([np.asarray(t.tree_.predict(X32)).reshape(-1)[-len(forest.classes_):] for t in trees])
+    return values[:, positive] / values.sum(axis=1)
 
 
 class Scorer:
@@ -117,7 +125,8 @@ class Scorer:
         self.explainer = TreeExplainer(forest) if explain and hasattr(forest, "estimators_") else None
 
     def score(self, ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str], clinical: ClinicalValues, *,
-              label: int | None = None, progress: ProgressFn | None = None, keep_case: bool = False) -> CaseResult:
+              label: int | None = None, progress: ProgressFn | None = None, keep_case: bool = False,
+              hash_inputs: bool = True) -> CaseResult:
         """Read, validate, extract, score and explain one case.
 
         Raises:
@@ -127,7 +136,8 @@ class Scorer:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         say("reading and checking the images")
-        case = load_case(ct_path, roi_path, config=self.bundle.config, label=label, keep_full=keep_case)
+        case = load_case(ct_path, roi_path, config=self.bundle.config, label=label, keep_full=keep_case,
+                         hash_inputs=hash_inputs)
         timings["read_validate_crop"] = time.perf_counter() - t0
         return self.score_prepared(case, clinical, progress=say, timings=timings, keep_case=keep_case)
 
@@ -142,8 +152,12 @@ class Scorer:
         say("scoring")
         t = time.perf_counter()
         X = vector.values.reshape(1, -1)
-        probability = float(self.bundle.estimator.predict_proba(X)[0, 1])
-        trees = _tree_probabilities(self.bundle.estimator, X)
+        raw_trees = _tree_probabilities(self.bundle.estimator, X)
+        if raw_trees is not None:
+            probability = float(_recalibrate(self.bundle.estimator, np.array([raw_trees.mean()]))[0])
+            trees = _recalibrate(self.bundle.estimator, raw_trees)
+        else:
+            probability, trees = float(self.bundle.estimator.predict_proba(X)[0, 1]), None
         timings["score"] = time.perf_counter() - t
         explanation = None
         if self.explainer is not None:

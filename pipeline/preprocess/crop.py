@@ -48,18 +48,11 @@ def roi_bbox(mask: np.ndarray) -> tuple[tuple[int, int, int], tuple[int, int, in
     return tuple(starts), tuple(stops)  # type: ignore[return-value]
 
 
-def roi_crop(ct: Volume, roi: Volume, *, margin_mm: float, min_margin_voxels: int = 0) -> tuple[Volume, Volume, CropRecord]:
-    """Crop ``ct`` and ``roi`` (same grid) to the ROI bounding box plus ``margin_mm`` on each side.
-
-    The margin is converted to voxels per axis (rounded up) with the image spacing, and is at
-    least ``min_margin_voxels`` on every axis (thick slices otherwise leave too few slices for
-    B-spline resampling and filters to be unaffected by the crop edge); the crop is
-    clipped at the volume border (``clipped_at_border`` records it). Origins are updated so the
-    crops keep their exact physical position. Arrays are copied (the full volumes can be freed).
-    """
+def bbox_crop(ct: Volume, roi: Volume, start: tuple[int, int, int], stop: tuple[int, int, int], *,
+              margin_mm: float, min_margin_voxels: int = 0) -> tuple[Volume, Volume, CropRecord]:
+    """Crop ``ct`` and ``roi`` to the box [start, stop) (z, y, x) grown by the margin (see :func:`roi_crop`)."""
     if margin_mm < 0:
         raise ValueError(f"margin_mm must be >= 0 mm, got {margin_mm}")
-    start, stop = roi_bbox(roi.array)
     margin = tuple(max(int(min_margin_voxels), int(math.ceil(margin_mm / s - 1e-9))) for s in roi.spacing_zyx)
     shape = ct.shape_zyx
     lo = tuple(max(0, b - m) for b, m in zip(start, margin))
@@ -71,3 +64,16 @@ def roi_crop(ct: Volume, roi: Volume, *, margin_mm: float, min_margin_voxels: in
     roi_crop_ = roi.with_array(np.ascontiguousarray(roi.array[sl]), origin_xyz=origin)
     record = CropRecord(float(margin_mm), margin, lo, hi, clipped, shape)  # type: ignore[arg-type]
     return ct_crop, roi_crop_, record
+
+
+def roi_crop(ct: Volume, roi: Volume, *, margin_mm: float, min_margin_voxels: int = 0) -> tuple[Volume, Volume, CropRecord]:
+    """Crop ``ct`` and ``roi`` (same grid) to the ROI bounding box plus ``margin_mm`` on each side.
+
+    The margin is converted to voxels per axis (rounded up) with the image spacing, and is at
+    least ``min_margin_voxels`` on every axis (thick slices otherwise leave too few slices for
+    B-spline resampling and filters to be unaffected by the crop edge); the crop is
+    clipped at the volume border (``clipped_at_border`` records it). Origins are updated so the
+    crops keep their exact physical position. Arrays are copied (the full volumes can be freed).
+    """
+    start, stop = roi_bbox(roi.array)
+    return bbox_crop(ct, roi, start, stop, margin_mm=margin_mm, min_margin_voxels=min_margin_voxels)

@@ -17,7 +17,8 @@ from pipeline.volume import Volume
 
 SPACING = (0.75, 0.75, 2.5)
 ORIGIN = (-18.0, -18.0, -30.0)
-SMALL_CROP = PipelineConfig(preprocess=PreprocessConfig(crop_margin_mm=3.0, crop_min_margin_voxels=1))
+SMALL_CROP = PipelineConfig(preprocess=PreprocessConfig(crop_margin_mm=3.0, crop_min_margin_voxels=1),
+                            feature_groups=("deep", "radiomics", "clinical"))
 
 
 def _chest(tmp_path: Path, *, tumour_zyx: tuple[int, int, int] = (12, 24, 24), roi_suffix: str = ".nii.gz",
