@@ -145,10 +145,17 @@ def canonical_skops(data: bytes) -> bytes:
 
     src = zipfile.ZipFile(io.BytesIO(data))
     schema = src.read("schema.json").decode()
+    # ids appear as  "__id__": 140638608541552  and  "file": "140638576022544.npy"  — only those
+    # contexts are renumbered (a float such as 0.8094772473861893 must never be touched)
+    pattern = re.compile(r'("__id__":\s*)(\d+)|("file":\s*")(\d+)(\.npy")')
     mapping: dict[str, str] = {}
-    for token in re.findall(r"(?<![0-9])[0-9]{9,}(?![0-9])", schema):
-        mapping.setdefault(token, str(len(mapping) + 1))
-    new_schema = re.sub(r"(?<![0-9])[0-9]{9,}(?![0-9])", lambda m: mapping[m.group(0)], schema)
+
+    def renumber(m: re.Match) -> str:
+        token = m.group(2) or m.group(4)
+        new = mapping.setdefault(token, str(len(mapping) + 1))
+        return f"{m.group(1)}{new}" if m.group(2) else f"{m.group(3)}{new}{m.group(5)}"
+
+    new_schema = pattern.sub(renumber, schema)
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as dst:
         entries = {"schema.json": new_schema.encode()}
@@ -162,6 +169,25 @@ def canonical_skops(data: bytes) -> bytes:
             info.compress_type = zipfile.ZIP_DEFLATED
             dst.writestr(info, entries[name])
     return out.getvalue()
+
+
+def canonicalise_safetensors(path: Path) -> None:
+    """Rewrite a safetensors header with sorted keys (same length, space-padded).
+
+    The safetensors writer keeps metadata in a hash map, so two saves of the same weights can
+    order the header differently; sorting makes the file byte-identical for identical weights.
+    Tensor data and offsets are unchanged.
+    """
+    import struct
+
+    raw = bytearray(path.read_bytes())
+    (length,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + length])
+    canonical = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    if len(canonical) > length:
+        return  # cannot happen for a compact writer; leave the file as written
+    raw[8:8 + length] = canonical + b" " * (length - len(canonical))
+    path.write_bytes(bytes(raw))
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:
@@ -202,6 +228,7 @@ def write_bundle(out_dir: str | os.PathLike[str], *, estimator: Any, feature_nam
             from models.medicalnet import save_backbone_safetensors
 
             save_backbone_safetensors(backbone, tmp / BACKBONE_FILE)
+            canonicalise_safetensors(tmp / BACKBONE_FILE)
             files.append(BACKBONE_FILE)
             backbone_info = {"architecture": "MedicalNet ResNet-10 (shortcut B), 512-d GAP encoder",
                              "file": BACKBONE_FILE, "dtype": "float16", "source": backbone_source}

@@ -84,3 +84,28 @@ def test_format_version_mismatch(bundle_copy: Path):
     (bundle_copy / MANIFEST).write_text(json.dumps(m))
     with pytest.raises(BundleError, match="format version 99"):
         verify_bundle(bundle_copy)
+
+
+def test_canonical_skops_is_deterministic_and_keeps_every_value():
+    """Renumbering skops' object ids must never touch numbers such as 0.8094772473861893."""
+    import numpy as np
+    import skops.io as sio
+    from sklearn.ensemble import RandomForestClassifier
+
+    from models.deploy import DeployedForest
+    from pipeline.bundle import canonical_skops
+
+    X = np.random.default_rng(0).normal(size=(60, 4))
+    y = (X[:, 0] > 0).astype(int)
+
+    def make() -> DeployedForest:
+        forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y)
+        return DeployedForest(forest=forest, calibration_intercept=-0.5978543322185458,
+                              calibration_slope=0.8094772473861893)
+
+    a, b = canonical_skops(sio.dumps(make())), canonical_skops(sio.dumps(make()))
+    assert a == b
+    loaded = sio.loads(a, trusted=sio.get_untrusted_types(data=a))
+    assert loaded.calibration_intercept == -0.5978543322185458
+    assert loaded.calibration_slope == 0.8094772473861893
+    assert np.array_equal(loaded.predict_proba(X), make().predict_proba(X))
