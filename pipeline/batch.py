@@ -112,7 +112,9 @@ def score_one(case: CaseInput, label: int | None, scorer=None) -> dict[str, Any]
         except MemoryError:
             row = _error_row(case.case_id, "internal", "out of memory while scoring this case")
         except Exception as exc:  # noqa: BLE001 - a batch never stops for one case
-            row = _error_row(case.case_id, "internal", f"internal error ({type(exc).__name__}): {exc}")
+            # an OSError's text names its file, which may carry a patient's name: keep only the reason
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            row = _error_row(case.case_id, "internal", f"internal error ({type(exc).__name__}): {detail}")
     row["seconds"] = round(time.perf_counter() - t, 3)
     return row
 
@@ -137,7 +139,9 @@ def read_journal(path: Path) -> dict[str, dict[str, Any]]:
 
 def _open_journal(path: Path) -> io.TextIOBase:
     """Open the journal for appending; a torn last line (a crash mid-write) is ended first, so
-    the next row starts on a line of its own instead of being glued to the fragment and lost."""
+    the next row starts on a line of its own instead of being glued to the fragment and lost.
+    The folder is created if needed (``--out new_folder/results.csv``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     torn = False
     if path.exists() and path.stat().st_size:
         with path.open("rb") as fh:

@@ -69,12 +69,16 @@ def _parse_one(value: object, f: ClinicalField) -> float:
         number = float(str(value).strip().replace(",", ".")) if isinstance(value, str) else float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise ClinicalValueError(f"{f.name} must be a number in {f.unit} (got {str(value)[:40]!r})") from None
+    except OverflowError:  # an integer or fraction beyond the float range
+        raise ClinicalValueError(
+            f"{f.name} is far outside the plausible range {f.low:g}–{f.high:g} {f.unit}; check the value and its unit"
+        ) from None
     if math.isnan(number):
         raise ClinicalValueError(f"{f.name} is missing; enter it in {f.unit}")
     if not math.isfinite(number):
-        raise ClinicalValueError(f"{f.name} must be a finite number in {f.unit} (got {value})")
+        raise ClinicalValueError(f"{f.name} must be a finite number in {f.unit} (got {str(value)[:40]})")
     if number < 0:
-        raise ClinicalValueError(f"{f.name} must be ≥ 0 {f.unit} (got {value})")
+        raise ClinicalValueError(f"{f.name} must be ≥ 0 {f.unit} (got {str(value)[:40]})")
     if not f.low <= number <= f.high:
         raise ClinicalValueError(
             f"{f.name} = {number:g} {f.unit} is outside the plausible range {f.low:g}–{f.high:g} {f.unit}; check the value and its unit"

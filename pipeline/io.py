@@ -8,10 +8,16 @@ Contract (what callers may rely on):
       more than ``max_voxels`` voxels, fewer or more than 3 dimensions (a trailing 4th axis of
       length 1 is dropped), a zero-length axis, or several components per voxel is refused.
       A NIfTI file holding less voxel data than its header declares (a truncated upload, which
-      ITK would silently zero-fill) or failing its gzip checksum is refused.
-    * DICOM: a folder (searched recursively) is read as the series with the most slices;
-      slices must be evenly spaced (missing or uneven slices are refused). Pixel data come out
-      in HU (GDCM applies RescaleSlope/Intercept); no DICOM tag leaves this module.
+      ITK would silently zero-fill), failing its gzip checksum, or decompressing to much more
+      than its header declares (a gzip bomb; decompression stops there) is refused.
+    * The suffix decides the format: a file whose content is another format (a PNG or PDF named
+      ``.nii.gz``) is refused as not a valid image of that suffix. NIfTI headers are checked in
+      Python before ITK parses them (a zero or negative axis length is refused, never read as 1).
+      NaN/±Inf voxels of a float NIfTI file are returned as stored (ITK's reader makes them 0).
+    * DICOM: a folder (searched recursively) is read as the series with the most slices (two
+      series tied for the most are refused as ambiguous); slices must be evenly spaced (missing
+      or uneven slices are refused). Pixel data come out in HU (GDCM applies
+      RescaleSlope/Intercept); no DICOM tag leaves this module.
     * Errors are :class:`~pipeline.errors.InputError` subclasses with one sentence naming the
       input's *role* ("CT", "ROI mask"), never the file name or any patient identifier.
 
@@ -27,10 +33,16 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
+import struct
+import sys
+import threading
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -40,9 +52,41 @@ from .volume import Volume
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 DEFAULT_MAX_VOXELS = 1024**3
+# The ITK reader of each suffix (never guessed from the content: a PNG named .nii.gz is refused).
+_IMAGE_IO = {".nii.gz": "NiftiImageIO", ".nii": "NiftiImageIO", ".nrrd": "NrrdImageIO", ".nhdr": "NrrdImageIO",
+             ".mha": "MetaImageIO", ".mhd": "MetaImageIO"}
+# Decompressed bytes tolerated beyond what a .nii.gz header declares before it counts as a bomb.
+_NIFTI_GZ_SLACK = 64 * 1024
 
 # ITK reports failures on stderr as well as by exception; keep user output clean.
 sitk.ProcessObject_SetGlobalWarningDisplay(False)
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _c_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null while ITK reads a file.
+
+    ITK's MetaImage (MHA) and NIfTI libraries print their own complaints about a damaged file
+    straight to stderr, bypassing the switch above, although ITK raises the same problem as an
+    exception that becomes the user's one-line error. Reads are serialised by a lock so threads
+    never restore each other's descriptor; Python's own ``sys.stderr`` output is unaffected.
+    """
+    with _STDERR_LOCK:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):  # no usable stderr: nothing to protect
+            yield
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
 
 
 def image_suffix(path: str | os.PathLike[str]) -> str:
@@ -77,29 +121,101 @@ def _check_header(size: tuple[int, ...], n_components: int, *, role: str, max_vo
     return tuple(dims)
 
 
-def _nifti_data_complete(reader: sitk.ImageFileReader, path: Path) -> bool:
-    """Whether a NIfTI file holds all the voxel data its header declares.
+def _is_gzip(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+class _NiftiHeader(NamedTuple):
+    dims: tuple[int, ...]  # dim[1..dim[0]] as stored (x, y, z, …)
+    datatype: int  # NIfTI type code (16: float32, 64: float64, …)
+    vox_offset: int  # bytes before the voxel data
+    byte_order: str  # "<" or ">"
+
+
+def _nifti_header(path: Path) -> _NiftiHeader | None:
+    """A single-file NIfTI-1/-2 header (read in Python, .nii or .nii.gz), or ``None`` when the
+    file does not start with a valid one.
+
+    ITK's NIfTI library prints its own errors on stderr for some damaged headers and reads a
+    zero or negative axis length as 1; checking here keeps both away from the user.
+    """
+    try:
+        opener = gzip.open if _is_gzip(path) else open
+        with opener(path, "rb") as fh:
+            head = fh.read(540)
+    except (OSError, EOFError, zlib.error):
+        return None
+    for order in "<>":
+        size = struct.unpack(order + "i", head[:4])[0] if len(head) >= 4 else 0
+        if size == 348 and len(head) >= 348 and head[344:348] == b"n+1\x00":  # ni1: data in a separate .img
+            dim, datatype = struct.unpack(order + "8h", head[40:56]), struct.unpack(order + "h", head[70:72])[0]
+            vox_offset = struct.unpack(order + "f", head[108:112])[0]
+        elif size == 540 and len(head) >= 540 and head[4:8] == b"n+2\x00":
+            dim, datatype = struct.unpack(order + "8q", head[16:80]), struct.unpack(order + "h", head[12:14])[0]
+            vox_offset = struct.unpack(order + "q", head[168:176])[0]
+        else:
+            continue
+        if not 1 <= dim[0] <= 7 or not 0 <= vox_offset < 2**31:
+            return None
+        return _NiftiHeader(tuple(dim[1:dim[0] + 1]), datatype, int(vox_offset), order)
+    return None
+
+
+_NIFTI_FLOATS = {16: "f4", 64: "f8"}
+
+
+def _restore_non_finite(array: np.ndarray, path: Path, header: _NiftiHeader) -> None:
+    """Copy the NaN/±Inf voxels of a float NIfTI file into ``array`` (z, y, x) in place.
+
+    ITK's NIfTI reader turns them into 0, which would pass for water (0 HU) and hide the problem
+    from the checks that follow; one streamed pass over the file's data puts them back.
+    """
+    dtype = np.dtype(header.byte_order + _NIFTI_FLOATS[header.datatype])
+    flat = array.reshape(-1)
+    done = 0
+    opener = gzip.open if _is_gzip(path) else open
+    with opener(path, "rb") as fh:
+        fh.seek(header.vox_offset)
+        while done < flat.size and (data := fh.read(min(flat.size - done, 1 << 20) * dtype.itemsize)):
+            chunk = np.frombuffer(data[: len(data) - len(data) % dtype.itemsize], dtype)
+            bad = ~np.isfinite(chunk)
+            if bad.any():
+                flat[done:done + chunk.size][bad] = chunk[bad]
+            done += chunk.size
+
+
+def _nifti_data_problem(reader: sitk.ImageFileReader, path: Path) -> str | None:
+    """Why a NIfTI file's voxel data cannot be trusted (``None`` if they can).
 
     ITK's NIfTI reader silently fills missing data with zeros, so a truncated upload would
-    otherwise be read as a CT with a block of 0 HU. ``.nii``: compare the file size;
-    ``.nii.gz``: stream-decompress the file (this also verifies the gzip CRC).
+    otherwise be read as a CT with a block of 0 HU. ``.nii`` (or an uncompressed file named
+    ``.nii.gz``): compare the file size; ``.nii.gz``: stream-decompress the file (this also
+    verifies the gzip CRC), stopping a little past the declared size so a small file that
+    decompresses to gigabytes (a gzip bomb) costs no more than a real image of that header.
     """
     try:
         n_dims = int(reader.GetMetaData("dim[0]"))
         n_voxels = int(np.prod([int(reader.GetMetaData(f"dim[{i}]")) for i in range(1, n_dims + 1)], dtype=np.int64))
         expected = int(float(reader.GetMetaData("vox_offset"))) + n_voxels * int(reader.GetMetaData("bitpix")) // 8
     except (RuntimeError, ValueError):
-        return True  # header fields not exposed: leave the check to ITK
-    if image_suffix(path) == ".nii":
-        return path.stat().st_size >= expected
+        return None  # header fields not exposed: leave the check to ITK
+    truncated = "the file is truncated or its data are corrupt"
+    if image_suffix(path) == ".nii" or not _is_gzip(path):
+        return None if path.stat().st_size >= expected else truncated
+    limit = expected + _NIFTI_GZ_SLACK
     total = 0
+    from isal import igzip, isal_zlib  # ISA-L: same checks as gzip, ~3× faster (bench/README.md)
+
     try:
-        with gzip.open(path, "rb") as fh:
-            while chunk := fh.read(4 * 1024 * 1024):
+        with igzip.open(path, "rb") as fh:
+            while total <= limit and (chunk := fh.read(min(4 * 1024 * 1024, limit + 1 - total))):
                 total += len(chunk)
-    except (OSError, EOFError, zlib.error):
-        return False
-    return total >= expected
+    except (OSError, EOFError, zlib.error, isal_zlib.error):
+        return truncated
+    if total > limit:
+        return "it decompresses to more data than its header declares (damaged, or a decompression bomb)"
+    return None if total >= expected else truncated
 
 
 def read_image(path: str | os.PathLike[str], *, role: str = "image", max_voxels: int = DEFAULT_MAX_VOXELS) -> Volume:
@@ -112,36 +228,55 @@ def read_image(path: str | os.PathLike[str], *, role: str = "image", max_voxels:
         max_voxels: largest accepted number of voxels, checked on the header.
     """
     p = Path(path)
-    if p.is_dir():
+    try:
+        is_dir, is_file = p.is_dir(), p.is_file()
+        size = p.stat().st_size if is_file else 0
+    except OSError as exc:  # e.g. a name too long; the OSError text would carry the path
+        raise ImageReadError(f"{role} file cannot be opened ({exc.strerror or type(exc).__name__})") from None
+    if is_dir:
         return read_dicom_series(p, role=role, max_voxels=max_voxels)
-    if not p.is_file():
+    if not is_file:
         raise ImageReadError(f"{role} file not found")
-    if p.stat().st_size == 0:
+    if size == 0:
         raise ImageReadError(f"{role} file is empty (0 bytes)")
+    if p.name.lower().endswith(".zip"):  # the app unzips uploads itself; here a folder is needed
+        raise ImageReadError(f"{role}: a .zip archive cannot be read directly; unzip it and give the DICOM folder")
     if not image_suffix(p):
         raise ImageReadError(
             f"{role}: unsupported file type; use NIfTI (.nii, .nii.gz), NRRD (.nrrd), MHA (.mha) "
-            "or a folder / zip of DICOM files"
+            "or a folder of DICOM files"
         )
+    suffix = image_suffix(p)
+    invalid = f"{role} could not be read: not a valid {suffix} image or the header is damaged"
+    nifti = _nifti_header(p) if _IMAGE_IO[suffix] == "NiftiImageIO" else None
+    if _IMAGE_IO[suffix] == "NiftiImageIO" and nifti is None:
+        raise ImageReadError(invalid)
+    if nifti is not None and min(nifti.dims, default=0) < 1:
+        raise ImageShapeError(f"{role} has a zero-length or negative axis (header size {nifti.dims})")
     reader = sitk.ImageFileReader()
+    reader.SetImageIO(_IMAGE_IO[suffix])
     reader.SetFileName(str(p))
     try:
-        reader.ReadImageInformation()
+        with _c_stderr_silenced():
+            reader.ReadImageInformation()
     except RuntimeError:
-        raise ImageReadError(f"{role} could not be read: not a valid {image_suffix(p)} image or the header is damaged") from None
+        raise ImageReadError(invalid) from None
     dims = _check_header(reader.GetSize(), reader.GetNumberOfComponents(), role=role, max_voxels=max_voxels)
-    truncated = f"{role} could not be read: the file is truncated or its data are corrupt"
-    if image_suffix(p) in (".nii", ".nii.gz") and not _nifti_data_complete(reader, p):
-        raise ImageReadError(truncated)
+    if nifti is not None and (problem := _nifti_data_problem(reader, p)):
+        raise ImageReadError(f"{role} could not be read: {problem}")
     try:
-        image = reader.Execute()
+        with _c_stderr_silenced():
+            image = reader.Execute()
     except (RuntimeError, MemoryError):
-        raise ImageReadError(truncated) from None
+        raise ImageReadError(f"{role} could not be read: the file is truncated or its data are corrupt") from None
     if image.GetDimension() == 4:
         image = image[:, :, :, 0]
     if image.GetDimension() != 3 or tuple(image.GetSize()) != dims:
         raise ImageShapeError(f"{role} must be a 3-D image; got size {image.GetSize()}")
-    return Volume.from_sitk(image)
+    volume = Volume.from_sitk(image)
+    if nifti is not None and nifti.datatype in _NIFTI_FLOATS:
+        _restore_non_finite(volume.array, p, nifti)
+    return volume
 
 
 def _slice_positions(files: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -181,6 +316,11 @@ def read_dicom_series(folder: str | os.PathLike[str], *, role: str = "CT", max_v
     if not candidates:
         raise DicomError(f"{role}: no DICOM image series found in the folder")
     n_files, _sid, files = max(candidates, key=lambda c: c[0])
+    if sum(1 for c in candidates if c[0] == n_files) > 1:
+        raise DicomError(
+            f"{role}: the folder holds several DICOM series of {n_files} slices each and it is unclear which "
+            "one to use; put only the series the ROI was drawn on in the folder"
+        )
     if n_files < 3:
         raise DicomError(f"{role}: the largest DICOM series has only {n_files} slice(s); a 3-D CT needs more")
     try:
