@@ -14,6 +14,8 @@ fpdf2's core fonts instead.
 Example:
     >>> pdf = report_pdf(result, clinical=clinical)  # doctest: +SKIP
     >>> open("report.pdf", "wb").write(pdf)  # doctest: +SKIP
+    >>> transliterate("LoG σ3 mm – p ≥ 0.5")  # the fallback when no Unicode font exists
+    'LoG sigma3 mm - p >= 0.5'
 """
 
 from __future__ import annotations
@@ -98,11 +100,30 @@ def report_json(result, *, clinical: ClinicalValues, roi_label: int | None = Non
 
 
 # ------------------------------------------------------------------------------------------------
+def _fpdf_class() -> type:
+    """fpdf2's ``FPDF``, imported without pinning the importer's stack.
+
+    fpdf2 keeps the ImportError of its optional ``cryptography`` import in
+    ``fpdf.encryption.import_error``; that exception's traceback references every frame of the
+    thread that first imported fpdf. In the app this is the first session that builds a PDF, so
+    its session state (the upload folder with its CT, the result) would stay in memory and on
+    disk until the server stops. The traceback is dropped; the message fpdf2 reports is kept.
+    """
+    import sys
+
+    from fpdf import FPDF
+
+    error = getattr(sys.modules.get("fpdf.encryption"), "import_error", None)
+    if isinstance(error, BaseException):
+        error.__traceback__ = None
+    return FPDF
+
+
 class _Page:
     """Small layout helper over fpdf2 (A4 portrait, mm)."""
 
     def __init__(self, title: str) -> None:
-        from fpdf import FPDF
+        FPDF = _fpdf_class()  # noqa: N806 - the class, under its own name
 
         self.pdf = FPDF(orientation="P", unit="mm", format="A4")
         self.pdf.set_margins(12, 10, 12)

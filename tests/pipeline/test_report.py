@@ -109,3 +109,13 @@ def test_json_has_the_same_content_plus_inputs(result: CaseResult) -> None:
 def test_write_reports_writes_both_files(result: CaseResult, tmp_path: Path) -> None:
     pdf_path, json_path = report.write_reports(result, tmp_path / "out", clinical=CLINICAL)
     assert pdf_path.read_bytes().startswith(b"%PDF") and json.loads(json_path.read_text())["risk_band"] == result.risk_band
+
+
+def test_building_a_pdf_pins_no_caller_frames(result: CaseResult) -> None:
+    """fpdf2 keeps the ImportError of its optional ``cryptography`` import; its traceback would
+    keep the first app session that built a PDF (its uploaded CT included) alive forever."""
+    import sys
+
+    report.report_pdf(result, clinical=CLINICAL, created=WHEN)
+    error = getattr(sys.modules["fpdf.encryption"], "import_error", None)
+    assert error is None or error.__traceback__ is None
