@@ -19,7 +19,8 @@ def trained(phantom_features: Path, tmp_path_factory: pytest.TempPathFactory) ->
     root = tmp_path_factory.mktemp("train")
     a, b = root / "a", root / "b"
     for out in (a, b):
-        assert main(["train", str(phantom_features), "--out", str(out), "--synthetic", "--seed", "3", *TINY]) == 0
+        assert main(["train", str(phantom_features), "--out", str(out), "--name", "tiny", "--synthetic", "--seed", "3",
+                     *TINY]) == 0
     return a, b
 
 
@@ -48,7 +49,10 @@ def test_same_seed_same_model_files(trained):
 
 
 def test_evaluate_attaches_external_validation(trained, phantom_cohort: Path, tmp_path: Path):
-    bundle = trained[0]
+    import shutil
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(trained[0], bundle)  # keep the fixture's bundles untouched for the other tests
     assert main(["evaluate", str(bundle), str(phantom_cohort), "--out", str(tmp_path / "ev"), "--name", "phantoms",
                  "--attach"]) == 0
     manifest, _ = verify_bundle(bundle)
