@@ -10,22 +10,23 @@ Never downloads a browser: uses ``/usr/bin/chromium`` and is skipped when it is 
 
 from __future__ import annotations
 
-import csv
 import io
-import os
-import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = REPO / "test-artifacts"
+from browser_helpers import (
+    ARTIFACTS,
+    CHROMIUM,
+    enter_labs,
+    launch_chromium,
+    open_predict_page,
+    phantom_cases,
+    running_app,
+    upload_case,
+)
 
 pytestmark = [
     pytest.mark.browser,
@@ -33,56 +34,11 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited early with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"streamlit did not become healthy within {timeout_s:.0f} s")
-
-
 @pytest.fixture(scope="module")
 def app_server(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory):
     """A running app (repo root as working directory so .streamlit/config.toml applies)."""
-    tmp = tmp_path_factory.mktemp("browser")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "PLEURA_BUNDLE": str(tiny_bundle), "PLEURA_AUDIT_LOG": str(tmp / "audit.jsonl"),
-           "PLEURA_THREADS": "2", "PYTHONUNBUFFERED": "1"}
-    log_path = tmp / "streamlit.log"
-    log = log_path.open("wb")
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    try:
-        _wait_healthy(url, proc, timeout_s=120)
-        health_s = time.perf_counter() - t0
-        yield {"url": url, "t0": t0, "health_s": health_s, "audit": tmp / "audit.jsonl", "log": log_path}
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
-        log.close()
+    with running_app(bundle=tiny_bundle, workdir=tmp_path_factory.mktemp("browser")) as app:
+        yield {"url": app.url, "t0": app.t0, "health_s": app.health_s, "audit": app.audit, "log": app.log}
 
 
 @pytest.fixture(scope="module")
@@ -90,26 +46,19 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM),
-                               args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        b = launch_chromium(pw)
         try:
             yield b
         finally:
             b.close()
 
 
-def _phantom_case(phantom_cohort: Path) -> tuple[Path, Path, dict[str, str]]:
-    with phantom_cohort.open(newline="") as fh:
-        row = next(csv.DictReader(fh))
-    folder = phantom_cohort.parent
-    return folder / row["ct_path"], folder / row["roi_path"], row
-
-
 def test_predict_in_browser(browser, app_server, phantom_cohort: Path) -> None:
     from pypdf import PdfReader
 
     ARTIFACTS.mkdir(exist_ok=True)
-    ct, roi, row = _phantom_case(phantom_cohort)
+    case = phantom_cases(phantom_cohort)[0]
+    ct, roi, row = case.ct, case.roi, case.row
     page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     try:
         # cold start: process start → the first page is shown
@@ -118,16 +67,9 @@ def test_predict_in_browser(browser, app_server, phantom_cohort: Path) -> None:
         cold_start_s = time.perf_counter() - app_server["t0"]
         assert page.get_by_text("Research use only").first.is_visible()
 
-        page.goto(f"{app_server['url']}/predict", wait_until="domcontentloaded")
-        page.get_by_role("heading", name="Predict one case").wait_for(timeout=60_000)
-        uploader = page.get_by_test_id("stFileUploader")
-        uploader.filter(has_text="CT scan").locator("input[type=file]").set_input_files(str(ct))
-        uploader.filter(has_text="Tumour ROI mask").locator("input[type=file]").set_input_files(str(roi))
-        page.get_by_text(roi.name).wait_for(timeout=60_000)  # shown in the uploader once received
-        for label, value in (("CEA (ng/mL)", row["CEA"]), ("CA125 (U/mL)", row["CA125"]), ("Age (years)", row["age"])):
-            box = page.get_by_role("spinbutton", name=label, exact=True)
-            box.fill(str(value))
-            box.press("Enter")
+        open_predict_page(page, app_server["url"])
+        upload_case(page, case)  # returns once the uploader shows the ROI as received
+        enter_labs(page, case.labs)
         page.wait_for_timeout(500)
 
         t_click = time.perf_counter()
@@ -190,8 +132,7 @@ def test_bad_upload_shows_error_in_browser(browser, app_server, tmp_path: Path) 
     png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(2000))
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
-        page.goto(f"{app_server['url']}/predict", wait_until="domcontentloaded")
-        page.get_by_role("heading", name="Predict one case").wait_for(timeout=60_000)
+        open_predict_page(page, app_server["url"])
         page.get_by_test_id("stFileUploader").filter(has_text="CT scan").locator("input[type=file]").set_input_files(str(png))
         page.get_by_text("this file is a PNG picture").wait_for(timeout=60_000)
         assert page.get_by_role("button", name="Predict").is_enabled()
