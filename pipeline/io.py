@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
+import io
 import os
 import struct
 import sys
@@ -48,6 +50,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import DicomError, ImageReadError, ImageShapeError, ImageTooLargeError
+from .hashing import path_sha256
 from .volume import Volume
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -131,6 +134,8 @@ class _NiftiHeader(NamedTuple):
     datatype: int  # NIfTI type code (16: float32, 64: float64, …)
     vox_offset: int  # bytes before the voxel data
     byte_order: str  # "<" or ">"
+    scl_slope: float = 0.0  # intensity scaling (0 or 1 with scl_inter 0: none)
+    scl_inter: float = 0.0
 
 
 def _nifti_header(path: Path) -> _NiftiHeader | None:
@@ -151,14 +156,16 @@ def _nifti_header(path: Path) -> _NiftiHeader | None:
         if size == 348 and len(head) >= 348 and head[344:348] == b"n+1\x00":  # ni1: data in a separate .img
             dim, datatype = struct.unpack(order + "8h", head[40:56]), struct.unpack(order + "h", head[70:72])[0]
             vox_offset = struct.unpack(order + "f", head[108:112])[0]
+            slope, inter = struct.unpack(order + "2f", head[112:120])
         elif size == 540 and len(head) >= 540 and head[4:8] == b"n+2\x00":
             dim, datatype = struct.unpack(order + "8q", head[16:80]), struct.unpack(order + "h", head[12:14])[0]
             vox_offset = struct.unpack(order + "q", head[168:176])[0]
+            slope, inter = struct.unpack(order + "2d", head[176:192])
         else:
             continue
         if not 1 <= dim[0] <= 7 or not 0 <= vox_offset < 2**31:
             return None
-        return _NiftiHeader(tuple(dim[1:dim[0] + 1]), datatype, int(vox_offset), order)
+        return _NiftiHeader(tuple(dim[1:dim[0] + 1]), datatype, int(vox_offset), order, float(slope), float(inter))
     return None
 
 
@@ -218,6 +225,88 @@ def _nifti_data_problem(reader: sitk.ImageFileReader, path: Path) -> str | None:
     return None if total >= expected else truncated
 
 
+# NIfTI datatype code → numpy dtype and the SimpleITK pixel type ITK reads it as (no scaling).
+_NIFTI_DIRECT = {2: ("u1", sitk.sitkUInt8), 256: ("i1", sitk.sitkInt8), 4: ("i2", sitk.sitkInt16),
+                 512: ("u2", sitk.sitkUInt16), 8: ("i4", sitk.sitkInt32), 768: ("u4", sitk.sitkUInt32),
+                 16: ("f4", sitk.sitkFloat32), 64: ("f8", sitk.sitkFloat64)}
+_MAX_DIRECT_OFFSET = 16 * 1024 * 1024  # header + extensions read by the direct path
+
+
+class _HashingReader(io.RawIOBase):
+    """A raw binary stream that feeds every byte read from ``fh`` to a SHA-256."""
+
+    def __init__(self, fh: io.RawIOBase) -> None:
+        self._fh = fh
+        self.sha256 = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def, override]
+        n = self._fh.readinto(buffer) or 0
+        if n:
+            self.sha256.update(memoryview(buffer)[:n])
+        return n
+
+    def drain(self) -> None:
+        """Hash whatever of the file has not been read yet."""
+        buffer = bytearray(4 * 1024 * 1024)
+        while self.readinto(buffer):
+            pass
+
+
+def _read_exactly(stream, view: memoryview) -> int:  # type: ignore[no-untyped-def]
+    got = 0
+    while got < view.nbytes and (n := stream.readinto(view[got:])):
+        got += n
+    return got
+
+
+def _read_nifti_direct(reader: sitk.ImageFileReader, path: Path, header: _NiftiHeader, *,
+                       role: str) -> tuple[Volume, str] | None:
+    """Read a plain single-file NIfTI with one pass over the file: decompress (ISA-L) straight
+    into the output array while hashing the file bytes, checking length, gzip CRC and bomb limit
+    on the way. Geometry comes from ITK's header parse, so it is exactly what ITK would give.
+
+    Returns ``None`` (the caller falls back to ITK's reader) for anything unusual: scaled
+    intensities, foreign byte order, an unexpected datatype, a 4-D header, large extensions, a
+    ``.nii`` holding gzip data. Raises :class:`ImageReadError` for damaged data.
+    """
+    from isal import igzip, isal_zlib  # ISA-L: same checks as gzip, ~3× faster (bench/README.md)
+
+    direct = _NIFTI_DIRECT.get(header.datatype)
+    native = "<" if sys.byteorder == "little" else ">"
+    size = tuple(reader.GetSize())
+    if (direct is None or header.byte_order != native or reader.GetPixelID() != direct[1]
+            or len(size) != 3 or tuple(header.dims) != size or header.vox_offset > _MAX_DIRECT_OFFSET
+            or header.scl_slope not in (0.0, 1.0) or header.scl_inter != 0.0):
+        return None
+    gz = _is_gzip(path)
+    if gz and image_suffix(path) == ".nii":
+        return None
+    array = np.empty(size[::-1], dtype=np.dtype(direct[0]))
+    view = memoryview(array).cast("B")
+    truncated = ImageReadError(f"{role} could not be read: the file is truncated or its data are corrupt")
+    with open(path, "rb", buffering=0) as fh:
+        hashing = _HashingReader(fh)
+        buffered = io.BufferedReader(hashing, 1 << 20)
+        stream = igzip.IGzipFile(fileobj=buffered, mode="rb") if gz else buffered
+        try:
+            if len(stream.read(header.vox_offset)) < header.vox_offset or _read_exactly(stream, view) < view.nbytes:
+                raise truncated
+            if gz:  # finish the gzip stream (CRC and length are checked at its end), refusing a bomb
+                if len(stream.read(_NIFTI_GZ_SLACK + 1)) > _NIFTI_GZ_SLACK:
+                    raise ImageReadError(f"{role} could not be read: it decompresses to more data than its "
+                                         "header declares (damaged, or a decompression bomb)")
+            buffered.read()  # the rest of the file, for the hash
+            hashing.drain()
+        except (OSError, EOFError, zlib.error, isal_zlib.error):
+            raise truncated from None
+    volume = Volume(array, spacing_xyz=tuple(reader.GetSpacing()), origin_xyz=tuple(reader.GetOrigin()),
+                    direction=tuple(reader.GetDirection()))
+    return volume, hashing.sha256.hexdigest()
+
+
 def read_image(path: str | os.PathLike[str], *, role: str = "image", max_voxels: int = DEFAULT_MAX_VOXELS) -> Volume:
     """Read one 3-D image file or DICOM folder as a :class:`Volume` (see module contract).
 
@@ -227,6 +316,19 @@ def read_image(path: str | os.PathLike[str], *, role: str = "image", max_voxels:
         role: how errors name this input ("CT", "ROI mask").
         max_voxels: largest accepted number of voxels, checked on the header.
     """
+    return _read(path, role=role, max_voxels=max_voxels, want_hash=False)[0]
+
+
+def read_image_hashed(path: str | os.PathLike[str], *, role: str = "image",
+                      max_voxels: int = DEFAULT_MAX_VOXELS) -> tuple[Volume, str]:
+    """:func:`read_image` plus the SHA-256 of the input (file bytes, or a folder's files as
+    :func:`pipeline.hashing.path_sha256` hashes them). A plain NIfTI file is hashed during the
+    same single pass that decompresses it.
+    """
+    return _read(path, role=role, max_voxels=max_voxels, want_hash=True)
+
+
+def _read(path: str | os.PathLike[str], *, role: str, max_voxels: int, want_hash: bool) -> tuple[Volume, str]:
     p = Path(path)
     try:
         is_dir, is_file = p.is_dir(), p.is_file()
@@ -234,7 +336,8 @@ def read_image(path: str | os.PathLike[str], *, role: str = "image", max_voxels:
     except OSError as exc:  # e.g. a name too long; the OSError text would carry the path
         raise ImageReadError(f"{role} file cannot be opened ({exc.strerror or type(exc).__name__})") from None
     if is_dir:
-        return read_dicom_series(p, role=role, max_voxels=max_voxels)
+        volume = read_dicom_series(p, role=role, max_voxels=max_voxels)
+        return volume, (path_sha256(p) if want_hash else "")
     if not is_file:
         raise ImageReadError(f"{role} file not found")
     if size == 0:
@@ -262,6 +365,8 @@ def read_image(path: str | os.PathLike[str], *, role: str = "image", max_voxels:
     except RuntimeError:
         raise ImageReadError(invalid) from None
     dims = _check_header(reader.GetSize(), reader.GetNumberOfComponents(), role=role, max_voxels=max_voxels)
+    if nifti is not None and (direct := _read_nifti_direct(reader, p, nifti, role=role)) is not None:
+        return direct if want_hash else (direct[0], "")
     if nifti is not None and (problem := _nifti_data_problem(reader, p)):
         raise ImageReadError(f"{role} could not be read: {problem}")
     try:
@@ -276,7 +381,7 @@ def read_image(path: str | os.PathLike[str], *, role: str = "image", max_voxels:
     volume = Volume.from_sitk(image)
     if nifti is not None and nifti.datatype in _NIFTI_FLOATS:
         _restore_non_finite(volume.array, p, nifti)
-    return volume
+    return volume, (path_sha256(p) if want_hash else "")
 
 
 def _slice_positions(files: list[str]) -> tuple[np.ndarray, np.ndarray]:

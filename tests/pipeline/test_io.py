@@ -346,3 +346,64 @@ def test_dicom_series_too_large(tmp_path: Path):
     with pytest.raises(ImageTooLargeError) as err:
         read_dicom_series(tmp_path, role="CT", max_voxels=4 * 10 * 12 - 1)
     _assert_clean(err, "CT", "limit")
+
+
+# --- the single-pass NIfTI reader (decompress + hash in one pass) gives exactly ITK's answer ---
+
+from pipeline.hashing import path_sha256  # noqa: E402
+from pipeline.io import read_image_hashed  # noqa: E402
+
+
+def _itk_reference(path: Path) -> tuple[np.ndarray, tuple, tuple, tuple]:
+    image = sitk.ReadImage(str(path))
+    return sitk.GetArrayFromImage(image), image.GetSpacing(), image.GetOrigin(), image.GetDirection()
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.uint16, np.int32, np.float32, np.float64])
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nii"])
+def test_direct_nifti_read_equals_itk_and_hashes_the_file(tmp_path: Path, dtype: type, suffix: str):
+    path = write_image(_volume(dtype=dtype), tmp_path / f"ct{suffix}")
+    volume, digest = read_image_hashed(path, role="CT")
+    array, spacing, origin, direction = _itk_reference(path)
+    assert volume.array.dtype == array.dtype and np.array_equal(volume.array, array)
+    assert (volume.spacing_xyz, volume.origin_xyz, volume.direction) == (spacing, origin, direction)
+    assert digest == path_sha256(path)
+    assert read_image(path, role="CT").array.flags.writeable
+
+
+@pytest.mark.parametrize("kind", ["scaled", "big_endian", "nibabel_oblique"])
+def test_unusual_nifti_files_read_as_itk_reads_them(tmp_path: Path, kind: str):
+    """Scaled intensities and foreign byte order take ITK's path; the answer is ITK's either way."""
+    data = np.random.default_rng(1).integers(-1000, 1000, (8, 7, 6)).astype(np.int16)  # nibabel: (x, y, z)
+    affine = np.diag([0.8, 0.8, 2.0, 1.0])
+    if kind == "nibabel_oblique":
+        c, s = np.cos(0.3), np.sin(0.3)
+        affine[:2, :2] = [[0.8 * c, -0.8 * s], [0.8 * s, 0.8 * c]]
+    img = nib.Nifti1Image(data.astype(">i2") if kind == "big_endian" else data, affine)
+    if kind == "scaled":
+        img.header.set_slope_inter(0.5, -100.0)
+    path = tmp_path / "ct.nii.gz"
+    nib.save(img, str(path))
+    volume, digest = read_image_hashed(path, role="CT")
+    array, spacing, origin, direction = _itk_reference(path)
+    assert np.array_equal(volume.array, array) and volume.array.dtype == array.dtype
+    assert np.allclose(volume.spacing_xyz, spacing) and np.allclose(volume.origin_xyz, origin)
+    assert np.allclose(volume.direction, direction)
+    assert digest == path_sha256(path)
+
+
+def test_direct_read_keeps_nan_voxels(tmp_path: Path):
+    vol = _volume(dtype=np.float32)
+    vol.array[2, 3, 4] = np.nan
+    path = write_image(vol, tmp_path / "ct.nii.gz")
+    assert np.isnan(read_image(path, role="CT").array[2, 3, 4])
+
+
+def test_gzip_trailer_damage_is_refused_by_the_single_pass(tmp_path: Path):
+    """Flipping a byte of the CRC trailer leaves every voxel intact; the CRC check must still refuse it."""
+    path = write_image(_volume((40, 64, 64)), tmp_path / "ct.nii.gz")  # larger than the header peek
+    raw = bytearray(path.read_bytes())
+    raw[-6] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ImageReadError, match="truncated or its data are corrupt"):
+        read_image(path, role="CT")
