@@ -77,6 +77,7 @@ def predict() -> None:
         sup.show_error(err)
         return
     tracker = sup.StepProgress()
+    failure: BaseException | None = None
     with st.status("Predicting…", expanded=True) as status:
         bar = st.progress(0.0, text="starting")
 
@@ -93,10 +94,14 @@ def predict() -> None:
             if not isinstance(err, PleuraRiskError):
                 log.exception("prediction failed")
             status.update(label="Prediction failed", state="error", expanded=False)
-            sup.show_error(err)
-            return
-        bar.progress(1.0, text="done")
-        status.update(label=f"Done in {outcome.seconds:.1f} s", state="complete", expanded=False)
+            failure = err
+        else:
+            bar.progress(1.0, text="done")
+            status.update(label=f"Done in {outcome.seconds:.1f} s", state="complete", expanded=False)
+    if failure is not None:
+        # Below the status box, not inside it: the collapsed box would hide the message.
+        sup.show_error(failure)
+        return
     st.session_state["outcome"] = outcome
 
 

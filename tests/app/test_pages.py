@@ -16,42 +16,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn.ensemble import RandomForestClassifier
+from app_helpers import errors, fill_labs, new_app, open_page, upload
 from streamlit.testing.v1 import AppTest
 
 from pipeline import SYNTHETIC_NOTICE, app_support
 from pipeline import bundle as bundle_mod
-from pipeline.bundle import write_bundle
-from pipeline.config import PipelineConfig
-from pipeline.groups import CLINICAL_FEATURES
 from pipeline.io import write_image
 from pipeline.phantom import PhantomSpec, make_phantom
 from pipeline.volume import Volume
 
-APP = Path(__file__).resolve().parents[2] / "app.py"
-TIMEOUT = 300
 PAGES = ("pages/home.py", "pages/predict.py", "pages/batch.py", "pages/model.py")
-
-
-def _clinical_bundle(out: Path, name: str) -> Path:
-    rng = np.random.default_rng(1)
-    X = np.column_stack([rng.uniform(0, 20, 80), rng.uniform(5, 80, 80), rng.uniform(40, 85, 80)])
-    y = (X[:, 0] + rng.normal(0, 4, 80) > 8).astype(int)
-    forest = RandomForestClassifier(n_estimators=20, min_samples_leaf=2, random_state=0).fit(X, y)
-    from pipeline.figures import gauge_png
-
-    return write_bundle(out, estimator=forest, feature_names=list(CLINICAL_FEATURES), config=PipelineConfig(),
-                        synthetic=True, name=name, model_card=f"# {name}\nA clinical-values-only test model.",
-                        training={"method": "test forest", "threshold": 0.5, "metrics": {"auc": 0.8}},
-                        extra_files={"report/curve.png": gauge_png(0.4)})
-
-
-@pytest.fixture(scope="module")
-def weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("app_weights")
-    _clinical_bundle(root / "alpha", "alpha")
-    _clinical_bundle(root / "beta", "beta")
-    return root
+# The ``weights_dir`` (bundles 'alpha' and 'beta') and ``env`` fixtures are in conftest.py.
 
 
 @pytest.fixture(scope="module")
@@ -68,46 +43,11 @@ def phantom(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     return {k: p.read_bytes() for k, p in files.items()}
 
 
-@pytest.fixture()
-def env(weights_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Bundle 'alpha', an audit log in tmp, and no other bundle leaking in from weights/."""
-    monkeypatch.setattr(bundle_mod, "WEIGHTS_DIR", weights_dir)
-    monkeypatch.setenv("PLEURA_BUNDLE", str(weights_dir / "alpha"))
-    monkeypatch.setenv("PLEURA_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
-    return tmp_path / "audit.jsonl"
-
-
-def _app() -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    at.run()
-    return at
-
-
-def _open(page: str) -> AppTest:
-    at = _app()
-    at.switch_page(page).run()
-    return at
-
-
-def _errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error]
-
-
-def _upload(at: AppTest, key: str, name: str, data: bytes) -> None:
-    at.file_uploader(key=key).set_value((name, data, "application/octet-stream"))
-
-
-def _fill_labs(at: AppTest, cea=3.2, ca125=18.0, age=64.0) -> None:  # noqa: ANN001
-    at.number_input(key="cea").set_value(cea)
-    at.number_input(key="ca125").set_value(ca125)
-    at.number_input(key="age").set_value(age)
-
-
 # --------------------------------------------------------------------------------------------- pages
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders_with_the_notice(env: Path, page: str) -> None:
-    at = _open(page)
-    assert not at.exception and not _errors(at)
+    at = open_page(page)
+    assert not at.exception and not errors(at)
     assert any(SYNTHETIC_NOTICE in w.value for w in at.warning)  # banner on every page
     assert any("alpha" in c.value for c in at.sidebar.caption)
 
@@ -116,14 +56,14 @@ def test_every_page_renders_with_the_notice(env: Path, page: str) -> None:
 def test_every_page_explains_a_missing_bundle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, page: str) -> None:
     monkeypatch.setattr(bundle_mod, "WEIGHTS_DIR", tmp_path / "no_weights")
     monkeypatch.setenv("PLEURA_BUNDLE", str(tmp_path / "missing"))
-    at = _open(page)
+    at = open_page(page)
     assert not at.exception
-    assert any("No model bundle" in e for e in _errors(at))
-    assert any("PLEURA_BUNDLE" in e for e in _errors(at))
+    assert any("No model bundle" in e for e in errors(at))
+    assert any("PLEURA_BUNDLE" in e for e in errors(at))
 
 
 def test_home_shows_the_model_card_summary(env: Path) -> None:
-    at = _app()
+    at = new_app()
     table = at.dataframe[0].value
     assert dict(zip(table.iloc[:, 0], table["value"]))["Model"] == "alpha"
     assert any("For whom" in m.value for m in at.markdown)
@@ -139,15 +79,15 @@ def test_predict_happy_path_on_a_phantom(tiny_bundle: Path, phantom_cohort: Path
     with phantom_cohort.open(newline="") as fh:
         row = next(csv.DictReader(fh))
     folder = phantom_cohort.parent
-    at = _open("pages/predict.py")
-    _upload(at, "ct_upload", row["ct_path"], (folder / row["ct_path"]).read_bytes())
-    _upload(at, "roi_upload", row["roi_path"], (folder / row["roi_path"]).read_bytes())
-    _fill_labs(at, cea=float(row["CEA"]), ca125=float(row["CA125"]), age=float(row["age"]))
+    at = open_page("pages/predict.py")
+    upload(at, "ct_upload", row["ct_path"], (folder / row["ct_path"]).read_bytes())
+    upload(at, "roi_upload", row["roi_path"], (folder / row["roi_path"]).read_bytes())
+    fill_labs(at, cea=float(row["CEA"]), ca125=float(row["CA125"]), age=float(row["age"]))
     at.run()
-    assert not _errors(at)
+    assert not errors(at)
     at.button(key="predict").click().run()
 
-    assert not at.exception and not _errors(at), _errors(at)
+    assert not at.exception and not errors(at), errors(at)
     assert at.status[0].state == "complete" and at.status[0].label.startswith("Done in")
     probability = float(at.metric[0].value)
     assert 0.0 <= probability <= 1.0
@@ -174,53 +114,53 @@ def test_predict_happy_path_on_a_phantom(tiny_bundle: Path, phantom_cohort: Path
 
 
 def _ready(at: AppTest, phantom: dict[str, bytes], roi: str = "roi") -> None:
-    _upload(at, "ct_upload", "scan.nii.gz", phantom["ct"])
-    _upload(at, "roi_upload", "mask.nii.gz", phantom[roi])
+    upload(at, "ct_upload", "scan.nii.gz", phantom["ct"])
+    upload(at, "roi_upload", "mask.nii.gz", phantom[roi])
 
 
 def test_predict_refuses_a_picture_as_ct(env: Path) -> None:
-    at = _open("pages/predict.py")
-    _upload(at, "ct_upload", "photo.png", b"\x89PNG\r\n\x1a\n" + bytes(500))
+    at = open_page("pages/predict.py")
+    upload(at, "ct_upload", "photo.png", b"\x89PNG\r\n\x1a\n" + bytes(500))
     at.run()
     assert not at.exception
-    assert any("this file is a PNG picture" in e for e in _errors(at))
+    assert any("this file is a PNG picture" in e for e in errors(at))
     at.button(key="predict").click().run()
-    assert any("Upload a CT scan and a tumour ROI mask first" in e for e in _errors(at))
+    assert any("Upload a CT scan and a tumour ROI mask first" in e for e in errors(at))
 
 
 def test_predict_without_files_or_with_bad_labs(env: Path, phantom: dict[str, bytes]) -> None:
-    at = _open("pages/predict.py")
+    at = open_page("pages/predict.py")
     at.button(key="predict").click().run()
-    assert any("Upload a CT scan and a tumour ROI mask first" in e for e in _errors(at))
+    assert any("Upload a CT scan and a tumour ROI mask first" in e for e in errors(at))
     _ready(at, phantom)
-    _fill_labs(at, cea=-1.0)
+    fill_labs(at, cea=-1.0)
     at.button(key="predict").click().run()
-    assert _errors(at) == ["CEA must be ≥ 0 ng/mL (got -1.0)"]
-    _fill_labs(at, age=None)
+    assert errors(at) == ["CEA must be ≥ 0 ng/mL (got -1.0)"]
+    fill_labs(at, age=None)
     at.button(key="predict").click().run()
-    assert _errors(at) == ["age is missing; enter it in years"]
+    assert errors(at) == ["age is missing; enter it in years"]
     at.number_input(key="age").set_value(64.0)
     at.number_input(key="roi_label").set_value(0)
     at.button(key="predict").click().run()
-    assert any("ROI label must be a whole number" in e for e in _errors(at))
+    assert any("ROI label must be a whole number" in e for e in errors(at))
     assert not at.exception and "outcome" not in at.session_state
 
 
 @pytest.mark.parametrize(("roi", "message"), [("roi_empty", "empty"), ("roi_elsewhere", "do not overlap")])
 def test_predict_reports_input_problems_found_while_scoring(env: Path, phantom: dict[str, bytes], roi: str,
                                                             message: str) -> None:
-    at = _open("pages/predict.py")
+    at = open_page("pages/predict.py")
     _ready(at, phantom, roi=roi)
-    _fill_labs(at)
+    fill_labs(at)
     at.button(key="predict").click().run()
     assert not at.exception
-    errors = _errors(at)
-    assert len(errors) == 1 and message in errors[0].lower() and "Traceback" not in errors[0]
+    shown = errors(at)
+    assert len(shown) == 1 and message in shown[0].lower() and "Traceback" not in shown[0]
     assert at.status[0].state == "error" and "outcome" not in at.session_state
     # the page stays usable: a good mask now gives a result
-    _upload(at, "roi_upload", "mask.nii.gz", phantom["roi"])
+    upload(at, "roi_upload", "mask.nii.gz", phantom["roi"])
     at.button(key="predict").click().run()
-    assert not _errors(at) and len(at.metric) == 1
+    assert not errors(at) and len(at.metric) == 1
 
 
 def test_unexpected_failures_show_a_short_generic_message(env: Path, phantom: dict[str, bytes],
@@ -229,12 +169,12 @@ def test_unexpected_failures_show_a_short_generic_message(env: Path, phantom: di
         raise RuntimeError("internal detail /secret/path")
 
     monkeypatch.setattr(app_support, "run_prediction", broken)
-    at = _open("pages/predict.py")
+    at = open_page("pages/predict.py")
     _ready(at, phantom)
-    _fill_labs(at)
+    fill_labs(at)
     at.button(key="predict").click().run()
     assert not at.exception
-    (error,) = _errors(at)
+    (error,) = errors(at)
     assert error.startswith("Something went wrong") and "secret" not in error
 
 
@@ -252,12 +192,12 @@ def _batch_zip(phantom: dict[str, bytes], extra: dict[str, bytes] | None = None)
 
 
 def test_batch_page_scores_a_zip_and_keeps_broken_cases_in_their_rows(env: Path, phantom: dict[str, bytes]) -> None:
-    at = _open("pages/batch.py")
+    at = open_page("pages/batch.py")
     at.file_uploader(key="batch_zip").set_value(("cases.zip", _batch_zip(phantom), "application/zip"))
     at.file_uploader(key="batch_csv").set_value(
         ("clinical.csv", b"case_id,CEA,CA125,age\np1,3,20,60\np2,4,25,61\np3,5,30,70\n", "text/csv"))
     at.button(key="run_batch").click().run()
-    assert not at.exception and not _errors(at), _errors(at)
+    assert not at.exception and not errors(at), errors(at)
     table = at.dataframe[0].value
     assert list(table["case_id"]) == ["p1", "p2", "p3"]
     assert list(table["status"]) == ["ok", "error", "error"]
@@ -274,17 +214,17 @@ def test_batch_page_scores_a_zip_and_keeps_broken_cases_in_their_rows(env: Path,
 def test_batch_page_refuses_bad_archives(env: Path, phantom: dict[str, bytes], data: bytes | None, message: str) -> None:
     if data is None:
         data = _batch_zip(phantom, extra={"../../escape.txt": b"x"})
-    at = _open("pages/batch.py")
+    at = open_page("pages/batch.py")
     at.file_uploader(key="batch_zip").set_value(("cases.zip", data, "application/zip"))
     at.button(key="run_batch").click().run()
     assert not at.exception
-    assert any(message in e for e in _errors(at)), _errors(at)
+    assert any(message in e for e in errors(at)), errors(at)
 
 
 # --------------------------------------------------------------------------------------------- model
 def test_model_page_shows_identity_and_switches_bundle(env: Path, weights_dir: Path) -> None:
-    at = _open("pages/model.py")
-    assert not at.exception and not _errors(at)
+    at = open_page("pages/model.py")
+    assert not at.exception and not errors(at)
     assert [t.label for t in at.tabs] == ["Model card", "Training", "Report", "Identity"]
     frames = {tuple(df.value.columns)[0]: df.value for df in at.dataframe}
     assert set(frames["file"]["file"]) == {"MODEL_CARD.md", "model.skops", "report/curve.png"}

@@ -4,8 +4,10 @@
   five get a probability and no error, and the server's memory (process tree RSS, sampled every
   0.5 s) stays bounded; the sessions' upload folders are removed once they have gone;
 * one session predicts 50 times (a different age each time, so every click recomputes): the
-  server's RSS after each prediction does not keep growing (server run with ``MALLOC_ARENA_MAX=2``
-  so that RSS tracks what the process keeps rather than glibc's per-thread arenas).
+  server's RSS after each prediction does not keep growing.
+
+Both run the server with ``MALLOC_ARENA_MAX=2``, as ``pleura app`` and the Docker image do (RSS then
+tracks what the process keeps rather than glibc's per-thread arenas).
 
 Prints the numbers (run with ``-s``): peak RSS, per-session click → result times, the RSS curve.
 Opt-in (``--run-slow``); skipped when ``/usr/bin/chromium`` is missing. Never downloads a browser.
@@ -74,17 +76,12 @@ def _fresh_app(bundle: Path, tmp_path: Path, **env: str) -> Iterator[tuple[AppSe
 
 @pytest.fixture()
 def app(tiny_bundle: Path, tmp_path: Path):
-    """A fresh app with the default environment (glibc malloc as deployed)."""
-    with _fresh_app(tiny_bundle, tmp_path) as server_and_tmpdir:
-        yield server_and_tmpdir
-
-
-@pytest.fixture()
-def app_two_arenas(tiny_bundle: Path, tmp_path: Path):
-    """A fresh app with ``MALLOC_ARENA_MAX=2``. With glibc's default (up to 8 arenas per core,
-    one per thread that allocates: Streamlit runs every script run on a new thread) the RSS
-    creeps up for ~30 predictions and then saw-tooths by ±150 MB whatever Python holds; with two
-    arenas it follows what the process actually keeps, so a leak stands out."""
+    """A fresh app with the allocator setting it is deployed with: ``MALLOC_ARENA_MAX=2`` (set by
+    ``pleura app`` and the Docker image; these tests start ``streamlit run`` directly, so it is set
+    here). With glibc's default (up to 8 arenas per core, one per thread that allocates: Streamlit
+    runs every script run on a new thread) the RSS creeps up for ~30 predictions and then
+    saw-tooths by ±150 MB whatever Python holds; with two arenas it follows what the process
+    actually keeps, so a leak stands out."""
     with _fresh_app(tiny_bundle, tmp_path, MALLOC_ARENA_MAX="2") as server_and_tmpdir:
         yield server_and_tmpdir
 
@@ -224,9 +221,9 @@ def test_five_concurrent_sessions(app, phantom_cohort: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ 50 predictions
-def test_fifty_predictions_one_session(app_two_arenas, phantom_cohort: Path) -> None:
+def test_fifty_predictions_one_session(app, phantom_cohort: Path) -> None:
     """One session predicts 50 times (age 30, 31, … so each click recomputes) on a server with
-    ``MALLOC_ARENA_MAX=2`` (see the fixture). Bounds, from measured curves:
+    ``MALLOC_ARENA_MAX=2`` as deployed (see the fixture). Bounds, from measured curves:
 
     * median RSS of predictions 41–50 minus median of predictions 11–20 < 150 MB. Measured:
       +48 MB (a plateau of 0.97–1.07 GB from prediction 10 on); a leak of 5 MB per prediction
@@ -241,7 +238,7 @@ def test_fifty_predictions_one_session(app_two_arenas, phantom_cohort: Path) -> 
     """
     from playwright.sync_api import sync_playwright
 
-    server, tmpdir = app_two_arenas
+    server, tmpdir = app
     case = phantom_cases(phantom_cohort)[0]
     rss_mb: list[float] = []
     times: list[float] = []
