@@ -50,6 +50,7 @@ TRUSTED_TYPES = (
     "sklearn.tree._tree.Tree",
     "sklearn.linear_model._logistic.LogisticRegression",
     "models.deploy.DeployedForest",
+    "models.deploy.DeployedLateFusion",
     "numpy.dtype",
     "numpy.ndarray",
 )

@@ -100,6 +100,38 @@ def explain_case(explainer: TreeExplainer, x: np.ndarray, names: Sequence[str]) 
     return Explanation(tuple(names), values[0], x2[0], base)
 
 
+
+def explain_late_fusion(explainers: Sequence[TreeExplainer], model, x: np.ndarray,  # noqa: ANN001
+                        names: Sequence[str]) -> Explanation:
+    """SHAP-based explanation of a late-fusion model (:class:`models.deploy.DeployedLateFusion`)
+    for one case ``x`` (1, F), before recalibration.
+
+    Each group forest's SHAP values (exact, probability units) explain its probability ``p_g``;
+    the stacker adds ``c_g = coef_g · (logit p_g − logit E[p_g])`` to the logit. A feature's value
+    is its share of its group's SHAP total times ``c_g``; the values sum to the stacked logit
+    minus the stacker's logit at every group's base value (returned as ``base_value`` after the
+    sigmoid). :meth:`Explanation.on_probability_scale` then maps them to probability units.
+    Exact per group, proportional across the stacker.
+    """
+    from models.deploy import _logit
+
+    x2 = np.asarray(x, dtype=np.float64).reshape(1, -1)
+    values = np.zeros(x2.shape[1])
+    base_logit = float(model.stacker_intercept)
+    for explainer, cols, coef in zip(explainers, model.group_columns, model.stacker_coef):
+        phi, base = explainer.shap_positive(x2[:, cols])
+        phi = phi[0]
+        p_g = base + float(phi.sum())
+        contribution = float(coef) * float(_logit(np.array([p_g]))[0] - _logit(np.array([base]))[0])
+        base_logit += float(coef) * float(_logit(np.array([base]))[0])
+        total = float(phi.sum())
+        if abs(total) > 1e-12:
+            values[cols] = phi / total * contribution
+    raw_base = 1.0 / (1.0 + np.exp(-base_logit))
+    # ``values`` are logit units; express them in (un-recalibrated) probability units
+    stacked = float(model.stack(model.group_proba(x2))[0])
+    return Explanation(tuple(names), values, x2[0], float(raw_base)).on_probability_scale(stacked, float(raw_base))
+
 _WAVELET = re.compile(r"^wavelet-([LH]{3})$")
 _LOG = re.compile(r"^log-sigma-(\d+)-(\d+)-mm-3D$")
 _CLASS_LABEL = {"firstorder": "first-order", "shape": "shape", "glcm": "GLCM", "glrlm": "GLRLM",

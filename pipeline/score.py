@@ -5,8 +5,9 @@ computes a probability. Settings and feature names come from the verified model 
 case is always scored with exactly the extraction settings the model was trained with.
 
 Uncertainty shown with each probability: the spread of the forest's individual trees'
-probabilities (5th–95th percentile and SD). It describes disagreement between trees, not a
-calibrated confidence interval; it is labelled as such wherever it is shown.
+probabilities (5th–95th percentile and SD); for a late-fusion model, the spread of the stacked
+probability when each group forest's trees are resampled. It describes disagreement between
+trees, not a calibrated confidence interval; it is labelled as such wherever it is shown.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from models.deploy import DeployedLateFusion
+
 from .bundle import ModelBundle, load_bundle
 from .case import PreparedCase, load_case
 from .clinical import ClinicalValues
-from .explain import Explanation, TreeExplainer, explain_case
+from .explain import Explanation, TreeExplainer, explain_case, explain_late_fusion
 from .features import FeatureExtractors, FeatureVector
 
 ProgressFn = Callable[[str], None]
@@ -58,6 +61,7 @@ class CaseResult:
     roi_sha256: str
     timings_s: dict[str, float] = field(default_factory=dict)
     case: PreparedCase | None = None
+    uncertainty_kind: str = "spread of the forest's trees (not a calibrated interval)"
 
     def to_dict(self, *, top_k: int = 15) -> dict[str, Any]:
         """JSON-safe summary (no file names, no identifiers: hashes only)."""
@@ -67,7 +71,7 @@ class CaseResult:
             "above_threshold": self.probability >= self.threshold,
             "threshold": self.threshold,
             "uncertainty": {
-                "kind": "spread of the forest's trees (not a calibrated interval)",
+                "kind": self.uncertainty_kind,
                 "tree_sd": self.tree_sd, "tree_p05": self.tree_p05, "tree_p95": self.tree_p95,
             },
             "explanation": self.explanation.to_dict(top_k) if self.explanation is not None else None,
@@ -89,12 +93,9 @@ def _recalibrate(estimator: Any, p: np.ndarray) -> np.ndarray:
     return transform(p) if transform is not None else p
 
 
-def _tree_probabilities(estimator: Any, X: np.ndarray) -> np.ndarray | None:
-    """Raw (un-recalibrated) P(VPI) of each tree of the forest for one case, or None.
-
-    Uses each tree's ``tree_.predict`` directly (≈10× cheaper than 300 ``predict_proba`` calls);
-    the forest's own probability is the mean of these values."""
-    forest = _forest_of(estimator)
+def _per_tree(forest: Any, X: np.ndarray) -> np.ndarray | None:
+    """P(class 1) of each tree of a fitted forest for one case (``tree_.predict`` directly:
+    ≈10× cheaper than one ``predict_proba`` per tree), or None if it is not a tree ensemble."""
     trees = getattr(forest, "estimators_", None)
     if not trees or not hasattr(trees[0], "tree_"):
         return None
@@ -102,6 +103,31 @@ def _tree_probabilities(estimator: Any, X: np.ndarray) -> np.ndarray | None:
     X32 = np.asarray(X, dtype=np.float32)
     values = np.array([np.asarray(t.tree_.predict(X32)).reshape(-1)[-len(forest.classes_):] for t in trees])
     return values[:, positive] / values.sum(axis=1)
+
+
+def _tree_probabilities(estimator: Any, X: np.ndarray) -> np.ndarray | None:
+    """Raw (un-recalibrated) P(VPI) of each tree of the forest for one case, or None; the
+    forest's own probability is the mean of these values."""
+    return _per_tree(_forest_of(estimator), X)
+
+
+LATE_SPREAD_RESAMPLES = 200
+
+
+def _late_fusion_spread(model: DeployedLateFusion, X: np.ndarray, *, resamples: int = LATE_SPREAD_RESAMPLES,
+                        seed: int = 0) -> np.ndarray:
+    """Raw stacked probabilities when each group forest's trees are resampled with replacement
+    (``resamples`` draws, fixed seed): how much the stacked result depends on the particular
+    trees grown. Like the early-fusion tree spread, a disagreement figure, not a calibrated
+    interval."""
+    rng = np.random.default_rng(seed)
+    X = np.asarray(X, dtype=float)
+    group_means = []
+    for forest, cols in zip(model.group_forests, model.group_columns):
+        trees = _per_tree(forest, X[:, cols])
+        draws = rng.integers(0, len(trees), size=(resamples, len(trees)))
+        group_means.append(trees[draws].mean(axis=1))
+    return model.stack(np.column_stack(group_means))
 
 
 class Scorer:
@@ -121,8 +147,15 @@ class Scorer:
             num_threads = int(os.environ["PLEURA_THREADS"])
         self.extractors = FeatureExtractors(config=self.bundle.config, backbone=self.bundle.backbone,
                                             feature_names=self.bundle.feature_names, num_threads=num_threads)
-        forest = _forest_of(self.bundle.estimator)
-        self.explainer = TreeExplainer(forest) if explain and hasattr(forest, "estimators_") else None
+        estimator = self.bundle.estimator
+        self.late_fusion = isinstance(estimator, DeployedLateFusion)
+        if not explain:
+            self.explainer = None
+        elif self.late_fusion:
+            self.explainer = [TreeExplainer(f) for f in estimator.group_forests]
+        else:
+            forest = _forest_of(estimator)
+            self.explainer = TreeExplainer(forest) if hasattr(forest, "estimators_") else None
 
     def score(self, ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str], clinical: ClinicalValues, *,
               label: int | None = None, progress: ProgressFn | None = None, keep_case: bool = False,
@@ -152,8 +185,12 @@ class Scorer:
         say("scoring")
         t = time.perf_counter()
         X = vector.values.reshape(1, -1)
-        raw_trees = _tree_probabilities(self.bundle.estimator, X)
-        if raw_trees is not None:
+        estimator = self.bundle.estimator
+        raw_trees = None if self.late_fusion else _tree_probabilities(estimator, X)
+        if self.late_fusion:
+            probability = float(estimator.predict_proba(X)[0, 1])
+            trees = estimator.transform_probability(_late_fusion_spread(estimator, X))
+        elif raw_trees is not None:
             probability = float(_recalibrate(self.bundle.estimator, np.array([raw_trees.mean()]))[0])
             trees = _recalibrate(self.bundle.estimator, raw_trees)
         else:
@@ -163,9 +200,12 @@ class Scorer:
         if self.explainer is not None:
             say("explaining (SHAP)")
             t = time.perf_counter()
-            explanation = explain_case(self.explainer, X, vector.names)
+            if self.late_fusion:
+                explanation = explain_late_fusion(self.explainer, estimator, X, vector.names)
+            else:
+                explanation = explain_case(self.explainer, X, vector.names)
             explanation = explanation.on_probability_scale(probability, float(_recalibrate(
-                self.bundle.estimator, np.array([explanation.base_value]))[0]))
+                estimator, np.array([explanation.base_value]))[0]))
             timings["explain"] = time.perf_counter() - t
         return CaseResult(
             probability=probability,
@@ -184,4 +224,6 @@ class Scorer:
             roi_sha256=case.roi_sha256,
             timings_s=timings,
             case=case if keep_case else None,
+            **({"uncertainty_kind": "spread of the stacked probability over resampled trees of each group's forest "
+                                    "(not a calibrated interval)"} if self.late_fusion else {}),
         )

@@ -56,13 +56,15 @@ def _model_card(*, name: str, synthetic: bool, report: dict[str, Any], n_feature
         ", ".join(f"{k} {v:.3f}" for k, v in report["nested_cv_auc"].items()) + ").",
         f"- Features used by the final model: {n_features} (selected inside each CV fold; final selection on all cases).",
         "- Random forest hyper-parameters tuned by particle swarm optimisation (pyswarms), maximising stratified "
-        "k-fold AUC.",
-        f"- Probability recalibration (logistic, fitted on 5-fold out-of-fold probabilities of the final "
-        f"configuration): intercept "
-        f"{recalibration[0]:.3f}, slope {recalibration[1]:.3f}.",
+        "k-fold AUC" + (": one forest per feature group, their probabilities combined by a logistic stacker fitted "
+                        "on internal out-of-fold group probabilities." if chosen == "late" else "."),
+        (f"- Probability recalibration (logistic, fitted on 5-fold out-of-fold probabilities of the final "
+         f"configuration): intercept {recalibration[0]:.3f}, slope {recalibration[1]:.3f}." if chosen != "late" else
+         "- No recalibration: the stacker's output is used as is."),
         f"- {report.get('fusion_note', '')}.",
-        f"- Operating threshold {report.get('threshold_recalibrated', report['threshold']):.3f} on the recalibrated "
-        f"probability (Youden on the same out-of-fold probabilities).",
+        f"- Operating threshold {report.get('threshold_recalibrated', report['threshold']):.3f} on the "
+        + ("stacked probability (Youden on the nested-CV out-of-fold probabilities)." if chosen == "late" else
+           "recalibrated probability (Youden on the same out-of-fold probabilities)."),
         "",
         "## Internal validation (nested cross-validation, before recalibration)",
         f"- AUC {ci(m)}",
@@ -85,7 +87,8 @@ def _model_card(*, name: str, synthetic: bool, report: dict[str, Any], n_feature
         "## Limits",
         "- " + ("Trained and validated on synthetic phantoms only: its numbers say nothing about real patients." if synthetic
                 else "Validated only on the cohorts listed above."),
-        "- The uncertainty shown with each prediction is the spread of the forest's trees, not a calibrated interval.",
+        "- The uncertainty shown with each prediction is the spread of the forest's trees" + (
+            " (resampled per group forest and stacked)" if chosen == "late" else "") + ", not a calibrated interval.",
         "- Inputs outside the training distribution (scanner, reconstruction kernel, slice thickness, tumour type) may "
         "degrade performance without warning.",
         "",
@@ -115,7 +118,7 @@ def final_oof_probabilities(X: Any, y: np.ndarray, *, best_params: dict[str, Any
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from models.deploy import DeployedForest, fit_recalibration
+    from models.deploy import DeployedForest, DeployedLateFusion, fit_recalibration
 
     from .bundle import write_bundle
     from .cli import _backbone_for_table
@@ -134,36 +137,37 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"[{time.perf_counter() - t0:7.1f} s] {stage} {step}/{total}", flush=True)
 
     result = train_model(X, y, config=config, progress=progress)
-    fusion_note = f"{result.mode} fusion chosen by nested CV"
-    if result.mode != "early":
-        # Late-fusion bundles cannot be exported yet: say so and ship the early-fusion model.
-        import dataclasses
-
-        from .train import build_early_fusion, model_importances
-
-        fusion_note = ("late fusion had the higher nested-CV AUC but late-fusion bundles cannot be exported yet; "
-                       "the bundle holds the early-fusion model (both nested-CV results are in the report)")
-        print("note:", fusion_note)
-        final = build_early_fusion(config).fit(X, y)
-        result = dataclasses.replace(result, estimator=final, mode="early", threshold=result.metrics["early"].threshold,
-                                     feature_importances=model_importances(final))
-    pipe = result.estimator
-    selected = list(pipe[0].get_feature_names_out())
-    forest = pipe[-1].estimator_
+    fusion_note = (f"{result.mode} fusion chosen by nested CV" if config.fusion == "auto"
+                   else f"{result.mode} fusion (--fusion {config.fusion})")
     from .evaluate import youden_threshold
 
-    oof = final_oof_probabilities(X, y, best_params=pipe[-1].best_params_, selector=pipe[0], seed=args.seed,
-                                  n_jobs=args.jobs)
-    a, b = fit_recalibration(oof, y) if not args.no_recalibration else (0.0, 1.0)
-    model = DeployedForest(forest=forest, calibration_intercept=a, calibration_slope=b)
-    # Youden threshold on those out-of-fold probabilities, moved through the (monotone)
-    # recalibration so the same cases fall on each side of it
-    threshold = float(model.transform_probability(np.array([youden_threshold(oof, y)]))[0])
+    if result.mode == "late":
+        # The stacker is fitted on internal out-of-fold group probabilities and is already
+        # calibrated (nested-CV slope near 1): no recalibration; threshold from nested CV.
+        fitted = result.estimator
+        model, selected = DeployedLateFusion.from_fitted(fitted)
+        a, b = 0.0, 1.0
+        threshold = float(result.metrics["late"].threshold)
+        best_params = {g: dict(fitted.group_estimators_[g][-1].best_params_) for g in fitted.groups_}
+        threshold_method = "youden on the nested-CV out-of-fold probabilities"
+        recalibration_note = "none: the logistic stacker is fitted on out-of-fold group probabilities"
+    else:
+        pipe = result.estimator
+        selected = list(pipe[0].get_feature_names_out())
+        best_params = pipe[-1].best_params_
+        oof = final_oof_probabilities(X, y, best_params=best_params, selector=pipe[0], seed=args.seed,
+                                      n_jobs=args.jobs)
+        a, b = fit_recalibration(oof, y) if not args.no_recalibration else (0.0, 1.0)
+        model = DeployedForest(forest=pipe[-1].estimator_, calibration_intercept=a, calibration_slope=b)
+        # Youden threshold on those out-of-fold probabilities, moved through the (monotone)
+        # recalibration so the same cases fall on each side of it
+        threshold = float(model.transform_probability(np.array([youden_threshold(oof, y)]))[0])
+        threshold_method = "youden (5-fold out-of-fold, final configuration), mapped through the recalibration"
+        recalibration_note = "5-fold out-of-fold probabilities of the final configuration"
     report = result.report
     report["fusion_note"] = fusion_note
     report["threshold_recalibrated"] = threshold
-    report["recalibration"] = {"intercept": a, "slope": b,
-                               "fitted_on": "5-fold out-of-fold probabilities of the final configuration"}
+    report["recalibration"] = {"intercept": a, "slope": b, "fitted_on": recalibration_note}
     report["training_wall_time_s"] = round(time.perf_counter() - t0, 1)
     plots_dir = Path(args.out).with_name(f".{Path(args.out).name}-plots")
     written = save_training_plots(result, plots_dir)
@@ -180,13 +184,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = {
         "method": "PSO-tuned random forest (pyswarms), in-fold feature selection, nested CV",
         "fusion": result.mode, "fusion_note": fusion_note, "threshold": threshold,
-        "threshold_method": "youden (5-fold out-of-fold, final configuration), mapped through the recalibration",
+        "threshold_method": threshold_method,
         "n_cases": result.n_cases, "n_positive": result.n_positive,
         "nested_cv": {k: {f: v[f] for f in ("auc", "auc_ci_low", "auc_ci_high", "sensitivity", "specificity", "ppv",
                                                  "npv", "brier", "calibration_slope", "calibration_intercept")}
                       for k, v in report["metrics"].items()},
         "ablation": report.get("ablation"), "recalibration": report["recalibration"],
-        "best_params": pipe[-1].best_params_, "seed": args.seed,
+        "best_params": best_params, "seed": args.seed,
         "training_wall_time_s": report["training_wall_time_s"],
     }
     out = write_bundle(args.out, estimator=model, feature_names=selected,
