@@ -30,3 +30,12 @@ pages = [
 nav = st.navigation(pages)
 
 nav.run()
+
+# Once the page has been sent, start loading the session's model in the background (once per
+# bundle version per server), so the first Predict click does not wait for torch/skops/shap
+# imports and the weights (≈ 6–12 s on the 2-core reference machine).
+from pipeline import app_support as sup  # noqa: E402
+
+_bundle = sup.session_bundle_path()
+if _bundle is not None and sup.cached_bundle_info(_bundle).ok:
+    sup.warm_up_scorer(_bundle)

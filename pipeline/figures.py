@@ -116,25 +116,62 @@ def _plane_axis(plane: str) -> int:
         raise ValueError(f"plane must be one of {PLANES}, got {plane!r}") from None
 
 
+def _lps_axes(direction: tuple[float, ...]) -> tuple[tuple[int, int, int], tuple[bool, bool, bool]] | None:
+    """For an axis-aligned direction matrix: (input array axis for each output (z, y, x) axis,
+    whether to flip it) so that the output runs along +S, +P, +L (LPS); ``None`` if oblique."""
+    d = np.asarray(direction, dtype=float).reshape(3, 3)  # column k: physical direction of index axis k (x, y, z)
+    if not np.allclose(np.abs(d), np.round(np.abs(d)), atol=1e-6) or sorted(np.argmax(np.abs(d), axis=0)) != [0, 1, 2]:
+        return None
+    order: list[int] = [0, 0, 0]
+    flip: list[bool] = [False, False, False]
+    for k in range(3):  # index axis k (x=0, y=1, z=2) is array axis 2 - k
+        physical = int(np.argmax(np.abs(d[:, k])))  # 0 = L, 1 = P, 2 = S
+        order[2 - physical] = 2 - k
+        flip[2 - physical] = d[physical, k] < 0
+    return tuple(order), tuple(flip)  # type: ignore[return-value]
+
+
 def viewer_volumes(ct: Volume, roi: Volume) -> ViewerVolumes:
     """Reorient a CT and its ROI (same grid) to LPS and find the tumour centre.
+
+    Axis-aligned volumes (nearly all CTs) are reoriented with numpy views (transpose/flip, no
+    copy of the CT); oblique ones are resampled by SimpleITK's ``DICOMOrient``.
 
     Raises:
         ValueError: the two volumes have different shapes or the ROI is empty.
     """
-    import SimpleITK as sitk
-
     if ct.shape_zyx != roi.shape_zyx:
         raise ValueError(f"CT {ct.shape_zyx} and ROI {roi.shape_zyx} must share one grid (z, y, x)")
-    ct_img = sitk.DICOMOrient(ct.to_sitk(), "LPS")
-    roi_img = sitk.DICOMOrient(roi.with_array((roi.array > 0).astype(np.uint8)).to_sitk(), "LPS")
-    ct_arr = sitk.GetArrayFromImage(ct_img)
-    roi_arr = sitk.GetArrayFromImage(roi_img).astype(np.uint8)
-    if not roi_arr.any():
+    binary = roi.array if roi.array.dtype == np.uint8 and int(roi.array.max(initial=0)) <= 1 else \
+        (roi.array > 0).astype(np.uint8)
+    axes = _lps_axes(ct.direction)
+    if axes is not None:
+        order, flip = axes
+
+        def orient(a: np.ndarray) -> np.ndarray:
+            a = a.transpose(order)
+            return a[tuple(slice(None, None, -1) if f else slice(None) for f in flip)]
+
+        ct_arr, roi_arr = orient(ct.array), orient(binary)
+        spacing_zyx = tuple(float(ct.spacing_zyx[a]) for a in order)
+    else:
+        import SimpleITK as sitk
+
+        ct_img = sitk.DICOMOrient(ct.to_sitk(), "LPS")
+        ct_arr = sitk.GetArrayFromImage(ct_img)
+        roi_arr = sitk.GetArrayFromImage(sitk.DICOMOrient(roi.with_array(binary).to_sitk(), "LPS")).astype(np.uint8)
+        sx, sy, sz = ct_img.GetSpacing()
+        spacing_zyx = (float(sz), float(sy), float(sx))
+    # centre of mass of the ROI, found on the slab of slices that hold it
+    nz = roi_arr.shape[0]
+    z_any = np.flatnonzero(roi_arr.reshape(nz, -1).max(axis=1) if roi_arr.flags.c_contiguous
+                           else roi_arr.max(axis=(1, 2)))
+    if z_any.size == 0:
         raise ValueError("the ROI is empty; nothing to centre the viewer on")
-    centre = tuple(int(round(float(c))) for c in np.argwhere(roi_arr).mean(axis=0))
-    sx, sy, sz = ct_img.GetSpacing()
-    return ViewerVolumes(ct_arr, roi_arr, (float(sz), float(sy), float(sx)), centre)  # type: ignore[arg-type]
+    slab = roi_arr[z_any[0]:z_any[-1] + 1]
+    centre = np.argwhere(slab).mean(axis=0) + (z_any[0], 0, 0)
+    centre_zyx = tuple(int(round(float(c))) for c in centre)
+    return ViewerVolumes(ct_arr, roi_arr, spacing_zyx, centre_zyx)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, eq=False)

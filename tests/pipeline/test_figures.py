@@ -143,3 +143,31 @@ def test_png_versions_are_images() -> None:
     fig = figures.slice_figure(img)
     assert fig.data[0].source.startswith("data:image/png;base64,")
     assert {a.text for a in fig.layout.annotations} == {"A", "P", "S", "I"}
+
+
+def test_axis_aligned_reorientation_matches_sitk_for_all_48_directions():
+    """The numpy fast path (views, no copy) gives exactly SimpleITK's DICOMOrient(…, 'LPS')."""
+    import itertools
+
+    import SimpleITK as sitk
+
+    from pipeline.figures import viewer_volumes
+    from pipeline.volume import Volume
+
+    arr = np.random.default_rng(0).integers(-1000, 500, (5, 6, 7)).astype(np.int16)
+    roi = np.zeros((5, 6, 7), np.uint8)
+    roi[1:3, 2:5, 3:6] = 1
+    roi[4, 0, 0] = 1
+    for perm in itertools.permutations(range(3)):
+        for signs in itertools.product([1, -1], repeat=3):
+            d = np.zeros((3, 3))
+            for k in range(3):
+                d[perm[k], k] = signs[k]
+            ct = Volume(arr, spacing_xyz=(0.7, 0.8, 2.5), origin_xyz=(1, 2, 3), direction=tuple(d.ravel()))
+            v = viewer_volumes(ct, ct.with_array(roi))
+            ct_img = sitk.DICOMOrient(ct.to_sitk(), "LPS")
+            ref_roi = sitk.GetArrayFromImage(sitk.DICOMOrient(ct.with_array(roi).to_sitk(), "LPS"))
+            assert np.array_equal(v.ct, sitk.GetArrayFromImage(ct_img)) and np.array_equal(v.roi, ref_roi)
+            assert np.allclose(v.spacing_zyx, ct_img.GetSpacing()[::-1])
+            assert v.centre_zyx == tuple(int(round(float(c))) for c in np.argwhere(ref_roi).mean(axis=0))
+            assert np.shares_memory(v.ct, arr)  # a view: no copy of the CT
