@@ -397,14 +397,32 @@ def _tree_rss_mb(proc: Any) -> float:
     return total / 2**20
 
 
-def batch_rate(manifest: Path, *, bundle: Path, workers: int, n_cases: int, workdir: Path) -> dict[str, Any]:
-    """Cases/minute of ``pleura batch --workers N`` (subprocess, fresh results file)."""
+def _process_rss_mb(procs: list[Any]) -> float:
+    """Largest RSS (MiB) among ``procs`` (psutil processes; vanished ones ignored)."""
     import psutil
 
-    out = workdir / f"batch-w{workers}-{int(time.time())}.csv"
+    best = 0.0
+    for pr in procs:
+        try:
+            best = max(best, pr.memory_info().rss / 2**20)
+        except psutil.Error:
+            pass
+    return best
+
+
+def batch_rate(manifest: Path, *, bundle: Path, workers: int, n_cases: int, workdir: Path,
+               scheduler: str | None = None, cluster_pids: list[int] | None = None) -> dict[str, Any]:
+    """Cases/minute of ``pleura batch --workers N`` (subprocess, fresh results file), or of
+    ``pleura batch --scheduler ADDRESS`` on a Dask cluster whose worker processes are
+    ``cluster_pids``. ``peak_process_rss_mb`` is the largest single process (a worker)."""
+    import psutil
+
+    tag = f"dask{workers}" if scheduler else f"w{workers}"
+    out = workdir / f"batch-{tag}-{int(time.time())}.csv"
     cmd = [sys.executable, "-m", "pipeline.cli", "batch", str(manifest), "--out", str(out), "--workers", str(workers),
-           "--bundle", str(bundle), "--quiet"]
-    peak = {"mb": 0.0}
+           "--bundle", str(bundle), "--quiet"] + (["--scheduler", scheduler] if scheduler else [])
+    peak = {"mb": 0.0, "process_mb": 0.0}
+    cluster = [psutil.Process(pid) for pid in (cluster_pids or [])]
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=_REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     watched = psutil.Process(proc.pid)
@@ -412,7 +430,13 @@ def batch_rate(manifest: Path, *, bundle: Path, workers: int, n_cases: int, work
 
     def sample() -> None:
         while not stop.is_set():
-            peak["mb"] = max(peak["mb"], _tree_rss_mb(watched))
+            try:
+                tree = [watched, *watched.children(recursive=True)]
+            except psutil.Error:
+                tree = []
+            peak["mb"] = max(peak["mb"], _tree_rss_mb(watched) + sum(_process_rss_mb([c]) for c in cluster))
+            peak["process_mb"] = max(peak["process_mb"], _process_rss_mb(tree + cluster) if not cluster
+                                     else _process_rss_mb(cluster))
             stop.wait(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -436,9 +460,23 @@ def batch_rate(manifest: Path, *, bundle: Path, workers: int, n_cases: int, work
         "batch_reported_s": in_batch,
         "cases_per_min_excl_start": (60.0 * n_ok / in_batch) if in_batch else None,
         "case_seconds": [float(r["seconds"]) for r in rows if r.get("seconds")],
-        "peak_tree_rss_mb": peak["mb"],
+        "peak_tree_rss_mb": peak["mb"], "peak_process_rss_mb": peak["process_mb"],
+        "engine": "dask LocalCluster" if scheduler else "local process pool",
         "stderr_tail": stderr.strip().splitlines()[-3:] if proc.returncode else [],
     }
+
+
+def dask_rate(manifest: Path, *, bundle: Path, workers: int, n_cases: int, workdir: Path) -> dict[str, Any]:
+    """:func:`batch_rate` on a fresh ``distributed.LocalCluster`` of ``workers`` single-threaded
+    worker processes (cluster start-up not counted; workers load the bundle on their first case)."""
+    import psutil
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=40) as cluster:
+        pids = [c.pid for c in psutil.Process().children(recursive=True)]
+        return batch_rate(manifest, bundle=bundle, workers=workers, n_cases=n_cases, workdir=workdir,
+                          scheduler=cluster.scheduler_address, cluster_pids=pids)
 
 
 def load_breakdown(case: BenchCase) -> dict[str, float]:
@@ -557,11 +595,19 @@ def format_report(result: dict[str, Any]) -> str:
         lines += ["", f"one CT file ({g['file_mb']:.0f} MB .nii.gz → {g['raw_mb']:.0f} MB): Python gzip "
                       f"{g['python_gzip_s']:.2f} s, isal {_fmt(g.get('isal_s')).strip()}, whole SimpleITK read "
                       f"{g['sitk_read_s']:.2f} s (medians of 3)"]
+    seed_total = s["seed"]["total_s"]
+    seed_rate = 60.0 / seed_total if seed_total else None
+    if result.get("batch") and seed_rate:
+        lines += ["", f"seed pipeline run sequentially: {seed_rate:.1f} cases/min (60 s / its median total)"]
     for b in result.get("batch", []):
-        lines.append(f"pleura batch --workers {b['workers']}: {b['n_ok']}/{b['n_cases']} ok in {b['wall_s']:.1f} s "
-                     f"→ {_fmt(b['cases_per_min'], 'cases/min', 16).strip()} (wall, incl. start-up; "
+        how = (f"pleura batch --scheduler (Dask, {b['workers']} worker(s))" if b.get("engine", "").startswith("dask")
+               else f"pleura batch --workers {b['workers']}")
+        ratio = (f" = {b['cases_per_min'] / seed_rate:.1f}× the seed" if seed_rate and b.get("cases_per_min") else "")
+        lines.append(f"{how}: {b['n_ok']}/{b['n_cases']} ok in {b['wall_s']:.1f} s "
+                     f"→ {_fmt(b['cases_per_min'], 'cases/min', 16).strip()}{ratio} (wall, incl. start-up; "
                      f"{_fmt(b['cases_per_min_excl_start'], 'cases/min', 16).strip()} after start-up); "
-                     f"peak RSS of the process tree {b['peak_tree_rss_mb']:.0f} MiB"
+                     f"peak RSS: all processes {b['peak_tree_rss_mb']:.0f} MiB, largest single process "
+                     f"{b.get('peak_process_rss_mb', 0):.0f} MiB"
                      + (f"; exit {b['exit_code']}: {' / '.join(b['stderr_tail'])}" if b['exit_code'] else ""))
     if result.get("ru_maxrss_children_mb"):
         lines.append(f"largest batch process (ru_maxrss of children): {result['ru_maxrss_children_mb']:.0f} MiB")
@@ -628,6 +674,10 @@ def main(argv: list[str] | None = None) -> int:
             say(f"pleura batch --workers {workers} on {args.cases} cases")
             result["batch"].append(batch_rate(manifest, bundle=bundle, workers=workers, n_cases=args.cases,
                                               workdir=workdir))
+        for workers in (1, 2):
+            say(f"pleura batch --scheduler (Dask LocalCluster, {workers} worker(s)) on {args.cases} cases")
+            result["batch"].append(dask_rate(manifest, bundle=bundle, workers=workers, n_cases=args.cases,
+                                             workdir=workdir))
         result["ru_maxrss_children_mb"] = max_rss_mb(resource.RUSAGE_CHILDREN)
     result["machine"]["load_avg_end"] = list(os.getloadavg())
     result["benchmark_wall_s"] = time.perf_counter() - t_start

@@ -43,6 +43,7 @@ import sys
 import threading
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
@@ -287,6 +288,23 @@ def _read_nifti_direct(reader: sitk.ImageFileReader, path: Path, header: _NiftiH
     array = np.empty(size[::-1], dtype=np.dtype(direct[0]))
     view = memoryview(array).cast("B")
     truncated = ImageReadError(f"{role} could not be read: the file is truncated or its data are corrupt")
+    bomb = ImageReadError(f"{role} could not be read: it decompresses to more data than its header declares "
+                          "(damaged, or a decompression bomb)")
+    geometry = dict(spacing_xyz=tuple(reader.GetSpacing()), origin_xyz=tuple(reader.GetOrigin()),
+                    direction=tuple(reader.GetDirection()))
+    if gz and path.stat().st_size <= 1.01 * (header.vox_offset + view.nbytes) + (1 << 20):
+        # The usual case: the compressed file (smaller than its content) is read into memory once,
+        # hashed in a second thread while ISA-L decompresses it chunk by chunk into the array.
+        raw = path.read_bytes()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            digest = pool.submit(lambda: hashlib.sha256(raw).hexdigest())
+            problem = _gunzip_into(raw, skip=header.vox_offset, out=view, slack=_NIFTI_GZ_SLACK)
+            sha256 = digest.result()
+        if problem == "bomb":
+            raise bomb
+        if problem:
+            raise truncated
+        return Volume(array, **geometry), sha256
     with open(path, "rb", buffering=0) as fh:
         hashing = _HashingReader(fh)
         buffered = io.BufferedReader(hashing, 1 << 20)
@@ -296,15 +314,56 @@ def _read_nifti_direct(reader: sitk.ImageFileReader, path: Path, header: _NiftiH
                 raise truncated
             if gz:  # finish the gzip stream (CRC and length are checked at its end), refusing a bomb
                 if len(stream.read(_NIFTI_GZ_SLACK + 1)) > _NIFTI_GZ_SLACK:
-                    raise ImageReadError(f"{role} could not be read: it decompresses to more data than its "
-                                         "header declares (damaged, or a decompression bomb)")
+                    raise bomb
             buffered.read()  # the rest of the file, for the hash
             hashing.drain()
         except (OSError, EOFError, zlib.error, isal_zlib.error):
             raise truncated from None
-    volume = Volume(array, spacing_xyz=tuple(reader.GetSpacing()), origin_xyz=tuple(reader.GetOrigin()),
-                    direction=tuple(reader.GetDirection()))
-    return volume, hashing.sha256.hexdigest()
+    return Volume(array, **geometry), hashing.sha256.hexdigest()
+
+
+def _gunzip_into(raw: bytes, *, skip: int, out: memoryview, slack: int, piece: int = 8 << 20,
+                 max_chunk: int = 32 << 20) -> str | None:
+    """Decompress the gzip file ``raw`` (one or more members), dropping its first ``skip`` bytes
+    and writing the next ``out.nbytes`` into ``out``. Returns ``None`` when it held exactly that
+    much (up to ``slack`` more bytes tolerated), ``"bomb"`` as soon as it yields more, or
+    ``"corrupt"`` (truncated, bad CRC/length, or trailing bytes that are not gzip)."""
+    from isal import isal_zlib
+
+    target = skip + out.nbytes
+    limit = target + slack
+    data = memoryview(raw)
+    pos = 0  # decompressed bytes so far
+    i = 0  # compressed bytes handed to the decompressor so far
+    try:
+        while True:
+            d = isal_zlib.decompressobj(31)  # gzip wrapper: header, CRC32 and length are checked
+            while not d.eof:
+                if i >= len(data):
+                    return "corrupt"
+                inp = data[i:i + piece]
+                i += len(inp)
+                while True:
+                    chunk = d.decompress(inp, max(1, min(max_chunk, limit + 1 - pos)))
+                    n = len(chunk)
+                    lo, hi = max(pos, skip), min(pos + n, target)
+                    if hi > lo:
+                        out[lo - skip:hi - skip] = memoryview(chunk)[lo - pos:hi - pos]
+                    pos += n
+                    if pos > limit:
+                        return "bomb"
+                    inp = d.unconsumed_tail
+                    if not inp or d.eof:
+                        break
+            i -= len(d.unused_data)  # bytes after this member (part of the last piece)
+            rest = data[i:]
+            if not rest or not bytes(rest).strip(b"\0"):  # end, or zero padding
+                break
+            if bytes(rest[:2]) != b"\x1f\x8b":
+                return "corrupt"
+    except isal_zlib.error:
+        return "corrupt"
+    return None if pos >= target else "corrupt"
 
 
 def read_image(path: str | os.PathLike[str], *, role: str = "image", max_voxels: int = DEFAULT_MAX_VOXELS) -> Volume:

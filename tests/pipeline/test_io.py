@@ -407,3 +407,26 @@ def test_gzip_trailer_damage_is_refused_by_the_single_pass(tmp_path: Path):
     path.write_bytes(bytes(raw))
     with pytest.raises(ImageReadError, match="truncated or its data are corrupt"):
         read_image(path, role="CT")
+
+
+def test_multi_member_and_zero_padded_gzip_read_like_itk(tmp_path: Path):
+    """gzip allows several concatenated members and trailing zero padding; both are read fully."""
+    plain = write_image(_volume((20, 30, 40)), tmp_path / "ct.nii", compress=False).read_bytes()
+    cut = len(plain) // 3
+    path = tmp_path / "multi.nii.gz"
+    path.write_bytes(gzip.compress(plain[:cut]) + gzip.compress(plain[cut:]) + b"\0" * 512)
+    volume, digest = read_image_hashed(path, role="CT")
+    assert np.array_equal(volume.array, _itk_reference(tmp_path / "ct.nii")[0])
+    assert digest == path_sha256(path)
+
+
+def test_trailing_garbage_and_oversized_gzip_are_refused(tmp_path: Path):
+    plain = write_image(_volume((20, 30, 40)), tmp_path / "ct.nii", compress=False).read_bytes()
+    garbage = tmp_path / "garbage.nii.gz"
+    garbage.write_bytes(gzip.compress(plain) + b"not gzip at all")
+    with pytest.raises(ImageReadError, match="truncated or its data are corrupt"):
+        read_image(garbage, role="CT")
+    bomb = tmp_path / "bomb.nii.gz"  # the declared data, then 1 MB more of zeros in the same member
+    bomb.write_bytes(gzip.compress(plain + b"\0" * (1 << 20)))
+    with pytest.raises(ImageReadError, match="decompression bomb"):
+        read_image(bomb, role="CT")
