@@ -31,8 +31,13 @@ MB = 1024 * 1024
 # True once no file is still uploading (its chip shows a spinner until the server has the bytes)
 # and Streamlit's "running" indicator is gone. A click before an upload has finished is answered
 # by a run without that file, and the rerun the finished upload triggers then wipes the answer.
+# The "Running…" widget is hidden in this app's toolbar mode, so the script state on the app root
+# (``data-test-script-state``) is checked as well.
 UPLOADS_DONE_AND_IDLE_JS = """() => !document.querySelector('[data-testid="stFileChipIconSpinner"]')
-    && !document.querySelector('[data-testid="stStatusWidget"]')"""
+    && !document.querySelector('[data-testid="stStatusWidget"]')
+    && !['running', 'rerunRequested'].includes(
+        (document.querySelector('[data-testid="stApp"]') || {getAttribute: () => null})
+            .getAttribute('data-test-script-state'))"""
 
 
 # ------------------------------------------------------------------------------------------------ server
