@@ -434,7 +434,11 @@ def batch_rate(manifest: Path, *, bundle: Path, workers: int, n_cases: int, work
                 tree = [watched, *watched.children(recursive=True)]
             except psutil.Error:
                 tree = []
-            peak["mb"] = max(peak["mb"], _tree_rss_mb(watched) + sum(_process_rss_mb([c]) for c in cluster))
+            try:
+                tree_mb = _tree_rss_mb(watched)
+            except psutil.Error:  # a process of the tree ended while it was being listed
+                tree_mb = 0.0
+            peak["mb"] = max(peak["mb"], tree_mb + sum(_process_rss_mb([c]) for c in cluster))
             peak["process_mb"] = max(peak["process_mb"], _process_rss_mb(tree + cluster) if not cluster
                                      else _process_rss_mb(cluster))
             stop.wait(0.2)
@@ -459,7 +463,9 @@ def batch_rate(manifest: Path, *, bundle: Path, workers: int, n_cases: int, work
         "cases_per_min": 60.0 * n_ok / wall if wall > 0 else None,
         "batch_reported_s": in_batch,
         "cases_per_min_excl_start": (60.0 * n_ok / in_batch) if in_batch else None,
-        "case_seconds": [float(r["seconds"]) for r in rows if r.get("seconds")],
+        "case_seconds": (case_s := [float(r["seconds"]) for r in rows if r.get("seconds")]),
+        # steady state: every worker busy, model already loaded (per-case times from the rows)
+        "cases_per_min_steady": 60.0 * workers / statistics.median(case_s) if case_s else None,
         "peak_tree_rss_mb": peak["mb"], "peak_process_rss_mb": peak["process_mb"],
         "engine": "dask LocalCluster" if scheduler else "local process pool",
         "stderr_tail": stderr.strip().splitlines()[-3:] if proc.returncode else [],
@@ -602,10 +608,13 @@ def format_report(result: dict[str, Any]) -> str:
     for b in result.get("batch", []):
         how = (f"pleura batch --scheduler (Dask, {b['workers']} worker(s))" if b.get("engine", "").startswith("dask")
                else f"pleura batch --workers {b['workers']}")
-        ratio = (f" = {b['cases_per_min'] / seed_rate:.1f}× the seed" if seed_rate and b.get("cases_per_min") else "")
+        ratio = (f" = {b['cases_per_min'] / seed_rate:.2f}× the seed" if seed_rate and b.get("cases_per_min") else "")
+        steady = b.get("cases_per_min_steady")
+        steady_txt = (f"; steady state {steady:.1f} cases/min = {steady / seed_rate:.2f}× the seed "
+                      f"({b['workers']} × 60 s / median per-case time)" if steady and seed_rate else "")
         lines.append(f"{how}: {b['n_ok']}/{b['n_cases']} ok in {b['wall_s']:.1f} s "
-                     f"→ {_fmt(b['cases_per_min'], 'cases/min', 16).strip()}{ratio} (wall, incl. start-up; "
-                     f"{_fmt(b['cases_per_min_excl_start'], 'cases/min', 16).strip()} after start-up); "
+                     f"→ {_fmt(b['cases_per_min'], 'cases/min', 16).strip()}{ratio} (wall, incl. process start and "
+                     f"model loading){steady_txt}; "
                      f"peak RSS: all processes {b['peak_tree_rss_mb']:.0f} MiB, largest single process "
                      f"{b.get('peak_process_rss_mb', 0):.0f} MiB"
                      + (f"; exit {b['exit_code']}: {' / '.join(b['stderr_tail'])}" if b['exit_code'] else ""))
