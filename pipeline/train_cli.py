@@ -128,8 +128,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     table, meta = read_table(args.features)
     X, y = training_arrays(table)
+    from .groups import CLINICAL_FEATURES
+    from .pleura import PLEURA_FEATURE_NAMES
+
+    kept = {"clinical": CLINICAL_FEATURES, "pleura": PLEURA_FEATURE_NAMES}
+    always_keep = tuple(n for g in dict.fromkeys(args.keep or ["clinical"]) for n in kept[g])
     config = TrainConfig(seed=args.seed, outer_folds=args.outer_folds, inner_folds=args.inner_folds,
-                         fusion=args.fusion, selection_k=args.k, pso_particles=args.particles,
+                         fusion=args.fusion, selection_k=args.k, always_keep=always_keep, pso_particles=args.particles,
                          pso_iterations=args.iterations, ablation=not args.no_ablation, n_jobs=args.jobs)
     t0 = time.perf_counter()
 
@@ -293,6 +298,10 @@ def add_commands(sub: Any) -> None:
     t.add_argument("--outer-folds", type=int, default=5)
     t.add_argument("--inner-folds", type=int, default=3)
     t.add_argument("--k", type=int, default=50, help="features kept by the ranked selection")
+    t.add_argument("--keep", action="append", choices=["clinical", "pleura"], default=None, metavar="GROUP",
+                   help="feature group kept whole, past every selection filter (repeatable; default: clinical). "
+                        "`--keep clinical --keep pleura` keeps the 17 pleura features a univariate ranking "
+                        "can drop (docs/demo-model-analysis.md)")
     t.add_argument("--particles", type=int, default=8)
     t.add_argument("--iterations", type=int, default=6)
     t.add_argument("--jobs", type=int, default=1, help="parallel jobs for forests")

@@ -125,3 +125,14 @@ def test_late_fusion_bundle_is_exported_and_scores_with_a_stacked_explanation(la
     X = result.features.values.reshape(1, -1)
     assert bundle.estimator.predict_proba(X)[0, 1] == pytest.approx(result.probability)
     assert np.isfinite(bundle.estimator.group_proba(X)).all()
+
+
+def test_keep_pleura_puts_every_pleura_feature_in_the_bundle(phantom_features: Path, tmp_path: Path):
+    from pipeline.pleura import PLEURA_FEATURE_NAMES
+
+    out = tmp_path / "keep"
+    assert main(["train", str(phantom_features), "--out", str(out), "--seed", "3", "--keep", "clinical",
+                 "--keep", "pleura", *TINY]) == 0
+    names = load_bundle(out).feature_names
+    assert set(PLEURA_FEATURE_NAMES) <= set(names)
+    assert {"CEA_ng_mL", "CA125_U_mL", "age_years"} <= set(names)
