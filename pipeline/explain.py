@@ -128,8 +128,9 @@ def explain_late_fusion(explainers: Sequence[TreeExplainer], model, x: np.ndarra
         if abs(total) > 1e-12:
             values[cols] = phi / total * contribution
     raw_base = 1.0 / (1.0 + np.exp(-base_logit))
-    # ``values`` are logit units; express them in (un-recalibrated) probability units
-    stacked = float(model.stack(model.group_proba(x2))[0])
+    # ``values`` are logit units summing to the stacked logit minus ``base_logit``: express them
+    # in (un-recalibrated) probability units
+    stacked = 1.0 / (1.0 + np.exp(-(base_logit + float(values.sum()))))
     return Explanation(tuple(names), values, x2[0], float(raw_base)).on_probability_scale(stacked, float(raw_base))
 
 _WAVELET = re.compile(r"^wavelet-([LH]{3})$")

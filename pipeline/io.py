@@ -36,7 +36,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
-import io
 import os
 import struct
 import sys
@@ -233,48 +232,18 @@ _NIFTI_DIRECT = {2: ("u1", sitk.sitkUInt8), 256: ("i1", sitk.sitkInt8), 4: ("i2"
 _MAX_DIRECT_OFFSET = 16 * 1024 * 1024  # header + extensions read by the direct path
 
 
-class _HashingReader(io.RawIOBase):
-    """A raw binary stream that feeds every byte read from ``fh`` to a SHA-256."""
-
-    def __init__(self, fh: io.RawIOBase) -> None:
-        self._fh = fh
-        self.sha256 = hashlib.sha256()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def, override]
-        n = self._fh.readinto(buffer) or 0
-        if n:
-            self.sha256.update(memoryview(buffer)[:n])
-        return n
-
-    def drain(self) -> None:
-        """Hash whatever of the file has not been read yet."""
-        buffer = bytearray(4 * 1024 * 1024)
-        while self.readinto(buffer):
-            pass
-
-
-def _read_exactly(stream, view: memoryview) -> int:  # type: ignore[no-untyped-def]
-    got = 0
-    while got < view.nbytes and (n := stream.readinto(view[got:])):
-        got += n
-    return got
-
-
 def _read_nifti_direct(reader: sitk.ImageFileReader, path: Path, header: _NiftiHeader, *,
-                       role: str) -> tuple[Volume, str] | None:
-    """Read a plain single-file NIfTI with one pass over the file: decompress (ISA-L) straight
-    into the output array while hashing the file bytes, checking length, gzip CRC and bomb limit
-    on the way. Geometry comes from ITK's header parse, so it is exactly what ITK would give.
+                       role: str, want_hash: bool) -> tuple[Volume, str] | None:
+    """Read a plain single-file NIfTI with one pass over the file: the bytes are read once,
+    decompressed (ISA-L) straight into the output array with length, gzip CRC and bomb limit
+    checked on the way, and (``want_hash``) hashed in a second thread meanwhile. Geometry comes
+    from ITK's header parse, so it is exactly what ITK would give.
 
-    Returns ``None`` (the caller falls back to ITK's reader) for anything unusual: scaled
-    intensities, foreign byte order, an unexpected datatype, a 4-D header, large extensions, a
-    ``.nii`` holding gzip data. Raises :class:`ImageReadError` for damaged data.
+    Returns ``None`` (the caller falls back to ITK's reader and its streamed checks) for anything
+    unusual: scaled intensities, foreign byte order, an unexpected datatype, a 4-D header, large
+    extensions, a ``.nii`` holding gzip data, a compressed file larger than its declared content.
+    Raises :class:`ImageReadError` for damaged data.
     """
-    from isal import igzip, isal_zlib  # ISA-L: same checks as gzip, ~3× faster (bench/README.md)
-
     direct = _NIFTI_DIRECT.get(header.datatype)
     native = "<" if sys.byteorder == "little" else ">"
     size = tuple(reader.GetSize())
@@ -283,43 +252,37 @@ def _read_nifti_direct(reader: sitk.ImageFileReader, path: Path, header: _NiftiH
             or header.scl_slope not in (0.0, 1.0) or header.scl_inter != 0.0):
         return None
     gz = _is_gzip(path)
-    if gz and image_suffix(path) == ".nii":
-        return None
     array = np.empty(size[::-1], dtype=np.dtype(direct[0]))
     view = memoryview(array).cast("B")
+    declared = header.vox_offset + view.nbytes
+    if (gz and image_suffix(path) == ".nii") or (gz and path.stat().st_size > 1.01 * declared + (1 << 20)):
+        return None
     truncated = ImageReadError(f"{role} could not be read: the file is truncated or its data are corrupt")
-    bomb = ImageReadError(f"{role} could not be read: it decompresses to more data than its header declares "
-                          "(damaged, or a decompression bomb)")
-    geometry = dict(spacing_xyz=tuple(reader.GetSpacing()), origin_xyz=tuple(reader.GetOrigin()),
-                    direction=tuple(reader.GetDirection()))
-    if gz and path.stat().st_size <= 1.01 * (header.vox_offset + view.nbytes) + (1 << 20):
-        # The usual case: the compressed file (smaller than its content) is read into memory once,
-        # hashed in a second thread while ISA-L decompresses it chunk by chunk into the array.
-        raw = path.read_bytes()
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            digest = pool.submit(lambda: hashlib.sha256(raw).hexdigest())
-            problem = _gunzip_into(raw, skip=header.vox_offset, out=view, slack=_NIFTI_GZ_SLACK)
-            sha256 = digest.result()
-        if problem == "bomb":
-            raise bomb
-        if problem:
-            raise truncated
-        return Volume(array, **geometry), sha256
-    with open(path, "rb", buffering=0) as fh:
-        hashing = _HashingReader(fh)
-        buffered = io.BufferedReader(hashing, 1 << 20)
-        stream = igzip.IGzipFile(fileobj=buffered, mode="rb") if gz else buffered
-        try:
-            if len(stream.read(header.vox_offset)) < header.vox_offset or _read_exactly(stream, view) < view.nbytes:
+    if not gz:  # uncompressed (named .nii, or .nii.gz without compression): read into the array
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            head = fh.read(header.vox_offset)
+            if len(head) < header.vox_offset or fh.readinto(view) < view.nbytes:
                 raise truncated
-            if gz:  # finish the gzip stream (CRC and length are checked at its end), refusing a bomb
-                if len(stream.read(_NIFTI_GZ_SLACK + 1)) > _NIFTI_GZ_SLACK:
-                    raise bomb
-            buffered.read()  # the rest of the file, for the hash
-            hashing.drain()
-        except (OSError, EOFError, zlib.error, isal_zlib.error):
-            raise truncated from None
-    return Volume(array, **geometry), hashing.sha256.hexdigest()
+            if want_hash:
+                h.update(head)
+                h.update(view)
+                while chunk := fh.read(4 << 20):
+                    h.update(chunk)
+        return Volume(array, spacing_xyz=tuple(reader.GetSpacing()), origin_xyz=tuple(reader.GetOrigin()),
+                      direction=tuple(reader.GetDirection())), h.hexdigest() if want_hash else ""
+    raw = path.read_bytes()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        digest = pool.submit(lambda: hashlib.sha256(raw).hexdigest()) if want_hash else None
+        problem = _gunzip_into(raw, skip=header.vox_offset, out=view, slack=_NIFTI_GZ_SLACK)
+        sha256 = digest.result() if digest is not None else ""
+    if problem == "bomb":
+        raise ImageReadError(f"{role} could not be read: it decompresses to more data than its header declares "
+                             "(damaged, or a decompression bomb)")
+    if problem:
+        raise truncated
+    return Volume(array, spacing_xyz=tuple(reader.GetSpacing()), origin_xyz=tuple(reader.GetOrigin()),
+                  direction=tuple(reader.GetDirection())), sha256
 
 
 def _gunzip_into(raw: bytes, *, skip: int, out: memoryview, slack: int, piece: int = 8 << 20,
@@ -424,8 +387,9 @@ def _read(path: str | os.PathLike[str], *, role: str, max_voxels: int, want_hash
     except RuntimeError:
         raise ImageReadError(invalid) from None
     dims = _check_header(reader.GetSize(), reader.GetNumberOfComponents(), role=role, max_voxels=max_voxels)
-    if nifti is not None and (direct := _read_nifti_direct(reader, p, nifti, role=role)) is not None:
-        return direct if want_hash else (direct[0], "")
+    if nifti is not None and (direct := _read_nifti_direct(reader, p, nifti, role=role,
+                                                           want_hash=want_hash)) is not None:
+        return direct
     if nifti is not None and (problem := _nifti_data_problem(reader, p)):
         raise ImageReadError(f"{role} could not be read: {problem}")
     try:
