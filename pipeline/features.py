@@ -56,10 +56,12 @@ class FeatureExtractors:
         feature_names: compute only these features (a bundle's list); ``None`` = every feature
             of every group in ``config.feature_groups``.
         num_threads: torch threads for the CNN (``None`` keeps torch's setting).
+        backbone_owned: the caller hands ``backbone`` over (nothing else uses it), so it is
+            folded for inference in place rather than copied (see ``DeepFeatureExtractor``).
     """
 
     def __init__(self, *, config: PipelineConfig, backbone=None, feature_names: Sequence[str] | None = None,
-                 num_threads: int | None = None) -> None:
+                 num_threads: int | None = None, backbone_owned: bool = False) -> None:
         from models.medicalnet import DeepFeatureExtractor, deep_feature_names
 
         from .pleura import PLEURA_FEATURE_NAMES
@@ -77,7 +79,7 @@ class FeatureExtractors:
         if self.use_deep:
             if backbone is None:
                 raise ValueError("deep features requested but no backbone given")
-            self.deep = DeepFeatureExtractor(model=backbone, num_threads=num_threads)
+            self.deep = DeepFeatureExtractor(model=backbone, num_threads=num_threads, fold_in_place=backbone_owned)
         self._deep_names = tuple(deep_feature_names())
         self.radiomics = None
         if self.use_radiomics:

@@ -41,7 +41,7 @@ import struct
 import sys
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
@@ -271,11 +271,16 @@ def _read_nifti_direct(reader: sitk.ImageFileReader, path: Path, header: _NiftiH
                     h.update(chunk)
         return Volume(array, spacing_xyz=tuple(reader.GetSpacing()), origin_xyz=tuple(reader.GetOrigin()),
                       direction=tuple(reader.GetDirection())), h.hexdigest() if want_hash else ""
-    raw = path.read_bytes()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        digest = pool.submit(lambda: hashlib.sha256(raw).hexdigest()) if want_hash else None
-        problem = _gunzip_into(raw, skip=header.vox_offset, out=view, slack=_NIFTI_GZ_SLACK)
-        sha256 = digest.result() if digest is not None else ""
+    h = hashlib.sha256() if want_hash else None
+    with open(path, "rb") as fh, ThreadPoolExecutor(max_workers=1) as pool:
+        def pieces() -> Iterator[bytes]:
+            while piece := fh.read(_READ_PIECE):
+                if h is not None:  # hashed in the second thread (FIFO, so in file order)
+                    pool.submit(h.update, piece)
+                yield piece
+
+        problem = _gunzip_into(pieces(), skip=header.vox_offset, out=view, slack=_NIFTI_GZ_SLACK)
+    sha256 = h.hexdigest() if h is not None and not problem else ""
     if problem == "bomb":
         raise ImageReadError(f"{role} could not be read: it decompresses to more data than its header declares "
                              "(damaged, or a decompression bomb)")
@@ -285,45 +290,57 @@ def _read_nifti_direct(reader: sitk.ImageFileReader, path: Path, header: _NiftiH
                   direction=tuple(reader.GetDirection())), sha256
 
 
-def _gunzip_into(raw: bytes, *, skip: int, out: memoryview, slack: int, piece: int = 8 << 20,
-                 max_chunk: int = 32 << 20) -> str | None:
-    """Decompress the gzip file ``raw`` (one or more members), dropping its first ``skip`` bytes
-    and writing the next ``out.nbytes`` into ``out``. Returns ``None`` when it held exactly that
-    much (up to ``slack`` more bytes tolerated), ``"bomb"`` as soon as it yields more, or
-    ``"corrupt"`` (truncated, bad CRC/length, or trailing bytes that are not gzip)."""
+_READ_PIECE = 8 << 20  # compressed bytes read (and hashed) at a time
+
+
+def _gunzip_into(pieces: Iterable[bytes], *, skip: int, out: memoryview, slack: int,
+                 max_chunk: int = 4 << 20) -> str | None:
+    """Decompress a gzip stream (one or more members), given as successive pieces of the file,
+    dropping its first ``skip`` bytes and writing the next ``out.nbytes`` into ``out``. Only one
+    piece and one output chunk of at most ``max_chunk`` bytes are held at a time (4 MB chunks
+    stay in cache and are reused by the allocator). Returns ``None`` when the stream held exactly
+    that much (up to ``slack`` more bytes tolerated), ``"bomb"`` as soon as it yields more, or
+    ``"corrupt"`` (truncated, bad CRC/length, or trailing bytes that are neither zero padding
+    nor another gzip member)."""
     from isal import isal_zlib
 
     target = skip + out.nbytes
     limit = target + slack
-    data = memoryview(raw)
+    source = iter(pieces)
+    pending = b""  # compressed bytes not yet handed to a decompressor
     pos = 0  # decompressed bytes so far
-    i = 0  # compressed bytes handed to the decompressor so far
     try:
         while True:
-            d = isal_zlib.decompressobj(31)  # gzip wrapper: header, CRC32 and length are checked
-            while not d.eof:
-                if i >= len(data):
+            while len(pending) < 2:  # a member starts with the 2-byte gzip magic
+                more = next(source, b"")
+                if not more:
+                    break
+                pending += more
+            if not pending.strip(b"\0"):  # end of file, or zero padding up to the end
+                if any(more.strip(b"\0") for more in source):
                     return "corrupt"
-                inp = data[i:i + piece]
-                i += len(inp)
-                while True:
-                    chunk = d.decompress(inp, max(1, min(max_chunk, limit + 1 - pos)))
-                    n = len(chunk)
-                    lo, hi = max(pos, skip), min(pos + n, target)
-                    if hi > lo:
-                        out[lo - skip:hi - skip] = memoryview(chunk)[lo - pos:hi - pos]
-                    pos += n
-                    if pos > limit:
-                        return "bomb"
-                    inp = d.unconsumed_tail
-                    if not inp or d.eof:
-                        break
-            i -= len(d.unused_data)  # bytes after this member (part of the last piece)
-            rest = data[i:]
-            if not rest or not bytes(rest).strip(b"\0"):  # end, or zero padding
                 break
-            if bytes(rest[:2]) != b"\x1f\x8b":
+            if pending[:2] != b"\x1f\x8b":
                 return "corrupt"
+            d = isal_zlib.decompressobj(31)  # gzip wrapper: header, CRC32 and length are checked
+            inp = pending
+            while True:
+                chunk = d.decompress(inp, max(1, min(max_chunk, limit + 1 - pos)))
+                n = len(chunk)
+                lo, hi = max(pos, skip), min(pos + n, target)
+                if hi > lo:
+                    out[lo - skip:hi - skip] = memoryview(chunk)[lo - pos:hi - pos]
+                pos += n
+                if pos > limit:
+                    return "bomb"
+                if d.eof:
+                    break
+                inp = d.unconsumed_tail
+                if not inp:
+                    inp = next(source, b"")
+                    if not inp:
+                        return "corrupt"  # the file ends inside a member
+            pending = d.unused_data  # bytes after this member
     except isal_zlib.error:
         return "corrupt"
     return None if pos >= target else "corrupt"

@@ -142,11 +142,13 @@ class Scorer:
 
     def __init__(self, bundle: ModelBundle | str | os.PathLike[str] | None = None, *, num_threads: int | None = None,
                  explain: bool = True) -> None:
-        self.bundle = bundle if isinstance(bundle, ModelBundle) else load_bundle(bundle)
+        owned = not isinstance(bundle, ModelBundle)  # loaded here: nobody else holds its backbone
+        self.bundle = bundle if not owned else load_bundle(bundle)
         if num_threads is None and os.environ.get("PLEURA_THREADS"):
             num_threads = int(os.environ["PLEURA_THREADS"])
         self.extractors = FeatureExtractors(config=self.bundle.config, backbone=self.bundle.backbone,
-                                            feature_names=self.bundle.feature_names, num_threads=num_threads)
+                                            feature_names=self.bundle.feature_names, num_threads=num_threads,
+                                            backbone_owned=owned)
         estimator = self.bundle.estimator
         self.late_fusion = isinstance(estimator, DeployedLateFusion)
         if not explain:

@@ -88,6 +88,12 @@ def _describe_geometry_difference(ct: Volume, mask: Volume, tol: float) -> list[
     return diffs
 
 
+def same_grid(ct: Volume, mask: Volume, *, config: ValidationConfig = ValidationConfig()) -> bool:
+    """Whether ``mask`` lies on ``ct``'s voxel grid (size, spacing, origin and direction equal
+    within ``config.geometry_tolerance``), i.e. :func:`align_mask` would return it unchanged."""
+    return not _describe_geometry_difference(ct, mask, config.geometry_tolerance)
+
+
 def align_mask(ct: Volume, mask: Volume, *, config: ValidationConfig = ValidationConfig()) -> tuple[Volume, list[str]]:
     """Return the mask on the CT's voxel grid, and warnings.
 

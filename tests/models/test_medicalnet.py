@@ -306,3 +306,17 @@ def test_deep_feature_names():
     names = deep_feature_names()
     assert len(names) == len(set(names)) == FEATURE_DIM
     assert names[0] == "dl_000" and names[-1] == "dl_511"
+
+
+def test_folding_in_place_gives_the_same_features_without_a_second_copy():
+    """A scorer that owns its backbone folds it in place: same features as the copying
+    extractor, and the model it holds is the folded one (no BatchNorm layers left)."""
+    rng = np.random.default_rng(3)
+    cubes = rng.normal(size=(2, 16, 16, 16)).astype(np.float32)
+    copying = DeepFeatureExtractor(model=seeded_backbone(0))
+    owned = seeded_backbone(0)
+    folding = DeepFeatureExtractor(model=owned, fold_in_place=True)
+    assert folding._runtime is owned
+    assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in owned.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm3d) for m in copying.model.modules())
+    np.testing.assert_allclose(folding.encode_batch(cubes), copying.encode_batch(cubes), rtol=1e-5, atol=1e-6)

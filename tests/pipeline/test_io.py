@@ -430,3 +430,27 @@ def test_trailing_garbage_and_oversized_gzip_are_refused(tmp_path: Path):
     bomb.write_bytes(gzip.compress(plain + b"\0" * (1 << 20)))
     with pytest.raises(ImageReadError, match="decompression bomb"):
         read_image(bomb, role="CT")
+
+
+@pytest.mark.parametrize("piece", [1, 7, 4096])
+def test_streamed_gunzip_is_independent_of_how_the_file_is_cut(piece: int):
+    """The reader decompresses the file piece by piece as it is read: member starts, the gzip
+    magic, zero padding and trailing garbage may fall across any piece boundary."""
+    from pipeline.io import _gunzip_into
+
+    rng = np.random.default_rng(0)
+    plain = rng.integers(0, 8, 5000, dtype=np.uint8).tobytes()  # compressible, not trivially
+    skip = 100
+
+    def run(stream: bytes) -> tuple[str | None, bytes]:
+        out = np.zeros(len(plain) - skip, dtype=np.uint8)
+        cut = (stream[i:i + piece] for i in range(0, len(stream), piece))
+        return _gunzip_into(cut, skip=skip, out=memoryview(out), slack=16, max_chunk=1000), out.tobytes()
+
+    one, two = gzip.compress(plain), gzip.compress(plain[:1234]) + gzip.compress(plain[1234:])
+    for good in (one, two, two + b"\0" * 9, one + b"\0"):
+        assert run(good) == (None, plain[skip:])
+    for bad in (one[:-1], one[:len(one) // 2], two + b"\x1f", one + b"\0\0x", one + b"garbage", b"", b"\0" * 10):
+        assert run(bad)[0] == "corrupt"
+    assert run(gzip.compress(plain + b"z" * 17))[0] == "bomb"
+    assert run(gzip.compress(plain + b"z" * 16)) == (None, plain[skip:])  # within the slack
