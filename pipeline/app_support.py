@@ -256,7 +256,8 @@ class PredictionOutcome:
         signature: identity of the inputs (to say when the form no longer matches the result).
         created: UTC time of the prediction.
         seconds: wall time from click to result.
-        json_bytes: the JSON report; ``pdf_bytes`` is filled on first request (it takes ~1–3 s).
+        json_bytes: the JSON report; ``pdf_bytes`` is filled on first request (it takes ~1–3 s),
+            once per outcome even when several script runs ask for it at the same time (see :meth:`pdf`).
         audit_error: why the audit line could not be written, if it could not.
         uid: distinguishes results (keys of per-result widgets such as the slice slider).
     """
@@ -272,15 +273,27 @@ class PredictionOutcome:
     pdf_bytes: bytes | None = None
     audit_error: str | None = None
     uid: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    _pdf_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def pdf(self) -> bytes:
-        """The PDF report (built once, then kept)."""
-        if self.pdf_bytes is None:
-            from .report import report_pdf
+        """The PDF report (built once, then kept).
 
-            self.pdf_bytes = report_pdf(self.result, clinical=self.clinical, roi_label=self.roi_label,
-                                        viewer=self.viewer, created=self.created)
-        return self.pdf_bytes
+        Several script runs can ask at once: Streamlit's fast reruns start a new run on a new
+        thread as soon as the user changes a widget, while the previous run (which cannot be
+        interrupted inside this call) carries on building the report. Without the lock each of
+        those runs built its own copy of the same report; the builds queue on matplotlib's
+        process-wide render lock, so a user who keeps changing inputs piled up threads that each
+        held a report in the making (measured in ``tests/e2e/test_load.py``: 14 script threads
+        and 0.3 → 0.5 GB of malloc'd memory in use after ~30 predictions). With the lock the
+        later runs wait for the one build and then use its bytes.
+        """
+        with self._pdf_lock:
+            if self.pdf_bytes is None:
+                from .report import report_pdf
+
+                self.pdf_bytes = report_pdf(self.result, clinical=self.clinical, roi_label=self.roi_label,
+                                            viewer=self.viewer, created=self.created)
+            return self.pdf_bytes
 
     def file_stem(self) -> str:
         """Download name without identifiers: ``pleurarisk_<UTC time>_<ct hash prefix>``."""
