@@ -404,6 +404,10 @@ def _read(path: str | os.PathLike[str], *, role: str, max_voxels: int, want_hash
     except RuntimeError:
         raise ImageReadError(invalid) from None
     dims = _check_header(reader.GetSize(), reader.GetNumberOfComponents(), role=role, max_voxels=max_voxels)
+    spacing = tuple(reader.GetSpacing())[:3]
+    if not all(np.isfinite(s) and s > 0 for s in spacing):
+        raise ImageReadError(f"{role} could not be read: its header gives an impossible voxel spacing "
+                             f"({', '.join(f'{s:g}' for s in spacing)} mm; each must be a positive number)")
     if nifti is not None and (direct := _read_nifti_direct(reader, p, nifti, role=role,
                                                            want_hash=want_hash)) is not None:
         return direct

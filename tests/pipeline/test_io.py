@@ -454,3 +454,15 @@ def test_streamed_gunzip_is_independent_of_how_the_file_is_cut(piece: int):
         assert run(bad)[0] == "corrupt"
     assert run(gzip.compress(plain + b"z" * 17))[0] == "bomb"
     assert run(gzip.compress(plain + b"z" * 16)) == (None, plain[skip:])  # within the slack
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_negative_voxel_spacing_in_the_header_is_refused(tmp_path: Path, suffix: str):
+    """Found by the fuzzer: a NIfTI whose pixdim[3] is −1 crashed the direct reader with a
+    ValueError; it is now an input error naming the spacing."""
+    plain = bytearray(write_image(_volume((4, 5, 6)), tmp_path / "ct.nii", compress=False).read_bytes())
+    plain[88:92] = np.float32(-1.0).tobytes()  # pixdim[3]: slice spacing (mm)
+    path = tmp_path / f"bad{suffix}"
+    path.write_bytes(gzip.compress(bytes(plain)) if suffix == ".nii.gz" else bytes(plain))
+    with pytest.raises(ImageReadError, match="impossible voxel spacing"):
+        read_image(path, role="CT")
