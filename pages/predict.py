@@ -182,20 +182,26 @@ else:
         st.plotly_chart(figures.slice_figure(image), key="viewer", config={"displayModeBar": False})
 
 st.subheader("Report")
+# One slot for the report buttons: while this result's PDF is built, the slot says so at once
+# (a previous result's greyed-out download button must not stay clickable meanwhile).
+report_slot = st.empty()
 if outcome.pdf_bytes is None:
-    with st.spinner("Preparing the PDF report…"):
-        try:
-            outcome.pdf()
-        except Exception:  # noqa: BLE001 - the result stays usable without the PDF
-            log.exception("PDF report failed")
-c_pdf, c_json = st.columns(2)
-with c_pdf:
-    if outcome.pdf_bytes is not None:
-        st.download_button("Download PDF report", outcome.pdf_bytes, file_name=f"{outcome.file_stem()}.pdf",
-                           mime="application/pdf", key="download_pdf", on_click="ignore", icon=":material/picture_as_pdf:")
-    else:
-        st.warning("The PDF report could not be created; the JSON report has the same content.")
-with c_json:
-    st.download_button("Download JSON", outcome.json_bytes, file_name=f"{outcome.file_stem()}.json",
-                       mime="application/json", key="download_json", on_click="ignore", icon=":material/data_object:")
+    report_slot.info("Preparing the PDF report…", icon=":material/hourglass_top:")
+    try:
+        outcome.pdf()
+    except Exception:  # noqa: BLE001 - the result stays usable without the PDF
+        log.exception("PDF report failed")
+with report_slot.container():
+    c_pdf, c_json = st.columns(2)
+    with c_pdf:
+        if outcome.pdf_bytes is not None:
+            st.download_button("Download PDF report", outcome.pdf_bytes, file_name=f"{outcome.file_stem()}.pdf",
+                               mime="application/pdf", key=f"download_pdf_{outcome.uid}", on_click="ignore",
+                               icon=":material/picture_as_pdf:")
+        else:
+            st.warning("The PDF report could not be created; the JSON report has the same content.")
+    with c_json:
+        st.download_button("Download JSON", outcome.json_bytes, file_name=f"{outcome.file_stem()}.json",
+                           mime="application/json", key=f"download_json_{outcome.uid}", on_click="ignore",
+                           icon=":material/data_object:")
 st.caption(f"{r.notice} Reports identify the inputs only by sha256 content hashes; no file names.")
