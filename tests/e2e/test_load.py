@@ -10,9 +10,10 @@ Both run the server with ``MALLOC_ARENA_MAX=2``, as ``pleura app`` and the Docke
 tracks what the process keeps rather than glibc's per-thread arenas).
 
 Prints the numbers (run with ``-s``): peak RSS, per-session click → result times, the RSS curve.
-Opt-in (``--run-slow``); skipped when ``/usr/bin/chromium`` is missing. Never downloads a browser.
+Part of the default run (about 4–5 minutes for both; issue #6 asks for them in CI when they fit);
+skipped when ``/usr/bin/chromium`` is missing. Never downloads a browser.
 
-    nice -n 19 .venv/bin/python -m pytest tests/e2e/test_load.py --run-slow -s -q
+    .venv/bin/python -m pytest tests/e2e/test_load.py -s -q
 """
 
 from __future__ import annotations
@@ -49,7 +50,6 @@ from browser_helpers import (
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.slow,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed"),
 ]
 
