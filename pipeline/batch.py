@@ -20,6 +20,7 @@ distributed cluster instead; results stream back into the same journal and CSV.
 from __future__ import annotations
 
 import csv
+import ctypes
 import io
 import json
 import os
@@ -85,6 +86,20 @@ def _ok_row(case_id: str, result) -> dict[str, Any]:  # noqa: ANN001
 _SCORER = None
 
 
+def release_free_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc ``malloc_trim``; a no-op without glibc).
+
+    Called by batch workers after loading the bundle and after each case: loading and one case
+    leave tens of MB of freed-but-kept heap, so the next case's peak would start that much
+    higher. Measured on a 512×512×400 case: worker RSS after loading 722 → 676 MiB, peak over
+    three cases 990 → 961 MiB.
+    """
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _init_worker(bundle_path: str, num_threads: int | None) -> None:
     global _SCORER
     import torch
@@ -94,6 +109,15 @@ def _init_worker(bundle_path: str, num_threads: int | None) -> None:
     if num_threads:
         torch.set_num_threads(num_threads)
     _SCORER = Scorer(bundle_path, num_threads=num_threads)
+    release_free_memory()
+
+
+def _score_in_worker(case: CaseInput, label: int | None) -> dict[str, Any]:
+    """Pool task: :func:`score_one` with the worker's scorer, then give freed memory back."""
+    try:
+        return score_one(case, label)
+    finally:
+        release_free_memory()
 
 
 def score_one(case: CaseInput, label: int | None, scorer=None) -> dict[str, Any]:  # noqa: ANN001
@@ -233,7 +257,11 @@ def score_one_cached(case: CaseInput, label: int | None, bundle_path: str, num_t
         if num_threads:
             torch.set_num_threads(num_threads)
         _DASK_SCORERS[key] = Scorer(bundle_path, num_threads=num_threads)
-    return score_one(case, label, _DASK_SCORERS[key])
+        release_free_memory()
+    try:
+        return score_one(case, label, _DASK_SCORERS[key])
+    finally:
+        release_free_memory()
 
 
 def run_dask(tasks: list[tuple[CaseInput, str]], *, scheduler: str | Any, bundle_path: str, label: int | None,
@@ -308,7 +336,7 @@ def run_batch(cases: list[CaseInput], *, out_path: str | os.PathLike[str], bundl
             results = run_dask(pending, scheduler=scheduler, bundle_path=str(Path(bundle_path).resolve()), label=label,
                                num_threads=num_threads)
         else:
-            results = run_pool(pending, fn=score_one, extra_args=(label,), workers=workers,
+            results = run_pool(pending, fn=_score_in_worker, extra_args=(label,), workers=workers,
                                initializer=_init_worker, initargs=(str(bundle_path), num_threads), on_crash=_crash_row)
         for key, row in results:
             ct_sha, roi_sha = meta[key]

@@ -270,7 +270,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _score_cohort(bundle_path: Path, cases: list, *, workers: int) -> list[dict[str, Any]]:
-    from .batch import _crash_row, _init_worker, run_pool, score_one
+    from .batch import _crash_row, _init_worker, _score_in_worker, run_pool
     from .clinical import parse_clinical
     from .cohort import CaseInput
     from .errors import ClinicalValueError
@@ -283,7 +283,7 @@ def _score_cohort(bundle_path: Path, cases: list, *, workers: int) -> list[dict[
             clin, problem = None, str(err)
         inputs.append((CaseInput(c.case_id, c.ct_path, c.roi_path, clin, problem, "clinical" if problem else None), c.case_id))
     threads = max(1, (os.cpu_count() or 1) // workers)
-    rows = dict(run_pool(inputs, fn=score_one, extra_args=(None,), workers=workers, initializer=_init_worker,
+    rows = dict(run_pool(inputs, fn=_score_in_worker, extra_args=(None,), workers=workers, initializer=_init_worker,
                          initargs=(str(bundle_path), threads), on_crash=_crash_row))
     return [rows[c.case_id] for c in cases]
 
