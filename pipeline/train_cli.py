@@ -214,7 +214,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from .bundle import load_bundle
     from .dataset import read_cohort
-    from .evaluate import evaluate_predictions, save_plots
+    from .evaluate import calibration_slope_intercept, evaluate_predictions, save_plots
 
     bundle = load_bundle(args.bundle)
     cases = read_cohort(args.cohort)
@@ -233,12 +233,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
               "metrics": metrics.to_dict()}
     p_true = np.array([c.p_true for _, c in ok])
     if np.all(np.isfinite(p_true)) and len(p_true):
-        result["oracle"] = {"auc": float(roc_auc_score(y, p_true)), "brier": float(brier_score_loss(y, p_true))}
+        o_slope, o_intercept = (v if np.isfinite(v) else None for v in calibration_slope_intercept(p_true, y))
+        result["oracle"] = {"auc": float(roc_auc_score(y, p_true)), "brier": float(brier_score_loss(y, p_true)),
+                            "calibration_slope": o_slope, "calibration_intercept": o_intercept}
+        # the project's quality bar for synthetic cohorts (issue #3), against the generator's truth
+        m = metrics.to_dict()
+        result["quality_bar"] = {
+            "auc_within_0.03_of_oracle": bool(m["auc"] >= result["oracle"]["auc"] - 0.03),
+            "calibration_slope_0.8_to_1.2": m["calibration_slope"] is not None and bool(0.8 <= m["calibration_slope"] <= 1.2),
+            "brier_within_0.02_of_oracle": bool(m["brier"] <= result["oracle"]["brier"] + 0.02),
+        }
     (out / "evaluation.json").write_text(json.dumps(result, indent=2, allow_nan=False))
     with (out / "predictions.csv").open("w") as fh:
-        fh.write("case_id,label,probability\n")
+        fh.write("case_id,label,probability,p_true\n")
         for r, c in ok:
-            fh.write(f"{c.case_id},{int(c.label)},{r['probability']:.6f}\n")
+            truth = "" if not np.isfinite(c.p_true) else f"{c.p_true:.6f}"
+            fh.write(f"{c.case_id},{int(c.label)},{r['probability']:.6f},{truth}\n")
     if args.attach:
         from .bundle import attach_files
 
@@ -251,7 +261,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 f"{_f(d['calibration_intercept'])}, sensitivity {_f(d['sensitivity'])} / specificity "
                 f"{_f(d['specificity'])} at the training threshold {_f(d['threshold'])}")
         if "oracle" in result:
-            line += f"; oracle AUC {result['oracle']['auc']:.3f}, oracle Brier {result['oracle']['brier']:.4f}"
+            o = result["oracle"]
+            line += (f"; oracle AUC {o['auc']:.3f}, oracle Brier {o['brier']:.4f}, oracle calibration slope "
+                     f"{_f(o['calibration_slope'])}; quality bar (AUC ≥ oracle − 0.03, slope 0.8–1.2, Brier ≤ oracle "
+                     f"+ 0.02): {', '.join(('met' if ok_ else 'NOT met') for ok_ in result['quality_bar'].values())}")
         summary = {"n_scored": len(ok), "n_failed": len(failed), "auc": d["auc"], "auc_ci": [d["auc_ci_low"], d["auc_ci_high"]],
                    "brier": d["brier"], "calibration_slope": d["calibration_slope"],
                    "calibration_intercept": d["calibration_intercept"], "sensitivity": d["sensitivity"],

@@ -60,6 +60,12 @@ def test_evaluate_attaches_external_validation(trained, phantom_cohort: Path, tm
     assert ext["n_scored"] == 16 and 0 <= ext["auc"] <= 1 and ext["oracle"]["auc"] > 0
     assert "## External validation" in (bundle / "MODEL_CARD.md").read_text()
     assert (tmp_path / "ev" / "evaluation.json").is_file() and (tmp_path / "ev" / "decision_curve.png").is_file()
+    evaluation = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+    assert set(evaluation["oracle"]) == {"auc", "brier", "calibration_slope", "calibration_intercept"}
+    assert len(evaluation["quality_bar"]) == 3 and all(isinstance(v, bool) for v in evaluation["quality_bar"].values())
+    assert "quality bar (AUC ≥ oracle − 0.03" in (bundle / "MODEL_CARD.md").read_text()
+    header = (tmp_path / "ev" / "predictions.csv").read_text().splitlines()[0]
+    assert header == "case_id,label,probability,p_true"
 
 
 def test_shipped_demo_bundle_verifies_and_says_synthetic():
