@@ -100,22 +100,28 @@ def release_free_memory() -> None:
         pass
 
 
-def _init_worker(bundle_path: str, num_threads: int | None) -> None:
-    global _SCORER
+def _worker_scorer(bundle_path: str, num_threads: int | None):  # noqa: ANN202 - Scorer, imported lazily
+    """A worker process's scorer (pool or Dask): torch threads set, bundle loaded, memory trimmed."""
     import torch
 
     from .score import Scorer
 
     if num_threads:
         torch.set_num_threads(num_threads)
-    _SCORER = Scorer(bundle_path, num_threads=num_threads)
+    scorer = Scorer(bundle_path, num_threads=num_threads)
     release_free_memory()
+    return scorer
 
 
-def _score_in_worker(case: CaseInput, label: int | None) -> dict[str, Any]:
-    """Pool task: :func:`score_one` with the worker's scorer, then give freed memory back."""
+def _init_worker(bundle_path: str, num_threads: int | None) -> None:
+    global _SCORER
+    _SCORER = _worker_scorer(bundle_path, num_threads)
+
+
+def _score_in_worker(case: CaseInput, label: int | None, scorer=None) -> dict[str, Any]:  # noqa: ANN001
+    """Worker task: :func:`score_one` (the pool worker's scorer unless given), then give freed memory back."""
     try:
-        return score_one(case, label)
+        return score_one(case, label, scorer)
     finally:
         release_free_memory()
 
@@ -250,18 +256,8 @@ def score_one_cached(case: CaseInput, label: int | None, bundle_path: str, num_t
     """Dask task: score one case with a Scorer cached per worker process (bundle loaded once)."""
     key = (bundle_path, num_threads)
     if key not in _DASK_SCORERS:
-        import torch
-
-        from .score import Scorer
-
-        if num_threads:
-            torch.set_num_threads(num_threads)
-        _DASK_SCORERS[key] = Scorer(bundle_path, num_threads=num_threads)
-        release_free_memory()
-    try:
-        return score_one(case, label, _DASK_SCORERS[key])
-    finally:
-        release_free_memory()
+        _DASK_SCORERS[key] = _worker_scorer(bundle_path, num_threads)
+    return _score_in_worker(case, label, _DASK_SCORERS[key])
 
 
 def run_dask(tasks: list[tuple[CaseInput, str]], *, scheduler: str | Any, bundle_path: str, label: int | None,
