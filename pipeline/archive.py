@@ -217,7 +217,9 @@ def safe_extract_zip(source: bytes | str | os.PathLike[str], dest: str | os.Path
                                 raise ArchiveError(f"{what} decompresses to more than the limit of "
                                                    f"{limits.max_total_bytes / 1e9:.1f} GB; refused")
                             dst.write(chunk)
-                except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+                except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError, RuntimeError) as exc:
+                    # ValueError: e.g. a corrupted local-header offset ("negative seek value", found
+                    # by fuzzing); RuntimeError: encryption flagged only in the local header
                     raise ArchiveError(f"{what} is damaged or uses an unsupported compression ({type(exc).__name__})") from None
                 written_any = True
         if not written_any:

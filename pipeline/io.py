@@ -136,14 +136,16 @@ class _NiftiHeader(NamedTuple):
     byte_order: str  # "<" or ">"
     scl_slope: float = 0.0  # intensity scaling (0 or 1 with scl_inter 0: none)
     scl_inter: float = 0.0
+    geometry_finite: bool = True  # pixdim and the qform/sform fields in use hold no NaN/±Inf
 
 
 def _nifti_header(path: Path) -> _NiftiHeader | None:
     """A single-file NIfTI-1/-2 header (read in Python, .nii or .nii.gz), or ``None`` when the
     file does not start with a valid one.
 
-    ITK's NIfTI library prints its own errors on stderr for some damaged headers and reads a
-    zero or negative axis length as 1; checking here keeps both away from the user.
+    ITK's NIfTI library prints its own errors on stderr for some damaged headers, reads a
+    zero or negative axis length as 1, and can spin forever deriving the orientation from an
+    sform holding ±Inf (found by fuzzing); checking here keeps all three away from the user.
     """
     try:
         opener = gzip.open if _is_gzip(path) else open
@@ -157,15 +159,24 @@ def _nifti_header(path: Path) -> _NiftiHeader | None:
             dim, datatype = struct.unpack(order + "8h", head[40:56]), struct.unpack(order + "h", head[70:72])[0]
             vox_offset = struct.unpack(order + "f", head[108:112])[0]
             slope, inter = struct.unpack(order + "2f", head[112:120])
+            pixdim = struct.unpack(order + "8f", head[76:108])
+            qcode, scode = struct.unpack(order + "2h", head[252:256])
+            quatern, srow = struct.unpack(order + "6f", head[256:280]), struct.unpack(order + "12f", head[280:328])
         elif size == 540 and len(head) >= 540 and head[4:8] == b"n+2\x00":
             dim, datatype = struct.unpack(order + "8q", head[16:80]), struct.unpack(order + "h", head[12:14])[0]
             vox_offset = struct.unpack(order + "q", head[168:176])[0]
             slope, inter = struct.unpack(order + "2d", head[176:192])
+            pixdim = struct.unpack(order + "8d", head[104:168])
+            qcode, scode = struct.unpack(order + "2i", head[344:352])
+            quatern, srow = struct.unpack(order + "6d", head[352:400]), struct.unpack(order + "12d", head[400:496])
         else:
             continue
         if not 1 <= dim[0] <= 7 or not 0 <= vox_offset < 2**31:
             return None
-        return _NiftiHeader(tuple(dim[1:dim[0] + 1]), datatype, int(vox_offset), order, float(slope), float(inter))
+        in_use = list(pixdim[1:min(dim[0], 3) + 1]) + (list(quatern) if qcode > 0 else []) + (
+            list(srow) if scode > 0 else [])
+        return _NiftiHeader(tuple(dim[1:dim[0] + 1]), datatype, int(vox_offset), order, float(slope), float(inter),
+                            geometry_finite=bool(np.isfinite(in_use).all()))
     return None
 
 
@@ -395,6 +406,9 @@ def _read(path: str | os.PathLike[str], *, role: str, max_voxels: int, want_hash
         raise ImageReadError(invalid)
     if nifti is not None and min(nifti.dims, default=0) < 1:
         raise ImageShapeError(f"{role} has a zero-length or negative axis (header size {nifti.dims})")
+    if nifti is not None and not nifti.geometry_finite:  # ITK's orientation maths can loop forever on ±Inf
+        raise ImageReadError(f"{role} could not be read: its header's voxel spacing or orientation "
+                             "(pixdim, qform or sform) contains NaN or infinite numbers")
     reader = sitk.ImageFileReader()
     reader.SetImageIO(_IMAGE_IO[suffix])
     reader.SetFileName(str(p))

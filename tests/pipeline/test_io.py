@@ -6,6 +6,8 @@ from __future__ import annotations
 import gzip
 import locale
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -466,3 +468,24 @@ def test_negative_voxel_spacing_in_the_header_is_refused(tmp_path: Path, suffix:
     path.write_bytes(gzip.compress(bytes(plain)) if suffix == ".nii.gz" else bytes(plain))
     with pytest.raises(ImageReadError, match="impossible voxel spacing"):
         read_image(path, role="CT")
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_infinite_orientation_in_the_header_is_refused_not_a_hang(tmp_path: Path, suffix: str):
+    """Found by the long fuzz profile: an sform holding −Inf (with huge non-orthogonal rows) makes
+    ITK's NIfTI reader spin forever inside ``ReadImageInformation``, where no Python signal can
+    interrupt it. The header is now checked first. Run in a child process so a regression fails
+    here after 60 s instead of hanging the suite."""
+    plain = bytearray(write_image(_volume((4, 5, 6)), tmp_path / "ct.nii", compress=False).read_bytes())
+    plain[254:256] = np.int16(1).tobytes()  # sform_code: scanner
+    plain[280:328] = np.array([-1.8e16, 0, -3.2e16, 0, -5.2e16, -9e15, 0, 0, 3.9e16, 0, -np.inf, 0],
+                              dtype=np.float32).tobytes()  # srow_x, srow_y, srow_z
+    path = tmp_path / f"bad{suffix}"
+    path.write_bytes(gzip.compress(bytes(plain)) if suffix == ".nii.gz" else bytes(plain))
+    code = ("import sys\nfrom pipeline.io import read_image\nfrom pipeline.errors import ImageReadError\n"
+            f"try:\n    read_image({str(path)!r}, role='CT')\nexcept ImageReadError as e:\n    print(e)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ("CT could not be read: its header's voxel spacing or orientation "
+                                   "(pixdim, qform or sform) contains NaN or infinite numbers")

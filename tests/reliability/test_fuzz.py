@@ -5,6 +5,10 @@
   file — never another exception, never a crash, and nothing printed on stderr by the C++ readers;
 * ``read_clinical_csv`` (and a case manifest through ``discover_cases``) on random text or bytes
   returns its result or raises :class:`CohortError`;
+* a zip upload (``UploadFolder.store_image`` then ``read_image``, the app's path) holding a DICOM
+  series with mutated, dropped or renamed slices (``..``, absolute, odd Unicode names), a mutated
+  archive, or random bytes: files stay inside the upload folder, the series reads or an
+  :class:`InputError` says why, and neither the file name nor the patient name is echoed;
 * ``parse_clinical`` on arbitrary values (None, bools, huge ints, floats incl. NaN/Inf, text,
   bytes, Decimal, Fraction, numpy scalars) returns :class:`ClinicalValues` or raises
   :class:`ClinicalValueError` with a short one-line message.
@@ -18,9 +22,13 @@ as an ``@example``.
 from __future__ import annotations
 
 import gzip
+import io
+import locale
 import os
 import struct
 import tempfile
+import warnings
+import zipfile
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -31,6 +39,7 @@ import SimpleITK as sitk
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from pipeline.archive import UploadFolder
 from pipeline.clinical import ClinicalValues, parse_clinical, read_clinical_csv
 from pipeline.cohort import discover_cases
 from pipeline.errors import ClinicalValueError, CohortError, InputError
@@ -209,6 +218,118 @@ def test_read_image_never_crashes(tmp_path: Path, capfd: pytest.CaptureFixture):
 @pytest.mark.parametrize("profile", [pytest.param("long", marks=long_only)])
 def test_read_image_never_crashes_long(tmp_path: Path, capfd: pytest.CaptureFixture, profile: str):
     _report(capfd, "read_image (long profile)", _run_image_fuzz(tmp_path, LONG_EXAMPLES, capfd))
+
+
+# ------------------------------------------------------------------------------------------------
+# zip / DICOM uploads (the app's path: UploadFolder.store_image → read_image on what it returns)
+def _dicom_slices() -> list[bytes]:
+    """Four 8×8 CT slices (int16 stored, rescale −1024) as DICOM file bytes, positions 2.5 mm apart."""
+    rng = np.random.default_rng(1)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    saved_locale = locale.setlocale(locale.LC_ALL)  # GDCM's writer switches the process to "C"
+    uid, out = "1.2.826.0.1.3680043.8.498.77", []
+    with tempfile.TemporaryDirectory() as d:
+        for k in range(4):
+            image = sitk.GetImageFromArray(rng.integers(0, 1400, (8, 8)).astype(np.int16))
+            image.SetSpacing((0.7, 0.7))
+            for tag, value in {"0008|0060": "CT", "0008|0016": "1.2.840.10008.5.1.4.1.1.2",
+                               "0008|0018": f"{uid}.{k + 1}", "0020|000d": f"{uid}.0", "0020|000e": uid,
+                               "0010|0010": "DOE^JANE", "0020|0032": f"0\\0\\{2.5 * k}",
+                               "0020|0037": "1\\0\\0\\0\\1\\0", "0020|0013": str(k + 1),
+                               "0028|1052": "-1024", "0028|1053": "1", "0018|0050": "2.5"}.items():
+                image.SetMetaData(tag, value)
+            writer.SetFileName(str(Path(d) / f"s{k}.dcm"))
+            writer.Execute(image)
+            out.append((Path(d) / f"s{k}.dcm").read_bytes())
+    locale.setlocale(locale.LC_ALL, saved_locale)
+    return out
+
+
+DICOM_SLICES = _dicom_slices()
+_entry_name = st.one_of(
+    st.sampled_from(["s0.dcm", "series/s1.dcm", "a/b/c.dcm", "../evil.dcm", "/abs.dcm", "C:/x.dcm",
+                     "__MACOSX/._s0.dcm", "dir/", "a\\..\\b.dcm", "ct.nii.gz", "."]),
+    st.text(min_size=1, max_size=20).map(lambda t: t.replace("\x00", "_")))  # zipfile cuts names at NUL
+
+
+def _zip(entries: list[tuple[str, bytes]], compression: int) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression) as zf, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # duplicate names are part of the fuzz
+        for name, data in entries:
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+@st.composite
+def dicom_zips(draw: st.DrawFn) -> bytes:
+    """Zip bytes: the valid 4-slice series with some slices mutated, dropped or renamed, the
+    whole archive mutated, or random bytes."""
+    how = draw(st.sampled_from(["slices", "names", "archive", "random"]))
+    if how == "random":
+        return draw(st.binary(max_size=2048))
+    slices = list(DICOM_SLICES)
+    names = [f"series/s{k}.dcm" for k in range(len(slices))]
+    if how == "slices":
+        for k in draw(st.lists(st.integers(0, len(slices) - 1), min_size=1, max_size=3, unique=True)):
+            slices[k] = _mutate(slices[k], draw(st.lists(_mutation, min_size=1, max_size=3)))
+        keep = draw(st.lists(st.booleans(), min_size=len(slices), max_size=len(slices)))
+        if any(keep):
+            slices, names = [s for s, k in zip(slices, keep) if k], [n for n, k in zip(names, keep) if k]
+    if how == "names":
+        names = [draw(_entry_name) for _ in slices]
+    data = _zip(list(zip(names, slices)), draw(st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])))
+    if how == "archive":
+        data = _mutate(data, draw(st.lists(_mutation, min_size=1, max_size=4)))
+    return data
+
+
+_STORED_ZIP = _zip([(f"series/s{k}.dcm", s) for k, s in enumerate(DICOM_SLICES)], zipfile.ZIP_STORED)
+
+
+def _run_dicom_zip_fuzz(tmp_path: Path, n: int, capfd: pytest.CaptureFixture) -> int:
+    count = 0
+    uploads = UploadFolder(parent=tmp_path)
+
+    @_settings(n)
+    @given(dicom_zips())
+    @example(_zip([(f"series/s{k}.dcm", s) for k, s in enumerate(DICOM_SLICES)], zipfile.ZIP_DEFLATED))
+    @example(_mutate(_STORED_ZIP, [("delete", 4, 1)]))  # zipfile raised ValueError("negative seek value")
+    def run(data: bytes) -> None:
+        nonlocal count
+        count += 1
+        try:
+            target = uploads.store_image("ct", filename=f"{SECRET_DIR}.zip", data=data)
+            resolved = target.resolve()
+            assert uploads.root.resolve() in resolved.parents, "an upload landed outside its folder"
+            for f in (target.rglob("*") if target.is_dir() else [target]):
+                assert uploads.root.resolve() in f.resolve().parents
+            volume = read_image(target, role="CT", max_voxels=MAX_VOXELS)
+        except InputError as err:
+            message = str(err)
+            assert "\n" not in message and SECRET_DIR not in message and "DOE" not in message, message
+            assert str(tmp_path) not in message, message
+        else:
+            assert isinstance(volume, Volume) and volume.array.ndim == 3 and min(volume.shape_zyx) >= 1
+        assert capfd.readouterr().err == "", "the zip/DICOM readers printed on stderr"
+        uploads.clear("ct")
+        assert not any((tmp_path / p).exists() for p in ("evil.dcm", "abs.dcm")), "a zip wrote outside"
+
+    try:
+        run()
+    finally:
+        uploads.cleanup()
+    return count
+
+
+def test_dicom_zip_upload_never_crashes(tmp_path: Path, capfd: pytest.CaptureFixture):
+    _report(capfd, "zip/DICOM upload on mutated archives and slices", _run_dicom_zip_fuzz(tmp_path, SHORT_EXAMPLES, capfd))
+
+
+@pytest.mark.parametrize("profile", [pytest.param("long", marks=long_only)])
+def test_dicom_zip_upload_never_crashes_long(tmp_path: Path, capfd: pytest.CaptureFixture, profile: str):
+    _report(capfd, "zip/DICOM upload (long profile)", _run_dicom_zip_fuzz(tmp_path, LONG_EXAMPLES, capfd))
 
 
 # ------------------------------------------------------------------------------------------------
