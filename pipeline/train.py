@@ -79,7 +79,13 @@ class TrainConfig(_Serialisable):
     Attributes:
         seed: seeds the outer split, the PSO swarms, forests and internal splits.
         outer_folds: outer stratified folds of the nested CV (each class needs this many cases).
-        inner_folds: folds of the PSO objective and of the late-fusion stacker's inputs.
+        inner_folds: folds of the PSO objective.
+        stack_folds: internal folds producing the late-fusion stacker's out-of-fold inputs;
+            ``None`` uses ``inner_folds`` (how bundles were trained before this setting existed).
+            More folds make the stacker's inputs come from forests trained on more cases, closer to
+            the final forests it is applied to: with 3 folds (forests on 2/3 of the cases) the
+            stacker learns weights for weaker inputs than it later receives, which shrinks its
+            output towards the base rate (an under-confident model, calibration slope > 1).
         fusion: ``"early"``, ``"late"`` or ``"auto"`` (both, keep the higher nested-CV AUC).
         selection_k: features kept by :class:`FeatureSelector` besides ``always_keep``.
         correlation_threshold: maximum |Spearman r| between kept features.
@@ -95,6 +101,7 @@ class TrainConfig(_Serialisable):
     seed: int = 0
     outer_folds: int = 5
     inner_folds: int = 3
+    stack_folds: Optional[int] = None
     fusion: str = "auto"
     selection_k: int = 50
     correlation_threshold: float = 0.9
@@ -112,6 +119,8 @@ class TrainConfig(_Serialisable):
     def __post_init__(self) -> None:
         _check(self.outer_folds >= 2, f"outer_folds must be >= 2, got {self.outer_folds}")
         _check(self.inner_folds >= 2, f"inner_folds must be >= 2, got {self.inner_folds}")
+        _check(self.stack_folds is None or self.stack_folds >= 2,
+               f"stack_folds must be None or >= 2, got {self.stack_folds}")
         _check(self.fusion in FUSION_MODES, f"fusion must be one of {FUSION_MODES}, got {self.fusion!r}")
         _check(self.selection_k >= 1, f"selection_k must be >= 1, got {self.selection_k}")
         _check(0 < self.correlation_threshold <= 1,
@@ -151,7 +160,8 @@ def build_early_fusion(config: TrainConfig) -> Pipeline:
 
 def build_late_fusion(config: TrainConfig) -> LateFusionClassifier:
     """Unfitted late-fusion model (one selector + PSO forest per group, logistic stacker)."""
-    return LateFusionClassifier(selector=_selector(config), forest=_forest(config), cv=config.inner_folds,
+    return LateFusionClassifier(selector=_selector(config), forest=_forest(config),
+                                cv=config.stack_folds or config.inner_folds,
                                 inner_tuning=config.late_inner_tuning, random_state=config.seed)
 
 

@@ -26,6 +26,32 @@ def _f(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+_PLOTLY_JS, _SHARED_PLOTLY_JS = "plotly.min.js", "report/training/plotly.min.js"
+
+
+def _report_files(folder: Path, bundle_path: Path, prefix: str) -> dict[str, bytes]:
+    """``{bundle-relative path: bytes}`` of an evaluation folder to attach under ``prefix``.
+
+    The pages' plotly.min.js (4.8 MB) is not attached again when the bundle's training report
+    already holds the same file: the pages then load that copy by a relative path, so each
+    attached evaluation adds kilobytes, not megabytes, and the pages still work offline.
+    """
+    files = {f"{prefix}/{f.name}": f.read_bytes() for f in sorted(folder.iterdir()) if f.is_file()}
+    shared, own = bundle_path / _SHARED_PLOTLY_JS, files.get(f"{prefix}/{_PLOTLY_JS}")
+    if own is None or not shared.is_file() or shared.read_bytes() != own:
+        return files
+    up = "../" * (prefix.count("/") + 1) + _SHARED_PLOTLY_JS  # from the page folder to the bundle root
+    del files[f"{prefix}/{_PLOTLY_JS}"]
+    for name in [n for n in files if n.endswith(".html")]:
+        files[name] = files[name].replace(f'src="{_PLOTLY_JS}"'.encode(), f'src="{up}"'.encode())
+    return files
+
+
+def _stack_folds(report: dict[str, Any]) -> int:
+    config = report.get("config", {})
+    return int(config.get("stack_folds") or config.get("inner_folds", 3))
+
+
 def _model_card(*, name: str, synthetic: bool, report: dict[str, Any], n_features: int, backbone_source: str,
                 recalibration: tuple[float, float], external: dict[str, Any] | None = None) -> str:
     chosen = report["mode"]
@@ -57,7 +83,8 @@ def _model_card(*, name: str, synthetic: bool, report: dict[str, Any], n_feature
         f"- Features used by the final model: {n_features} (selected inside each CV fold; final selection on all cases).",
         "- Random forest hyper-parameters tuned by particle swarm optimisation (pyswarms), maximising stratified "
         "k-fold AUC" + (": one forest per feature group, their probabilities combined by a logistic stacker fitted "
-                        "on internal out-of-fold group probabilities." if chosen == "late" else "."),
+                        f"on internal {_stack_folds(report)}-fold out-of-fold group probabilities." if chosen == "late"
+                        else "."),
         (f"- Probability recalibration (logistic, fitted on 5-fold out-of-fold probabilities of the final "
          f"configuration): intercept {recalibration[0]:.3f}, slope {recalibration[1]:.3f}." if chosen != "late" else
          "- No recalibration: the stacker's output is used as is."),
@@ -134,6 +161,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     kept = {"clinical": CLINICAL_FEATURES, "pleura": PLEURA_FEATURE_NAMES}
     always_keep = tuple(n for g in dict.fromkeys(args.keep or ["clinical"]) for n in kept[g])
     config = TrainConfig(seed=args.seed, outer_folds=args.outer_folds, inner_folds=args.inner_folds,
+                         stack_folds=args.stack_folds,
                          fusion=args.fusion, selection_k=args.k, always_keep=always_keep, pso_particles=args.particles,
                          pso_iterations=args.iterations, ablation=not args.no_ablation, n_jobs=args.jobs)
     t0 = time.perf_counter()
@@ -254,7 +282,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         label = args.name or "external"
         slug = "".join(ch if ch.isalnum() else "_" for ch in label.lower()).strip("_")[:40] or "external"
-        files = {f"report/external/{slug}/{f.name}": f.read_bytes() for f in sorted(out.iterdir()) if f.is_file()}
+        files = _report_files(out, bundle.path, f"report/external/{slug}")
         d = metrics.to_dict()
         line = (f"- {label}: {len(ok)} cases, AUC {_f(d['auc'])} (95% CI {_f(d['auc_ci_low'])}–{_f(d['auc_ci_high'])}), "
                 f"Brier {_f(d['brier'], 4)}, calibration slope {_f(d['calibration_slope'])} / intercept "
@@ -309,7 +337,10 @@ def add_commands(sub: Any) -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--fusion", default="auto", choices=["auto", "early", "late"])
     t.add_argument("--outer-folds", type=int, default=5)
-    t.add_argument("--inner-folds", type=int, default=3)
+    t.add_argument("--inner-folds", type=int, default=3, help="folds of the PSO objective (default 3)")
+    t.add_argument("--stack-folds", type=int, default=5,
+                   help="late fusion: internal folds giving the stacker its out-of-fold inputs (default 5; "
+                        "fewer folds make the stacked model under-confident, see TrainConfig)")
     t.add_argument("--k", type=int, default=50, help="features kept by the ranked selection")
     t.add_argument("--keep", action="append", choices=["clinical", "pleura"], default=None, metavar="GROUP",
                    help="feature group kept whole, past every selection filter (repeatable; default: clinical). "

@@ -66,6 +66,12 @@ def test_evaluate_attaches_external_validation(trained, phantom_cohort: Path, tm
     assert "quality bar (AUC ≥ oracle − 0.03" in (bundle / "MODEL_CARD.md").read_text()
     header = (tmp_path / "ev" / "predictions.csv").read_text().splitlines()[0]
     assert header == "case_id,label,probability,p_true"
+    # the attached pages share the training report's plotly.min.js instead of a 4.8 MB copy each
+    pages = bundle / "report/external/phantoms"
+    assert not (pages / "plotly.min.js").exists() and "report/external/phantoms/roc.html" in manifest["files"]
+    src = (pages / "roc.html").read_text().split('<script charset="utf-8" src="')[1].split('"')[0]
+    assert (pages / src).resolve() == (bundle / "report/training/plotly.min.js").resolve()
+    assert (pages / src).is_file()
 
 
 def test_shipped_demo_bundle_verifies_and_says_synthetic():

@@ -192,3 +192,15 @@ def test_bad_inputs_and_settings_are_refused():
     with pytest.raises(ValueError, match="outer_folds"):
         TrainConfig(outer_folds=1)
     assert TrainConfig.from_dict(TrainConfig(**FAST).to_dict()) == TrainConfig(**FAST)
+
+
+def test_stack_folds_set_the_stacker_split_and_old_configs_keep_theirs():
+    """The stacker's internal folds are their own setting; a config saved before the setting
+    existed (no ``stack_folds`` key) is read back as trained: stacker folds = inner folds."""
+    assert train_module.build_late_fusion(TrainConfig(inner_folds=3, stack_folds=5)).cv == 5
+    old = TrainConfig().to_dict()
+    del old["stack_folds"]
+    restored = TrainConfig.from_dict(old)
+    assert restored.stack_folds is None and train_module.build_late_fusion(restored).cv == restored.inner_folds
+    with pytest.raises(ValueError, match="stack_folds must be None or >= 2"):
+        TrainConfig(stack_folds=1)
