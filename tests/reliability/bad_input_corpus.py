@@ -19,6 +19,7 @@ ct_gzip_bomb_huge_dims         ImageTooLargeError   more than the limit of 1,073
 ct_gzip_bomb_zero_stream       ImageReadError       decompresses to more data than its header declares
 ct_header_negative_dim         ImageShapeError      CT has a zero-length or negative axis (header size (128, -128, 64))
 ct_header_bad_dim0             ImageReadError       CT could not be read: not a valid .nii.gz image
+ct_header_infinite_sform       ImageReadError       orientation (pixdim, qform or sform) contains NaN or infinite numbers
 ct_2d                          ImageShapeError      CT must be a 3-D image; this file is 2-D
 ct_4d                          ImageShapeError      CT must be a 3-D image; this file is 4-D
 ct_zero_size_axis              ImageShapeError      CT has a zero-length or negative axis (header size (128, 128, 0))
@@ -73,6 +74,7 @@ zip_absolute_path              ArchiveError         the CT zip contains an entry
 zip_symlink                    ArchiveError         the CT zip contains a symbolic link
 zip_bomb                       ArchiveError         the CT zip would decompress to 0.2 GB, more than the limit of 0.1 GB
 zip_without_files              ArchiveError         the CT zip contains no files
+zip_damaged_local_header       ArchiveError         the CT zip is damaged or uses an unsupported compression
 zip_damaged                    ArchiveError         the CT zip is not a valid zip file (damaged or another format)
 upload_png_as_ct               ImageReadError       CT: this file is a PNG picture, not a 3-D image
 upload_pdf_as_ct               ImageReadError       CT: this file is a PDF document, not a 3-D image
@@ -205,6 +207,15 @@ def _nifti_header(shape_xyz: tuple[int, ...], *, dim: tuple[int, ...] | None = N
 
 def _raw_header_ct(dim: tuple[int, ...]) -> Callable[[Path, Good], tuple[Path, Path]]:
     return _with_ct_bytes(gzip.compress(_nifti_header((4, 4, 4), dim=dim) + b"\x00" * 4096))
+
+
+def _infinite_sform_ct(folder: Path, good: Good) -> tuple[Path, Path]:
+    """4×4×4 CT whose sform holds −Inf among huge non-orthogonal rows: ITK's NIfTI reader never
+    returns from such a header (found by the long fuzz profile)."""
+    header = bytearray(_nifti_header((4, 4, 4)))
+    header[254:256] = struct.pack("<h", 1)  # sform_code: scanner
+    header[280:328] = struct.pack("<12f", -1.8e16, 0, -3.2e16, 0, -5.2e16, -9e15, 0, 0, 3.9e16, 0, -np.inf, 0)
+    return _with_ct_bytes(gzip.compress(bytes(header) + b"\x00" * 128))(folder, good)
 
 
 def _bomb_huge_dims(folder: Path, good: Good) -> tuple[Path, Path]:
@@ -453,6 +464,16 @@ def _zip_of(*entries: tuple[str, bytes], symlink: bool = False) -> bytes:
     return buf.getvalue()
 
 
+def _zip_damaged_local_header(_good: Good) -> bytes:
+    """A stored zip with one byte cut from its first local header: zipfile then seeks to a
+    negative offset (ValueError; found by fuzzing)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("CT/IM0001.dcm", b"\0" * 256)
+    data = buf.getvalue()
+    return data[:4] + data[5:]
+
+
 def _zip_bomb(_good: Good) -> bytes:
     """200 MiB of zeros (about 200 kB zipped), streamed into the archive."""
     buf = io.BytesIO()
@@ -485,6 +506,8 @@ CORPUS: list[BadInput] = [
              "CT has a zero-length or negative axis (header size (128, -128, 64))"),
     BadInput("ct_header_bad_dim0", _raw_header_ct((9, 128, 128, 64, 1, 1, 1, 1)), ImageReadError,
              "CT could not be read: not a valid .nii.gz image"),
+    BadInput("ct_header_infinite_sform", _infinite_sform_ct, ImageReadError,
+             "orientation (pixdim, qform or sform) contains NaN or infinite numbers"),
     BadInput("ct_2d", _with_ct(lambda g: sitk.GetImageFromArray(g.ct_vol.array[32])), ImageShapeError,
              "CT must be a 3-D image; this file is 2-D"),
     BadInput("ct_4d", _with_ct(lambda g: _small_frames(3)), ImageShapeError,
@@ -586,6 +609,8 @@ CORPUS: list[BadInput] = [
              "the CT zip would decompress to 0.2 GB, more than the limit of 0.1 GB", "zip"),
     BadInput("zip_without_files", _upload("ct.zip", lambda g: _zip_of(("__MACOSX/._x", b"x"), (".DS_Store", b""))),
              ArchiveError, "the CT zip contains no files", "zip"),
+    BadInput("zip_damaged_local_header", _upload("ct.zip", _zip_damaged_local_header), ArchiveError,
+             "the CT zip is damaged or uses an unsupported compression", "zip"),
     BadInput("zip_damaged", _upload("ct.zip", lambda g: b"PK\x03\x04" + bytes(range(256)) * 4), ArchiveError,
              "the CT zip is not a valid zip file (damaged or another format)", "zip"),
     BadInput("upload_png_as_ct", _upload("ct.nii.gz", lambda g: _png_bytes()), ImageReadError,
