@@ -14,7 +14,8 @@
   :class:`ClinicalValueError` with a short one-line message.
 
 Short by default (tens of examples per target, about a minute in all); ``PLEURA_FUZZ_LONG=1
-pytest --run-slow tests/reliability/test_fuzz.py`` runs the long profile (thousands per target).
+pytest --run-slow tests/reliability/test_fuzz.py`` runs the long profile (3000 per target, or
+``PLEURA_FUZZ_EXAMPLES``; new random inputs on every run).
 Each test prints how many examples it ran. A crash found here is fixed in the module and kept
 as an ``@example``.
 """
@@ -47,7 +48,7 @@ from pipeline.io import read_image
 from pipeline.volume import Volume
 
 LONG = os.environ.get("PLEURA_FUZZ_LONG") == "1"
-SHORT_EXAMPLES, LONG_EXAMPLES = 100, 3000
+SHORT_EXAMPLES, LONG_EXAMPLES = 100, int(os.environ.get("PLEURA_FUZZ_EXAMPLES", "3000"))
 SECRET_DIR = "DOE_JANE_fuzz"  # every fuzzed file lives under this name: it must never be echoed
 MAX_VOXELS = 10**7  # keeps a mutated header from making ITK allocate gigabytes; the contract is the same
 
