@@ -9,6 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --dev
+# CI also runs the long fuzz profile (about 2 min), on a fixed seed so a run is reproducible.
+if [ "${CI:-}" = "true" ]; then export PLEURA_FUZZ_LONG="${PLEURA_FUZZ_LONG:-ci}"; fi
 if [ "${PLEURA_TEST_OFFLINE:-1}" = "1" ] && [ "$(id -u)" = "0" ] && command -v unshare >/dev/null \
    && unshare --net true 2>/dev/null; then
   IP=$(command -v ip || echo /usr/sbin/ip)
