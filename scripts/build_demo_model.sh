@@ -13,7 +13,8 @@
 #    clinical)
 # 3. `pleura train`: in-fold feature selection, PSO-tuned random forest, nested CV, early vs late
 #    fusion, ablation → weights/demo (bundle + MODEL_CARD.md + report/). The 17 pleura features are
-#    kept past selection (--keep pleura); 3 outer folds (400 test cases per fold)
+#    kept past selection (--keep pleura); 3 outer folds (400 test cases per fold); the late-fusion
+#    stacker learns from 5-fold out-of-fold probabilities (pleura train's default --stack-folds 5)
 # 4. `pleura evaluate` on the held-out and the scanner-shifted cohorts → weights/demo/report/, and
 #    the paired AUC drop on the patients the two share (scripts/scanner_shift.py)
 set -euo pipefail
