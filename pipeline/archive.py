@@ -192,7 +192,7 @@ def safe_extract_zip(source: bytes | str | os.PathLike[str], dest: str | os.Path
     try:
         try:
             zf = zipfile.ZipFile(fh)
-        except (zipfile.BadZipFile, OSError, ValueError):
+        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError):  # e.g. "zip file version 7.8" (fuzz)
             raise ArchiveError(f"{what} is not a valid zip file (damaged or another format)") from None
         with zf:
             infos = zf.infolist()

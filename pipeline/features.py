@@ -10,6 +10,7 @@ extractor) and reused for every case; with ``feature_names`` it computes only wh
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -88,6 +89,14 @@ class FeatureExtractors:
         self._pleura_names = tuple(PLEURA_FEATURE_NAMES)
         self.feature_names = tuple(wanted) if wanted is not None else None
 
+    def _deep_features(self, case: PreparedCase) -> tuple[np.ndarray, float]:
+        """(512-d MedicalNet embedding, seconds) of the case's 64³ windowed cube."""
+        t = time.perf_counter()
+        p = self.config.preprocess
+        cube, _record = cnn_cube(case.ct_crop, case.roi_crop, size=p.cnn_cube_voxels,
+                                 spacing_mm=p.target_spacing_mm, level=p.hu_window_level, width=p.hu_window_width)
+        return self.deep.encode(cube), time.perf_counter() - t
+
     def extract(self, case: PreparedCase, clinical: ClinicalValues, *, progress: ProgressFn | None = None) -> FeatureVector:
         """All requested features of one case, in order (deep, radiomics, pleura, clinical)."""
         from .pleura import pleura_features
@@ -97,29 +106,35 @@ class FeatureExtractors:
         values: list[float] = []
         timings: dict[str, float] = {}
         p = self.config.preprocess
-        if self.deep is not None:
-            say("deep features (MedicalNet ResNet-10)")
-            t = time.perf_counter()
-            cube, _record = cnn_cube(case.ct_crop, case.roi_crop, size=p.cnn_cube_voxels,
-                                     spacing_mm=p.target_spacing_mm, level=p.hu_window_level, width=p.hu_window_width)
-            emb = self.deep.encode(cube)
-            names += self._deep_names
-            values += [float(v) for v in emb]
-            timings["deep"] = time.perf_counter() - t
-        if self.radiomics is not None:
-            say("radiomics features (PyRadiomics)")
-            t = time.perf_counter()
-            rad = self.radiomics.extract(case.ct_crop, case.roi_crop, case.crop)
-            names += list(rad)
-            values += list(rad.values())
-            timings["radiomics"] = time.perf_counter() - t
-        if self.use_pleura:
-            say("pleura features")
-            t = time.perf_counter()
-            ple = pleura_features(case.ct_crop, case.roi_crop, config=self.config.pleura)
-            names += list(self._pleura_names)
-            values += [float(ple[n]) for n in self._pleura_names]
-            timings["pleura"] = time.perf_counter() - t
+        # The CNN runs in a helper thread while PyRadiomics and the pleura features run here:
+        # torch releases the GIL, so on 2 cores most of the CNN's time leaves the wall time of a
+        # single case (the "deep" timing then overlaps the others').
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pleura-cnn") if self.deep is not None else None
+        try:
+            if pool is not None:
+                say("deep features (MedicalNet ResNet-10)")
+                deep_job = pool.submit(self._deep_features, case)
+            if self.radiomics is not None:
+                say("radiomics features (PyRadiomics)")
+                t = time.perf_counter()
+                rad = self.radiomics.extract(case.ct_crop, case.roi_crop, case.crop)
+                names += list(rad)
+                values += list(rad.values())
+                timings["radiomics"] = time.perf_counter() - t
+            if self.use_pleura:
+                say("pleura features")
+                t = time.perf_counter()
+                ple = pleura_features(case.ct_crop, case.roi_crop, config=self.config.pleura)
+                names += list(self._pleura_names)
+                values += [float(ple[n]) for n in self._pleura_names]
+                timings["pleura"] = time.perf_counter() - t
+            if pool is not None:
+                emb, timings["deep"] = deep_job.result()
+                names[:0] = self._deep_names
+                values[:0] = [float(v) for v in emb]
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)  # never leave the CNN running after an error above
         if self.use_clinical:
             clin = clinical.as_features()
             names += list(clin)

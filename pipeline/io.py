@@ -39,6 +39,7 @@ import hashlib
 import os
 import struct
 import sys
+import tempfile
 import threading
 import zlib
 from collections.abc import Iterable, Iterator
@@ -49,6 +50,7 @@ from typing import NamedTuple
 import numpy as np
 import SimpleITK as sitk
 
+from .dicom_guard import NOT_DICOM, dicom_file_problem
 from .errors import DicomError, ImageReadError, ImageShapeError, ImageTooLargeError
 from .hashing import path_sha256
 from .volume import Volume
@@ -466,7 +468,34 @@ def read_dicom_series(folder: str | os.PathLike[str], *, role: str = "CT", max_v
     must agree within ``spacing_tolerance`` (relative), otherwise the series is refused (missing
     slices or uneven spacing would silently distort every 3-D measurement).
     """
-    folder = Path(folder)
+    with tempfile.TemporaryDirectory(prefix="pleura-dicom-") as staging:
+        return _read_dicom_series(_checked_dicom_files(Path(folder), Path(staging), role=role), role=role,
+                                  max_voxels=max_voxels, spacing_tolerance=spacing_tolerance)
+
+
+def _checked_dicom_files(folder: Path, staging: Path, *, role: str) -> Path:
+    """Link every DICOM file under ``folder`` whose structure is sound into ``staging`` (same
+    sub-folders) and return ``staging``, so GDCM never opens a file that could make it allocate
+    more than the file holds (:mod:`pipeline.dicom_guard`). Files without a DICOM preamble are
+    left out; a damaged DICOM file refuses the folder."""
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            path = Path(dirpath) / name
+            try:
+                problem = dicom_file_problem(path.read_bytes())
+            except OSError:
+                problem = "unreadable"
+            if problem == NOT_DICOM:
+                continue
+            if problem is not None:
+                raise DicomError(f"{role}: a DICOM file in the folder is damaged ({problem}); export the series again")
+            link = staging / path.relative_to(folder)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(path.resolve())
+    return staging
+
+
+def _read_dicom_series(folder: Path, *, role: str, max_voxels: int, spacing_tolerance: float) -> Volume:
     candidates: list[tuple[int, str, list[str]]] = []
     for dirpath, _dirs, _files in os.walk(folder):
         try:

@@ -57,6 +57,47 @@ def _image_type_of(prefix: str) -> str:
     return _IMAGE_TYPE_PREFIX[head]
 
 
+_EXTRACTOR_CLASS: Any = None
+
+
+def _per_image_type_extractor(featureextractor: Any) -> Any:
+    """PyRadiomics' extractor computing, on each filtered image, only the classes and features
+    named for that image (``plan``; ``None``: PyRadiomics' own behaviour).
+
+    PyRadiomics enables feature classes for all image types at once, so a model needing GLCM on
+    the original image and only first-order statistics on ``wavelet-LLH`` would otherwise pay for
+    GLCM, GLSZM, … on all eight wavelet sub-bands. Each class is computed by the same PyRadiomics
+    code on the same image either way, so the values are identical (tested).
+    """
+    global _EXTRACTOR_CLASS
+    if _EXTRACTOR_CLASS is None:
+        from radiomics import getFeatureClasses
+
+        classes = getFeatureClasses()
+
+        class PerImageTypeExtractor(featureextractor.RadiomicsFeatureExtractor):
+            plan: dict[str, dict[str, list[str]]] | None = None
+
+            def computeFeatures(self, image: Any, mask: Any, imageTypeName: str, **kwargs: Any) -> Any:  # noqa: N802
+                # The loop of PyRadiomics' computeFeatures, over this image type's plan; nothing
+                # on the extractor is modified, so one extractor can serve several threads.
+                if self.plan is None:
+                    return super().computeFeatures(image, mask, imageTypeName, **kwargs)
+                out: dict[str, Any] = {}
+                for cls, features in self.plan.get(imageTypeName, {}).items():
+                    if cls.startswith("shape"):  # computed once by execute(), as in PyRadiomics
+                        continue
+                    calculator = classes[cls](image, mask, **kwargs)
+                    for feature in features:
+                        calculator.enableFeatureByName(feature)
+                    for feature, value in calculator.execute().items():
+                        out[f"{imageTypeName}_{cls}_{feature}"] = value
+                return out
+
+        _EXTRACTOR_CLASS = PerImageTypeExtractor
+    return _EXTRACTOR_CLASS
+
+
 def radiomics_grid(roi: Volume, crop: CropRecord | None, *, spacing_xyz: tuple[float, float, float],
                    pad_distance: int) -> tuple[list[int], tuple[float, ...], tuple[float, ...]]:
     """(size, origin, spacing) of the grid PyRadiomics' ``resampleImage`` builds for the *uncropped*
@@ -115,7 +156,8 @@ class RadiomicsExtractor:
         self.interpolator = getattr(sitk, interpolator) if isinstance(interpolator, str) else int(interpolator)
         self.pad_distance = int(settings.get("padDistance", 5))
         params["setting"] = settings
-        self._extractor = featureextractor.RadiomicsFeatureExtractor(params)
+        self._extractor = _per_image_type_extractor(featureextractor)(params)
+        self._extractor.plan = None if self.feature_names is None else self._plan(self.feature_names)
 
     @staticmethod
     def _restrict(params: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
@@ -133,6 +175,18 @@ class RadiomicsExtractor:
         out["imageType"] = {t: all_types[t] for t in all_types if t in image_types}
         out["featureClass"] = {cls: sorted(feats) for cls, feats in classes.items()}
         return out
+
+    @staticmethod
+    def _plan(names: Sequence[str]) -> dict[str, dict[str, list[str]]]:
+        """``{image type name: {class: [feature, …]}}``, e.g. ``{"wavelet-LLH": {"firstorder":
+        ["Mean"]}}``: what to compute on each filtered image."""
+        plan: dict[str, dict[str, list[str]]] = {}
+        for name in names:
+            prefix, cls, feature = split_feature_name(name)
+            features = plan.setdefault(prefix, {}).setdefault(cls, [])
+            if feature not in features:
+                features.append(feature)
+        return plan
 
     def enabled_image_types(self) -> list[str]:
         return list(self._extractor.enabledImagetypes)

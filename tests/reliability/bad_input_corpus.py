@@ -46,6 +46,7 @@ dicom_two_series               DicomError           several DICOM series of 5 sl
 dicom_missing_slice            DicomError           DICOM slice spacing is not uniform
 dicom_uneven_spacing           DicomError           DICOM slice spacing is not uniform
 dicom_no_series                DicomError           no DICOM image series found
+dicom_element_length_bomb      DicomError           a DICOM file in the folder is damaged (element (0002,0010) has an unknown value representation)
 roi_other_size                 (warning)            it was resampled onto the CT grid
 roi_other_spacing              (warning)            it was resampled onto the CT grid
 roi_other_origin               (warning)            it was resampled onto the CT grid
@@ -399,6 +400,19 @@ def _dicom_two_series(folder: Path, good: Good) -> tuple[Path, Path]:
     return folder / "ct", roi
 
 
+def _dicom_length_bomb(folder: Path, good: Good) -> tuple[Path, Path]:
+    """A valid series whose third slice has a damaged transfer-syntax element: an unknown VR
+    followed by a 4-byte length of 4 GB. Unguarded, GDCM allocates the declared length (1 GB
+    claimed → 2.1 GB peak measured), once per reading pass."""
+    ct, roi = _dicom()(folder, good)
+    victim = sorted(ct.iterdir())[2]
+    data = bytearray(victim.read_bytes())
+    at = data.index(b"\x02\x00\x10\x00UI")  # (0002,0010) TransferSyntaxUID, file meta group
+    data[at + 4:at + 12] = b"U.\x00\x00" + struct.pack("<I", 0xFFFFFFF0)
+    victim.write_bytes(bytes(data))
+    return ct, roi
+
+
 def _dicom_no_series(folder: Path, good: Good) -> tuple[Path, Path]:
     _, roi = _copy_good(folder, good, ct=False)
     (folder / "ct").mkdir()
@@ -556,6 +570,8 @@ CORPUS: list[BadInput] = [
     BadInput("dicom_uneven_spacing", _dicom(n=5, z_positions=[0.0, 2.5, 5.0, 8.0, 10.5]), DicomError,
              "DICOM slice spacing is not uniform"),
     BadInput("dicom_no_series", _dicom_no_series, DicomError, "no DICOM image series found"),
+    BadInput("dicom_element_length_bomb", _dicom_length_bomb, DicomError,
+             "a DICOM file in the folder is damaged (element (0002,0010) has an unknown value representation)"),
     # accepted with a warning
     BadInput("roi_other_size", _with_roi(_roi_sub_box), None, RESAMPLED),
     BadInput("roi_other_spacing", _with_roi(_roi_half_slices), None, RESAMPLED),

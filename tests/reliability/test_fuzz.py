@@ -294,6 +294,22 @@ def dicom_zips(draw: st.DrawFn) -> bytes:
 _STORED_ZIP = _zip([(f"series/s{k}.dcm", s) for k, s in enumerate(DICOM_SLICES)], zipfile.ZIP_STORED)
 
 
+def _zip_needing_version(version: int) -> bytes:
+    data = bytearray(_STORED_ZIP)
+    at = data.index(b"PK\x01\x02")  # first central-directory entry: "version needed to extract" at +6
+    data[at + 6] = version
+    return bytes(data)
+
+
+def _bad_vr_slice() -> bytes:
+    """The fuzzer's memory bomb: transfer-syntax element with VR 'U.', read by GDCM as a 4-byte
+    length of ~0.75 GB (now refused by pipeline.dicom_guard before GDCM opens the file)."""
+    data = bytearray(DICOM_SLICES[0])
+    at = data.index(b"\x02\x00\x10\x00UI")
+    data[at + 4:at + 6] = b"U."
+    return bytes(data)
+
+
 def _run_dicom_zip_fuzz(tmp_path: Path, n: int, capfd: pytest.CaptureFixture) -> int:
     count = 0
     uploads = UploadFolder(parent=tmp_path)
@@ -302,6 +318,9 @@ def _run_dicom_zip_fuzz(tmp_path: Path, n: int, capfd: pytest.CaptureFixture) ->
     @given(dicom_zips())
     @example(_zip([(f"series/s{k}.dcm", s) for k, s in enumerate(DICOM_SLICES)], zipfile.ZIP_DEFLATED))
     @example(_mutate(_STORED_ZIP, [("delete", 4, 1)]))  # zipfile raised ValueError("negative seek value")
+    @example(_zip_needing_version(78))  # zipfile raised NotImplementedError("zip file version 7.8")
+    @example(_zip([("series/s0.dcm", _bad_vr_slice())] + [(f"series/s{k}.dcm", s) for k, s in enumerate(DICOM_SLICES)
+                                                         if k], zipfile.ZIP_STORED))  # GDCM allocated ~0.75 GB
     def run(data: bytes) -> None:
         nonlocal count
         count += 1
