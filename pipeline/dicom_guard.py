@@ -27,8 +27,27 @@ _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN
 _SHORT_VRS = {b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"PN", b"SH",
               b"SL", b"SS", b"ST", b"TM", b"US", b"UI", b"UL"}
 _UNDEFINED = 0xFFFFFFFF
-_ITEM, _ITEM_END, _SEQ_END, _PIXEL_DATA = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD, 0x7FE00010
+_ITEM, _SEQ_END, _PIXEL_DATA = 0xFFFEE000, 0xFFFEE0DD, 0x7FE00010
 _IMPLICIT_LE, _EXPLICIT_BE, _DEFLATED = "1.2.840.10008.1.2", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"
+
+
+def _header(data: memoryview, pos: int, end: int, *, explicit: bool, order: str
+            ) -> tuple[int, int, bytes, int, int] | str:
+    """(group, element, VR, value length, position of the value) of the element header at ``pos``,
+    or a problem. Items and delimiters (group FFFE) never carry a VR; neither does implicit VR."""
+    if end - pos < 8:
+        return "truncated element header"
+    group, element = struct.unpack_from(order + "HH", data, pos)
+    if group == 0xFFFE or not explicit:
+        return group, element, b"", struct.unpack_from(order + "I", data, pos + 4)[0], pos + 8
+    vr = bytes(data[pos + 4:pos + 6])
+    if vr in _SHORT_VRS:
+        return group, element, vr, struct.unpack_from(order + "H", data, pos + 6)[0], pos + 8
+    if vr not in _LONG_VRS:
+        return f"element ({group:04X},{element:04X}) has an unknown value representation"
+    if end - pos < 12:
+        return "truncated element header"
+    return group, element, vr, struct.unpack_from(order + "I", data, pos + 8)[0], pos + 12
 
 
 def _walk(data: memoryview, pos: int, end: int, *, explicit: bool, little: bool, stop_group: int | None = None
@@ -42,15 +61,14 @@ def _walk(data: memoryview, pos: int, end: int, *, explicit: bool, little: bool,
     order = "<" if little else ">"
     raw_items = 0  # depth of undefined-length non-sequence values (encapsulated pixel data)
     while pos < end:
-        if end - pos < 8:
-            return pos, "truncated element header"
-        group, element = struct.unpack_from(order + "HH", data, pos)
+        if stop_group is not None and end - pos >= 2 and struct.unpack_from(order + "H", data, pos)[0] != stop_group:
+            return pos, None  # the next group may use another transfer syntax: not read here
+        head = _header(data, pos, end, explicit=explicit, order=order)
+        if isinstance(head, str):
+            return pos, head
+        group, element, vr, length, pos = head
         tag = (group << 16) | element
-        if stop_group is not None and group != stop_group:
-            return pos, None
-        if group == 0xFFFE:  # item / delimiters: tag + 4-byte length, never a VR
-            (length,) = struct.unpack_from(order + "I", data, pos + 4)
-            pos += 8
+        if group == 0xFFFE:  # item / delimiters
             if tag == _SEQ_END and raw_items:
                 raw_items -= 1
             if tag == _ITEM and length != _UNDEFINED:
@@ -59,20 +77,6 @@ def _walk(data: memoryview, pos: int, end: int, *, explicit: bool, little: bool,
                 if raw_items:  # a pixel-data fragment: raw bytes
                     pos += length
             continue
-        vr = bytes(data[pos + 4:pos + 6]) if explicit else b""
-        if explicit and vr in _LONG_VRS:
-            if end - pos < 12:
-                return pos, "truncated element header"
-            (length,) = struct.unpack_from(order + "I", data, pos + 8)
-            pos += 12
-        elif explicit and vr in _SHORT_VRS:
-            (length,) = struct.unpack_from(order + "H", data, pos + 6)
-            pos += 8
-        elif explicit:
-            return pos, f"element ({group:04X},{element:04X}) has an unknown value representation"
-        else:
-            (length,) = struct.unpack_from(order + "I", data, pos + 4)
-            pos += 8
         if length == _UNDEFINED:
             if tag == _PIXEL_DATA or (explicit and vr != b"SQ"):
                 raw_items += 1  # encapsulated pixel data (OB/OW) or UN: raw fragments follow as items
@@ -93,9 +97,13 @@ def dicom_file_problem(content: bytes | bytearray | memoryview) -> str | None:
     short reason (:data:`NOT_DICOM` when there is no ``DICM`` preamble, e.g. a text file).
 
     Args:
-        content: the whole file.
+        content: the whole file (bytes or a memory map of it).
     """
-    data = memoryview(content)
+    with memoryview(content) as data:  # released on return, so a memory map behind it can close
+        return _problem(data)
+
+
+def _problem(data: memoryview) -> str | None:
     if len(data) < 132 or bytes(data[128:132]) != b"DICM":
         return NOT_DICOM
     pos, problem = _walk(data, 132, len(data), explicit=True, little=True, stop_group=0x0002)
@@ -114,18 +122,12 @@ def dicom_file_problem(content: bytes | bytearray | memoryview) -> str | None:
 
 
 def _transfer_syntax(meta: memoryview) -> str:
-    """(0002,0010) from the file meta group (explicit VR little endian); explicit LE if absent."""
+    """(0002,0010) from the file meta group (already walked: every header fits); explicit VR
+    little endian when absent."""
     pos = 0
-    while pos + 8 <= len(meta):
-        group, element = struct.unpack_from("<HH", meta, pos)
-        vr = bytes(meta[pos + 4:pos + 6])
-        if vr in _LONG_VRS:
-            (length,) = struct.unpack_from("<I", meta, pos + 8)
-            pos += 12
-        else:
-            (length,) = struct.unpack_from("<H", meta, pos + 6)
-            pos += 8
+    while pos < len(meta):
+        group, element, _vr, length, value = _header(meta, pos, len(meta), explicit=True, order="<")
         if (group, element) == (0x0002, 0x0010):
-            return bytes(meta[pos:pos + length]).rstrip(b"\0 ").decode("ascii", "replace")
-        pos += length
+            return bytes(meta[value:value + length]).rstrip(b"\0 ").decode("ascii", "replace")
+        pos = value + length
     return "1.2.840.10008.1.2.1"

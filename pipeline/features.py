@@ -105,7 +105,6 @@ class FeatureExtractors:
         names: list[str] = []
         values: list[float] = []
         timings: dict[str, float] = {}
-        p = self.config.preprocess
         # The CNN runs in a helper thread while PyRadiomics and the pleura features run here:
         # torch releases the GIL, so on 2 cores most of the CNN's time leaves the wall time of a
         # single case (the "deep" timing then overlaps the others').

@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import mmap
 import os
 import struct
 import sys
@@ -482,8 +483,8 @@ def _checked_dicom_files(folder: Path, staging: Path, *, role: str) -> Path:
         for name in files:
             path = Path(dirpath) / name
             try:
-                problem = dicom_file_problem(path.read_bytes())
-            except OSError:
+                problem = _dicom_problem_of(path)
+            except (OSError, ValueError):
                 problem = "unreadable"
             if problem == NOT_DICOM:
                 continue
@@ -493,6 +494,16 @@ def _checked_dicom_files(folder: Path, staging: Path, *, role: str) -> Path:
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(path.resolve())
     return staging
+
+
+def _dicom_problem_of(path: Path) -> str | None:
+    """:func:`dicom_file_problem` of a file, mapped rather than read: only the pages holding
+    element headers are touched, so a slice's pixel data is not read here and again by GDCM."""
+    with path.open("rb") as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            return NOT_DICOM
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as view:
+            return dicom_file_problem(view)
 
 
 def _read_dicom_series(folder: Path, *, role: str, max_voxels: int, spacing_tolerance: float) -> Volume:

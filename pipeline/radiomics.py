@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Sequence
@@ -57,9 +58,7 @@ def _image_type_of(prefix: str) -> str:
     return _IMAGE_TYPE_PREFIX[head]
 
 
-_EXTRACTOR_CLASS: Any = None
-
-
+@functools.cache
 def _per_image_type_extractor(featureextractor: Any) -> Any:
     """PyRadiomics' extractor computing, on each filtered image, only the classes and features
     named for that image (``plan``; ``None``: PyRadiomics' own behaviour).
@@ -69,33 +68,30 @@ def _per_image_type_extractor(featureextractor: Any) -> Any:
     GLCM, GLSZM, … on all eight wavelet sub-bands. Each class is computed by the same PyRadiomics
     code on the same image either way, so the values are identical (tested).
     """
-    global _EXTRACTOR_CLASS
-    if _EXTRACTOR_CLASS is None:
-        from radiomics import getFeatureClasses
+    from radiomics import getFeatureClasses
 
-        classes = getFeatureClasses()
+    classes = getFeatureClasses()
 
-        class PerImageTypeExtractor(featureextractor.RadiomicsFeatureExtractor):
-            plan: dict[str, dict[str, list[str]]] | None = None
+    class PerImageTypeExtractor(featureextractor.RadiomicsFeatureExtractor):
+        plan: dict[str, dict[str, list[str]]] | None = None
 
-            def computeFeatures(self, image: Any, mask: Any, imageTypeName: str, **kwargs: Any) -> Any:  # noqa: N802
-                # The loop of PyRadiomics' computeFeatures, over this image type's plan; nothing
-                # on the extractor is modified, so one extractor can serve several threads.
-                if self.plan is None:
-                    return super().computeFeatures(image, mask, imageTypeName, **kwargs)
-                out: dict[str, Any] = {}
-                for cls, features in self.plan.get(imageTypeName, {}).items():
-                    if cls.startswith("shape"):  # computed once by execute(), as in PyRadiomics
-                        continue
-                    calculator = classes[cls](image, mask, **kwargs)
-                    for feature in features:
-                        calculator.enableFeatureByName(feature)
-                    for feature, value in calculator.execute().items():
-                        out[f"{imageTypeName}_{cls}_{feature}"] = value
-                return out
+        def computeFeatures(self, image: Any, mask: Any, imageTypeName: str, **kwargs: Any) -> Any:  # noqa: N802
+            # The loop of PyRadiomics' computeFeatures, over this image type's plan; nothing
+            # on the extractor is modified, so one extractor can serve several threads.
+            if self.plan is None:
+                return super().computeFeatures(image, mask, imageTypeName, **kwargs)
+            out: dict[str, Any] = {}
+            for cls, features in self.plan.get(imageTypeName, {}).items():
+                if cls.startswith("shape"):  # computed once by execute(), as in PyRadiomics
+                    continue
+                calculator = classes[cls](image, mask, **kwargs)
+                for feature in features:
+                    calculator.enableFeatureByName(feature)
+                for feature, value in calculator.execute().items():
+                    out[f"{imageTypeName}_{cls}_{feature}"] = value
+            return out
 
-        _EXTRACTOR_CLASS = PerImageTypeExtractor
-    return _EXTRACTOR_CLASS
+    return PerImageTypeExtractor
 
 
 def radiomics_grid(roi: Volume, crop: CropRecord | None, *, spacing_xyz: tuple[float, float, float],

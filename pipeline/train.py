@@ -138,6 +138,11 @@ class TrainConfig(_Serialisable):
         _check(self.n_jobs >= 1, f"n_jobs must be >= 1, got {self.n_jobs}")
         object.__setattr__(self, "always_keep", tuple(self.always_keep))
 
+    @property
+    def stacker_folds(self) -> int:
+        """Internal folds the late-fusion stacker actually uses (``stack_folds`` or ``inner_folds``)."""
+        return self.stack_folds or self.inner_folds
+
 
 # --------------------------------------------------------------------------- builders
 def _selector(config: TrainConfig) -> FeatureSelector:
@@ -161,7 +166,7 @@ def build_early_fusion(config: TrainConfig) -> Pipeline:
 def build_late_fusion(config: TrainConfig) -> LateFusionClassifier:
     """Unfitted late-fusion model (one selector + PSO forest per group, logistic stacker)."""
     return LateFusionClassifier(selector=_selector(config), forest=_forest(config),
-                                cv=config.stack_folds or config.inner_folds,
+                                cv=config.stacker_folds,
                                 inner_tuning=config.late_inner_tuning, random_state=config.seed)
 
 

@@ -47,13 +47,9 @@ def _report_files(folder: Path, bundle_path: Path, prefix: str) -> dict[str, byt
     return files
 
 
-def _stack_folds(report: dict[str, Any]) -> int:
-    config = report.get("config", {})
-    return int(config.get("stack_folds") or config.get("inner_folds", 3))
-
-
 def _model_card(*, name: str, synthetic: bool, report: dict[str, Any], n_features: int, backbone_source: str,
-                recalibration: tuple[float, float], external: dict[str, Any] | None = None) -> str:
+                recalibration: tuple[float, float], stacker_folds: int,
+                external: dict[str, Any] | None = None) -> str:
     chosen = report["mode"]
     m = report["metrics"][chosen]
 
@@ -83,7 +79,7 @@ def _model_card(*, name: str, synthetic: bool, report: dict[str, Any], n_feature
         f"- Features used by the final model: {n_features} (selected inside each CV fold; final selection on all cases).",
         "- Random forest hyper-parameters tuned by particle swarm optimisation (pyswarms), maximising stratified "
         "k-fold AUC" + (": one forest per feature group, their probabilities combined by a logistic stacker fitted "
-                        f"on internal {_stack_folds(report)}-fold out-of-fold group probabilities." if chosen == "late"
+                        f"on internal {stacker_folds}-fold out-of-fold group probabilities." if chosen == "late"
                         else "."),
         (f"- Probability recalibration (logistic, fitted on 5-fold out-of-fold probabilities of the final "
          f"configuration): intercept {recalibration[0]:.3f}, slope {recalibration[1]:.3f}." if chosen != "late" else
@@ -213,7 +209,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     name = args.name or Path(args.out).name
     card = _model_card(name=name, synthetic=args.synthetic, report=report, n_features=len(selected),
                        backbone_source=source if backbone is not None else meta.get("backbone_source", ""),
-                       recalibration=(a, b))
+                       recalibration=(a, b), stacker_folds=config.stacker_folds)
     summary = {
         "method": "PSO-tuned random forest (pyswarms), in-fold feature selection, nested CV",
         "fusion": result.mode, "fusion_note": fusion_note, "threshold": threshold,
