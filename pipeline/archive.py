@@ -208,9 +208,13 @@ def safe_extract_zip(source: bytes | str | os.PathLike[str], dest: str | os.Path
                 target = root.joinpath(*parts)
                 if root not in target.resolve().parents:
                     raise ArchiveError(f"{what} contains an entry pointing outside the archive; refused for safety")
-                target.parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    with zf.open(info) as src, open(target, "wb") as dst:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    dst_file = open(target, "wb")  # noqa: SIM115 - closed by the with below
+                except (IsADirectoryError, NotADirectoryError, FileExistsError):  # e.g. entries "0/x" and "0" (fuzz)
+                    raise ArchiveError(f"{what} holds a file and a folder with the same name; refused") from None
+                try:
+                    with dst_file as dst, zf.open(info) as src:
                         while chunk := src.read(1024 * 1024):
                             total += len(chunk)
                             if total > limits.max_total_bytes:

@@ -318,6 +318,8 @@ def _run_dicom_zip_fuzz(tmp_path: Path, n: int, capfd: pytest.CaptureFixture) ->
     @given(dicom_zips())
     @example(_zip([(f"series/s{k}.dcm", s) for k, s in enumerate(DICOM_SLICES)], zipfile.ZIP_DEFLATED))
     @example(_mutate(_STORED_ZIP, [("delete", 4, 1)]))  # zipfile raised ValueError("negative seek value")
+    @example(_zip([("0/0", b"x"), ("0", b"y")], zipfile.ZIP_STORED))  # IsADirectoryError escaped safe_extract_zip
+    @example(_zip([("0", b"y"), ("0/0", b"x")], zipfile.ZIP_STORED))  # and the other order
     @example(_zip_needing_version(78))  # zipfile raised NotImplementedError("zip file version 7.8")
     @example(_zip([("series/s0.dcm", _bad_vr_slice())] + [(f"series/s{k}.dcm", s) for k, s in enumerate(DICOM_SLICES)
                                                          if k], zipfile.ZIP_STORED))  # GDCM allocated ~0.75 GB
