@@ -322,18 +322,16 @@ def _skops_types(path: Path) -> set[str]:
     """
     import zipfile
 
-    with zipfile.ZipFile(path) as zf:
-        schema = json.loads(zf.read("schema.json"))
     found: set[str] = set()
-    stack: list[Any] = [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if isinstance(node.get("__module__"), str) and isinstance(node.get("__class__"), str):
-                found.add(f"{node['__module__']}.{node['__class__']}")
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
+
+    def note(node: dict[str, Any]) -> dict[str, Any]:  # called by the parser for every JSON object
+        module, cls = node.get("__module__"), node.get("__class__")
+        if isinstance(module, str) and isinstance(cls, str):
+            found.add(f"{module}.{cls}")
+        return node
+
+    with zipfile.ZipFile(path) as zf:
+        json.loads(zf.read("schema.json"), object_hook=note)
     return found
 
 
@@ -362,15 +360,23 @@ def load_bundle(path: str | os.PathLike[str] | None = None) -> ModelBundle:
     root = Path(path) if path is not None else default_bundle_path()
     manifest, bundle_id = verify_bundle(root)
     config, feature_names = _manifest_settings(root, manifest)
+    from skops.io.exceptions import UntrustedTypesFoundException
+
     try:
-        types = _skops_types(root / MODEL_FILE) | set(sio.get_untrusted_types(file=root / MODEL_FILE))
+        types = _skops_types(root / MODEL_FILE)
     except Exception as exc:  # noqa: BLE001 - any parse failure is a bad bundle
         raise BundleError(f"model bundle {root.name!r}: {MODEL_FILE} could not be read ({type(exc).__name__})") from None
     refused = sorted(t for t in types if t not in TRUSTED_TYPES and t not in _SKOPS_DATA_TYPES)
     if refused:
         raise BundleError(f"model bundle {root.name!r}: {MODEL_FILE} contains types PleuraRisk does not trust: {refused[:5]}")
     try:
+        # skops audits the file once more against exactly this list while loading (one walk of
+        # its tree; a separate get_untrusted_types() pass cost ~1 s of start-up for the demo model)
         estimator = sio.load(root / MODEL_FILE, trusted=sorted(types))
+    except UntrustedTypesFoundException as exc:  # a type our schema walk did not see: still refused
+        found = str(exc).split("\n", 1)[0].removeprefix("Untrusted types found in the file: ").rstrip(".")
+        raise BundleError(f"model bundle {root.name!r}: {MODEL_FILE} contains types PleuraRisk does not trust: "
+                          f"{found}") from None
     except Exception as exc:  # noqa: BLE001 - any parse failure is a bad bundle
         raise BundleError(f"model bundle {root.name!r}: {MODEL_FILE} could not be loaded ({type(exc).__name__})") from None
     backbone = None
