@@ -4,6 +4,11 @@ All checks happen here, before any expensive step, and in this order: header (si
 CT intensities → mask geometry vs CT → mask labels/voxel count → crop. Only the crop (ROI
 bounding box + margin in mm) travels on; the full volumes are dropped unless ``keep_full``.
 
+A NIfTI CT and mask on the same grid (the usual case) are *streamed*: each file is read once,
+a block of slices at a time, the mask reduced to the box around its labels and the CT to the
+crop plus the summary the intensity check needs, so neither whole volume is ever held (157 MB
++ 79 MB for 512×512×300) and the result is identical. Anything else takes the general path.
+
 Example:
     >>> from pipeline.config import PipelineConfig
     >>> case = load_case("ct.nii.gz", "roi.nii.gz", config=PipelineConfig())  # doctest: +SKIP
@@ -18,10 +23,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .config import PipelineConfig
-from .io import read_image, read_image_hashed
+from .errors import InputError
+from .io import read_image, read_image_hashed, stream_slices
 from .preprocess import CropRecord
-from .preprocess.crop import bbox_crop, roi_bbox
-from .validate import align_mask, binarise_mask, check_ct_intensities, same_grid
+from .preprocess.crop import bbox_crop, crop_record, roi_bbox
+from .validate import IntensitySummariser, align_mask, binarise_mask, check_ct_intensities, same_grid
 from .volume import Volume
 
 
@@ -73,6 +79,34 @@ class _RoiBox:
         lo, hi = roi_bbox(a)
         return cls(geometry, lo, np.array(a[tuple(slice(b, e) for b, e in zip(lo, hi))]))
 
+    @classmethod
+    def streamed(cls, path: str | os.PathLike[str], *, role: str, max_voxels: int,
+                 want_hash: bool) -> tuple["_RoiBox", str] | None:
+        """The box of a mask file read a block of slices at a time (the whole mask is never
+        held: 79 MB for 512×512×300), with :func:`pipeline.io.read_image`'s checks and errors;
+        ``None`` when the file is not one :func:`pipeline.io.stream_slices` reads."""
+        kept: dict[int, np.ndarray] = {}  # z → a labelled slice (copy)
+
+        def plan(geometry: Volume):  # noqa: ANN202
+            def on_block(z0: int, block: np.ndarray) -> None:
+                for i in np.flatnonzero(block.reshape(block.shape[0], -1).any(axis=1)):
+                    kept[z0 + int(i)] = block[i].copy()
+            return on_block
+
+        read = stream_slices(path, role=role, plan=plan, max_voxels=max_voxels, want_hash=want_hash)
+        if read is None:
+            return None
+        geometry, sha256 = read
+        if not kept:
+            return cls(geometry, (0, 0, 0), None), sha256
+        z_lo, z_hi = min(kept), max(kept) + 1
+        labelled = np.stack(list(kept.values()))
+        (_, y_lo, x_lo), (_, y_hi, x_hi) = roi_bbox(labelled)
+        box = np.zeros((z_hi - z_lo, y_hi - y_lo, x_hi - x_lo), dtype=labelled.dtype)
+        for z, plane in kept.items():
+            box[z - z_lo] = plane[y_lo:y_hi, x_lo:x_hi]
+        return cls(geometry, (z_lo, y_lo, x_lo), box), sha256
+
     def paste(self, shape: tuple[int, int, int], offset: tuple[int, int, int], label: int) -> np.ndarray:
         """uint8 {0, 1} of voxels == ``label`` on the (z, y, x) region [offset, offset + shape)."""
         out = np.zeros(shape, dtype=np.uint8)
@@ -95,20 +129,27 @@ def load_case(ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str],
         InputError subclasses naming the problem (unreadable file, not 3-D, too large, not HU,
         geometry mismatch, empty/multi-label mask, …).
     """
+    if not keep_full:
+        streamed = _load_streamed(ct_path, roi_path, config=config, label=label, hash_inputs=hash_inputs)
+        if streamed is not None:
+            return streamed
     v = config.validation
     # The ROI is read in a second thread while the CT is read (decompression releases the GIL);
     # a plain NIfTI is hashed in the same single pass that decompresses it. A CT error is
-    # reported before an ROI error, as if they were read one after the other. Unless the full
-    # volumes are wanted, the ROI thread keeps only the box around the labelled voxels, so the
-    # whole mask (79 MB for 512×512×300) is freed long before the CT read ends.
+    # reported before an ROI error, as if they were read one after the other. The ROI thread
+    # keeps only the box around the labelled voxels (streamed, so the whole mask, 79 MB for
+    # 512×512×300, is not even held while it is read).
     def read(path: str | os.PathLike[str], role: str) -> tuple[Volume, str]:
         if hash_inputs:
             return read_image_hashed(path, role=role, max_voxels=v.max_voxels)
         return read_image(path, role=role, max_voxels=v.max_voxels), ""
 
-    def read_roi() -> tuple[Volume | _RoiBox, str]:
+    def read_roi() -> tuple[_RoiBox, str]:
+        streamed_box = _RoiBox.streamed(roi_path, role="ROI mask", max_voxels=v.max_voxels, want_hash=hash_inputs)
+        if streamed_box is not None:
+            return streamed_box
         roi, sha256 = read(roi_path, "ROI mask")
-        return (roi if keep_full else _RoiBox.of(roi)), sha256
+        return _RoiBox.of(roi), sha256
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         roi_future = pool.submit(read_roi)
@@ -116,11 +157,11 @@ def load_case(ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str],
         roi_read, roi_sha256 = roi_future.result()
     check_ct_intensities(ct, config=v)
     roi_kept: Volume | None = None  # the whole mask on the CT grid, only when keep_full
-    if isinstance(roi_read, _RoiBox) and same_grid(ct, roi_read.geometry, config=v):
+    if same_grid(ct, roi_read.geometry, config=v):
         # on the CT grid: take the CT's exact geometry (tiny float differences removed), as align_mask does
         box, warnings = replace(roi_read, geometry=ct.with_array(roi_read.geometry.array)), []
-    else:  # the mask must be resampled onto the CT grid (or kept whole): that needs all of it
-        roi_raw = roi_read if isinstance(roi_read, Volume) else read(roi_path, "ROI mask")[0]
+    else:  # the mask must be resampled onto the CT grid: that needs all of it
+        roi_raw = read(roi_path, "ROI mask")[0]
         del roi_read
         roi_aligned, warnings = align_mask(ct, roi_raw, config=v)
         del roi_raw
@@ -128,24 +169,17 @@ def load_case(ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str],
         roi_kept = roi_aligned if keep_full else None
         del roi_aligned
     warnings = list(warnings)
-    # Labels are checked on the bounding box of all labelled voxels, not on the whole volume
-    # (a 512×512×300 mask is 79 M voxels); the chosen label's box is then cropped with margin.
-    if box.array is None:
-        binarise_mask(ct.with_array(np.zeros((1, 1, 1), np.uint8)), label=label,
-                      min_voxels=v.min_mask_voxels)  # raises the empty-mask error
-    any_lo = box.start
-    binary_sub = binarise_mask(ct.with_array(box.array), label=label, min_voxels=v.min_mask_voxels)
-    chosen = label if label is not None else int(box.array[binary_sub.array.astype(bool)].flat[0])
-    lo_sub, hi_sub = roi_bbox(binary_sub.array)
-    start = tuple(a + b for a, b in zip(any_lo, lo_sub))
-    stop = tuple(a + b for a, b in zip(any_lo, hi_sub))
-    if any(a == 0 for a in start) or any(b == n for b, n in zip(stop, ct.shape_zyx)):
-        warnings.append("ROI touches the edge of the CT volume: the tumour may be cut off and its features incomplete")
+    chosen, start, stop = _chosen_label_box(box, ct, label=label, min_voxels=v.min_mask_voxels)
+    if _touches_edge(start, stop, ct.shape_zyx):
+        warnings.append(_EDGE_WARNING)
     p = config.preprocess
     ct_c, roi_c, crop = bbox_crop(ct, box.geometry, start, stop, margin_mm=p.crop_margin_mm,
                                   min_margin_voxels=p.crop_min_margin_voxels)
     roi_c = roi_c.with_array(box.paste(roi_c.shape_zyx, crop.start_zyx, chosen))
-    roi_full = roi_kept.with_array((roi_kept.array == chosen).astype(np.uint8)) if roi_kept is not None else None
+    roi_full = None
+    if keep_full:  # a mask on the CT grid is pasted from its box: np.zeros' untouched pages cost nothing
+        roi_full = ct.with_array((roi_kept.array == chosen).astype(np.uint8) if roi_kept is not None
+                                 else box.paste(ct.shape_zyx, (0, 0, 0), chosen))
     return PreparedCase(
         ct_crop=ct_c,
         roi_crop=roi_c,
@@ -158,4 +192,100 @@ def load_case(ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str],
         roi_voxels=int(roi_c.array.sum()),
         ct_full=ct if keep_full else None,
         roi_full=roi_full,
+    )
+
+
+_EDGE_WARNING = "ROI touches the edge of the CT volume: the tumour may be cut off and its features incomplete"
+
+
+def _touches_edge(start: tuple[int, ...], stop: tuple[int, ...], shape: tuple[int, ...]) -> bool:
+    return any(a == 0 for a in start) or any(b == n for b, n in zip(stop, shape))
+
+
+def _chosen_label_box(box: _RoiBox, ct: Volume, *, label: int | None,
+                      min_voxels: int) -> tuple[int, tuple[int, int, int], tuple[int, int, int]]:
+    """The tumour label and its bounding box [start, stop) (z, y, x) in the whole CT.
+
+    Labels are checked on the box of all labelled voxels, not on the whole volume (a
+    512×512×300 mask is 79 M voxels). Raises the mask's :class:`~pipeline.errors.MaskError`.
+    """
+    if box.array is None:
+        binarise_mask(ct.with_array(np.zeros((1, 1, 1), np.uint8)), label=label,
+                      min_voxels=min_voxels)  # raises the empty-mask error
+    binary_sub = binarise_mask(ct.with_array(box.array), label=label, min_voxels=min_voxels)
+    chosen = label if label is not None else int(box.array[binary_sub.array.astype(bool)].flat[0])
+    lo_sub, hi_sub = roi_bbox(binary_sub.array)
+    start = tuple(a + b for a, b in zip(box.start, lo_sub))
+    stop = tuple(a + b for a, b in zip(box.start, hi_sub))
+    return chosen, start, stop  # type: ignore[return-value]
+
+
+def _load_streamed(ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str], *, config: PipelineConfig,
+                   label: int | None, hash_inputs: bool) -> PreparedCase | None:
+    """:func:`load_case` for the common case (a NIfTI pair on one grid), reading each file once
+    and never holding a whole volume.
+
+    The mask streams first and is reduced to the box around its labels; its label is checked and
+    the crop planned from the CT's header; then the CT streams through the intensity checks'
+    summary while only the crop (tumour box + margin) is kept. Same values, checks, errors and
+    warnings as the general path, without the 157 MB CT and 79 MB mask arrays (and the time to
+    fill fresh pages for them). Returns ``None``, and the general path runs, whenever the case
+    is anything else: another format, a mask needing resampling, a mask problem, an unreadable
+    mask (so that a CT error is still reported first).
+    """
+    v, p = config.validation, config.preprocess
+    try:
+        roi_read = _RoiBox.streamed(roi_path, role="ROI mask", max_voxels=v.max_voxels, want_hash=hash_inputs)
+    except InputError:
+        return None
+    if roi_read is None or roi_read[0].array is None:
+        return None
+    roi_box, roi_sha256 = roi_read
+    planned: dict[str, object] = {}
+
+    def plan(ct_geometry: Volume):  # noqa: ANN202
+        if not same_grid(ct_geometry, roi_box.geometry, config=v):
+            return None
+        box = replace(roi_box, geometry=ct_geometry.with_array(roi_box.geometry.array))
+        try:
+            chosen, start, stop = _chosen_label_box(box, ct_geometry, label=label, min_voxels=v.min_mask_voxels)
+        except InputError:
+            return None
+        crop = crop_record(ct_geometry.shape_zyx, box.geometry.spacing_zyx, start, stop,
+                           margin_mm=p.crop_margin_mm, min_margin_voxels=p.crop_min_margin_voxels)
+        (z_lo, y_lo, x_lo), (z_hi, y_hi, x_hi) = crop.start_zyx, crop.stop_zyx
+        ct_crop = np.empty((z_hi - z_lo, y_hi - y_lo, x_hi - x_lo), dtype=ct_geometry.array.dtype)
+        summariser = IntensitySummariser(ct_geometry.shape_zyx, ct_geometry.array.dtype)
+        planned.update(box=box, chosen=chosen, start=start, stop=stop, crop=crop, ct_crop=ct_crop,
+                       summariser=summariser)
+
+        def on_block(z0: int, block: np.ndarray) -> None:
+            summariser.add(z0, block)
+            a, b = max(z0, z_lo), min(z0 + block.shape[0], z_hi)
+            if b > a:
+                ct_crop[a - z_lo:b - z_lo] = block[a - z0:b - z0, y_lo:y_hi, x_lo:x_hi]
+        return on_block
+
+    streamed = stream_slices(ct_path, role="CT", plan=plan, max_voxels=v.max_voxels, want_hash=hash_inputs)
+    if streamed is None:
+        return None
+    ct_geometry, ct_sha256 = streamed
+    check_ct_intensities(planned["summariser"].summary(), config=v)  # type: ignore[union-attr]
+    box: _RoiBox = planned["box"]  # type: ignore[assignment]
+    crop: CropRecord = planned["crop"]  # type: ignore[assignment]
+    origin = tuple(float(c) for c in ct_geometry.index_to_physical(np.asarray(crop.start_zyx, dtype=float)))
+    ct_c = ct_geometry.with_array(planned["ct_crop"], origin_xyz=origin)  # type: ignore[arg-type]
+    roi_c = ct_c.with_array(box.paste(ct_c.shape_zyx, crop.start_zyx, planned["chosen"]))  # type: ignore[arg-type]
+    warnings = (_EDGE_WARNING,) if _touches_edge(planned["start"], planned["stop"],  # type: ignore[arg-type]
+                                                 ct_geometry.shape_zyx) else ()
+    return PreparedCase(
+        ct_crop=ct_c,
+        roi_crop=roi_c,
+        crop=crop,
+        warnings=warnings,
+        ct_sha256=ct_sha256,
+        roi_sha256=roi_sha256,
+        ct_shape_zyx=ct_geometry.shape_zyx,
+        ct_spacing_xyz=ct_geometry.spacing_xyz,
+        roi_voxels=int(roi_c.array.sum()),
     )

@@ -43,7 +43,7 @@ import sys
 import tempfile
 import threading
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
@@ -258,19 +258,12 @@ def _read_nifti_direct(reader: sitk.ImageFileReader, path: Path, header: _NiftiH
     extensions, a ``.nii`` holding gzip data, a compressed file larger than its declared content.
     Raises :class:`ImageReadError` for damaged data.
     """
-    direct = _NIFTI_DIRECT.get(header.datatype)
-    native = "<" if sys.byteorder == "little" else ">"
-    size = tuple(reader.GetSize())
-    if (direct is None or header.byte_order != native or reader.GetPixelID() != direct[1]
-            or len(size) != 3 or tuple(header.dims) != size or header.vox_offset > _MAX_DIRECT_OFFSET
-            or header.scl_slope not in (0.0, 1.0) or header.scl_inter != 0.0):
+    dtype = _direct_dtype(reader, path, header)
+    if dtype is None:
         return None
     gz = _is_gzip(path)
-    array = np.empty(size[::-1], dtype=np.dtype(direct[0]))
+    array = np.empty(tuple(reader.GetSize())[::-1], dtype=dtype)
     view = memoryview(array).cast("B")
-    declared = header.vox_offset + view.nbytes
-    if (gz and image_suffix(path) == ".nii") or (gz and path.stat().st_size > 1.01 * declared + (1 << 20)):
-        return None
     truncated = ImageReadError(f"{role} could not be read: the file is truncated or its data are corrupt")
     if not gz:  # uncompressed (named .nii, or .nii.gz without compression): read into the array
         h = hashlib.sha256()
@@ -295,22 +288,149 @@ def _read_nifti_direct(reader: sitk.ImageFileReader, path: Path, header: _NiftiH
 
         problem = _gunzip_into(pieces(), skip=header.vox_offset, out=view, slack=_NIFTI_GZ_SLACK)
     sha256 = h.hexdigest() if h is not None and not problem else ""
-    if problem == "bomb":
-        raise ImageReadError(f"{role} could not be read: it decompresses to more data than its header declares "
-                             "(damaged, or a decompression bomb)")
-    if problem:
-        raise truncated
+    _raise_data_problem(problem, role)
     return Volume(array, spacing_xyz=tuple(reader.GetSpacing()), origin_xyz=tuple(reader.GetOrigin()),
                   direction=tuple(reader.GetDirection())), sha256
 
 
+def _direct_dtype(reader: sitk.ImageFileReader, path: Path, header: _NiftiHeader) -> np.dtype | None:
+    """The numpy dtype of a NIfTI file's voxels when the direct path can read it (see
+    :func:`_read_nifti_direct`), else ``None``."""
+    direct = _NIFTI_DIRECT.get(header.datatype)
+    native = "<" if sys.byteorder == "little" else ">"
+    size = tuple(reader.GetSize())
+    if (direct is None or header.byte_order != native or reader.GetPixelID() != direct[1]
+            or len(size) != 3 or tuple(header.dims) != size or header.vox_offset > _MAX_DIRECT_OFFSET
+            or header.scl_slope not in (0.0, 1.0) or header.scl_inter != 0.0):
+        return None
+    dtype = np.dtype(direct[0])
+    declared = header.vox_offset + int(np.prod(size, dtype=np.int64)) * dtype.itemsize
+    if _is_gzip(path) and (image_suffix(path) == ".nii" or path.stat().st_size > 1.01 * declared + (1 << 20)):
+        return None
+    return dtype
+
+
+def _raise_data_problem(problem: str | None, role: str) -> None:
+    if problem == "bomb":
+        raise ImageReadError(f"{role} could not be read: it decompresses to more data than its header declares "
+                             "(damaged, or a decompression bomb)")
+    if problem:
+        raise ImageReadError(f"{role} could not be read: the file is truncated or its data are corrupt")
+
+
 _READ_PIECE = 8 << 20  # compressed bytes read (and hashed) at a time
 
+SliceBlockFn = Callable[[int, np.ndarray], None]
 
-def _gunzip_into(pieces: Iterable[bytes], *, skip: int, out: memoryview, slack: int,
+
+class _SliceSink:
+    """Gathers a volume's voxel bytes, arriving in file order, into blocks of whole z-slices and
+    hands each block to ``on_block(z0, block)``: ``block`` is (n, y, x) for slices z0 … z0+n−1,
+    in a buffer reused for the next block (valid only during the call)."""
+
+    def __init__(self, shape_zyx: tuple[int, int, int], dtype: np.dtype, on_block: SliceBlockFn,
+                 block_bytes: int = 4 << 20) -> None:
+        nz, ny, nx = shape_zyx
+        self.slice_bytes = ny * nx * dtype.itemsize
+        self.nbytes = nz * self.slice_bytes
+        self._stage = np.empty((max(1, min(nz, block_bytes // max(1, self.slice_bytes))), ny, nx), dtype)
+        self._raw = memoryview(self._stage).cast("B")
+        self._on_block = on_block
+        self._fill = 0  # bytes in the stage
+        self._done = 0  # bytes handed on in earlier blocks
+
+    def write(self, offset: int, data: memoryview) -> None:
+        if offset != self.received:
+            raise RuntimeError("voxel bytes must arrive in order")  # a bug, never a user error
+        while len(data):
+            n = min(len(data), len(self._raw) - self._fill)
+            self._raw[self._fill:self._fill + n] = data[:n]
+            self._fill += n
+            data = data[n:]
+            if self._fill == len(self._raw) or self._done + self._fill == self.nbytes:
+                n_slices = self._fill // self.slice_bytes
+                self._on_block(self._done // self.slice_bytes, self._stage[:n_slices])
+                self._done += self._fill
+                self._fill = 0
+
+    @property
+    def received(self) -> int:
+        """Voxel bytes written so far."""
+        return self._done + self._fill
+
+    @property
+    def complete(self) -> bool:
+        return self._done == self.nbytes
+
+
+def stream_slices(path: str | os.PathLike[str], *, role: str, plan: Callable[[Volume], SliceBlockFn | None],
+                  max_voxels: int = DEFAULT_MAX_VOXELS, want_hash: bool = False) -> tuple[Volume, str] | None:
+    """Read a plain NIfTI file a block of z-slices at a time, never holding the whole volume.
+
+    The file gets exactly :func:`read_image`'s checks (header, truncation, gzip CRC, bomb limit),
+    with the same errors. Once the header is checked, ``plan(geometry)`` is called with the
+    image's geometry (a :class:`Volume` whose ``array`` is a zero-stride placeholder of the
+    file's shape and dtype: no memory); it returns the function that receives every block of
+    whole slices in order (see :class:`_SliceSink`), or ``None`` to read nothing. A block is
+    handed on before the file's end is reached: a later error (truncation, CRC) means that what
+    the blocks gave must be discarded, which the raise makes the caller do.
+
+    Returns:
+        ``(geometry, sha256)`` (``""`` unless ``want_hash``), or ``None`` when the file is not a
+        NIfTI the direct reader handles (other formats, DICOM, scaled or foreign-byte-order
+        data, …) or ``plan`` declined: the caller then uses :func:`read_image`.
+    """
+    checked = _checked_file(path, role=role, max_voxels=max_voxels)
+    if isinstance(checked, Path) or checked.nifti is None:
+        return None
+    p, reader, header = checked.path, checked.reader, checked.nifti
+    dtype = _direct_dtype(reader, p, header)
+    if dtype is None:
+        return None
+    shape_zyx = tuple(int(n) for n in reader.GetSize())[::-1]
+    geometry = Volume(np.broadcast_to(np.zeros((), dtype=dtype), shape_zyx),
+                      spacing_xyz=tuple(reader.GetSpacing()), origin_xyz=tuple(reader.GetOrigin()),
+                      direction=tuple(reader.GetDirection()))
+    on_block = plan(geometry)
+    if on_block is None:
+        return None
+    sink = _SliceSink(shape_zyx, dtype, on_block)  # type: ignore[arg-type]
+    h = hashlib.sha256() if want_hash else None
+    if not _is_gzip(p):
+        with open(p, "rb") as fh:
+            head = fh.read(header.vox_offset)
+            if h is not None:
+                h.update(head)
+            problem = "corrupt" if len(head) < header.vox_offset else None
+            while problem is None and not sink.complete:
+                data = fh.read(min(_READ_PIECE, sink.nbytes - sink.received))
+                if not data:
+                    problem = "corrupt"
+                    break
+                if h is not None:
+                    h.update(data)
+                sink.write(sink.received, memoryview(data))
+            if h is not None and problem is None:
+                while chunk := fh.read(_READ_PIECE):
+                    h.update(chunk)
+    else:
+        with open(p, "rb") as fh, ThreadPoolExecutor(max_workers=1) as pool:
+            def pieces() -> Iterator[bytes]:
+                while piece := fh.read(_READ_PIECE):
+                    if h is not None:
+                        pool.submit(h.update, piece)
+                    yield piece
+
+            problem = _gunzip_into(pieces(), skip=header.vox_offset, out=sink, slack=_NIFTI_GZ_SLACK)
+    _raise_data_problem(problem, role)
+    return geometry, (h.hexdigest() if h is not None else "")
+
+
+def _gunzip_into(pieces: Iterable[bytes], *, skip: int, out: memoryview | _SliceSink, slack: int,
                  max_chunk: int = 4 << 20) -> str | None:
     """Decompress a gzip stream (one or more members), given as successive pieces of the file,
-    dropping its first ``skip`` bytes and writing the next ``out.nbytes`` into ``out``. Only one
+    dropping its first ``skip`` bytes and writing the next ``out.nbytes`` into ``out`` (a buffer,
+    or a :class:`_SliceSink` that receives them in order). Only one
     piece and one output chunk of at most ``max_chunk`` bytes are held at a time (4 MB chunks
     stay in cache and are reused by the allocator). Returns ``None`` when the stream held exactly
     that much (up to ``slack`` more bytes tolerated), ``"bomb"`` as soon as it yields more, or
@@ -318,6 +438,11 @@ def _gunzip_into(pieces: Iterable[bytes], *, skip: int, out: memoryview, slack: 
     nor another gzip member)."""
     from isal import isal_zlib
 
+    if isinstance(out, _SliceSink):
+        write = out.write
+    else:
+        def write(offset: int, data: memoryview) -> None:
+            out[offset:offset + len(data)] = data
     target = skip + out.nbytes
     limit = target + slack
     source = iter(pieces)
@@ -343,7 +468,7 @@ def _gunzip_into(pieces: Iterable[bytes], *, skip: int, out: memoryview, slack: 
                 n = len(chunk)
                 lo, hi = max(pos, skip), min(pos + n, target)
                 if hi > lo:
-                    out[lo - skip:hi - skip] = memoryview(chunk)[lo - pos:hi - pos]
+                    write(lo - skip, memoryview(chunk)[lo - pos:hi - pos])
                 pos += n
                 if pos > limit:
                     return "bomb"
@@ -381,7 +506,16 @@ def read_image_hashed(path: str | os.PathLike[str], *, role: str = "image",
     return _read(path, role=role, max_voxels=max_voxels, want_hash=True)
 
 
-def _read(path: str | os.PathLike[str], *, role: str, max_voxels: int, want_hash: bool) -> tuple[Volume, str]:
+class _CheckedFile(NamedTuple):
+    path: Path
+    reader: sitk.ImageFileReader  # header read (ReadImageInformation), data not yet
+    nifti: _NiftiHeader | None
+    dims: tuple[int, ...]
+
+
+def _checked_file(path: str | os.PathLike[str], *, role: str, max_voxels: int) -> Path | _CheckedFile:
+    """Every check made before voxel data are read (module contract); a folder is returned as
+    its :class:`Path` (a DICOM series, checked by :func:`read_dicom_series`)."""
     p = Path(path)
     try:
         is_dir, is_file = p.is_dir(), p.is_file()
@@ -389,8 +523,7 @@ def _read(path: str | os.PathLike[str], *, role: str, max_voxels: int, want_hash
     except OSError as exc:  # e.g. a name too long; the OSError text would carry the path
         raise ImageReadError(f"{role} file cannot be opened ({exc.strerror or type(exc).__name__})") from None
     if is_dir:
-        volume = read_dicom_series(p, role=role, max_voxels=max_voxels)
-        return volume, (path_sha256(p) if want_hash else "")
+        return p
     if not is_file:
         raise ImageReadError(f"{role} file not found")
     if size == 0:
@@ -425,6 +558,15 @@ def _read(path: str | os.PathLike[str], *, role: str, max_voxels: int, want_hash
     if not all(np.isfinite(s) and s > 0 for s in spacing):
         raise ImageReadError(f"{role} could not be read: its header gives an impossible voxel spacing "
                              f"({', '.join(f'{s:g}' for s in spacing)} mm; each must be a positive number)")
+    return _CheckedFile(p, reader, nifti, dims)
+
+
+def _read(path: str | os.PathLike[str], *, role: str, max_voxels: int, want_hash: bool) -> tuple[Volume, str]:
+    checked = _checked_file(path, role=role, max_voxels=max_voxels)
+    if isinstance(checked, Path):
+        volume = read_dicom_series(checked, role=role, max_voxels=max_voxels)
+        return volume, (path_sha256(checked) if want_hash else "")
+    p, reader, nifti, dims = checked
     if nifti is not None and (direct := _read_nifti_direct(reader, p, nifti, role=role,
                                                            want_hash=want_hash)) is not None:
         return direct

@@ -20,6 +20,8 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import SimpleITK as sitk
 
@@ -28,27 +30,112 @@ from .errors import GeometryError, IntensityError, MaskError
 from .volume import Volume
 
 
-def _sample(array: np.ndarray, target: int = 2_000_000) -> np.ndarray:
+_SAMPLE_TARGET = 2_000_000  # voxels in the regular subsample used for percentiles
+_FULL_MIN_MAX_VOXELS = 50_000_000  # up to this size the minimum is taken over every voxel
+
+
+def _sample_step(n_voxels: int, target: int = _SAMPLE_TARGET) -> int:
+    return max(1, int(round((n_voxels / target) ** (1 / 3))))
+
+
+def _sample(array: np.ndarray, target: int = _SAMPLE_TARGET) -> np.ndarray:
     """A regular subsample of about ``target`` voxels (fast percentiles on big volumes)."""
-    step = max(1, int(round((array.size / target) ** (1 / 3))))
+    step = _sample_step(array.size, target)
     return array[::step, ::step, ::step]
 
 
-def check_ct_intensities(ct: Volume, *, config: ValidationConfig = ValidationConfig()) -> None:
+@dataclass(frozen=True, eq=False)
+class IntensitySummary:
+    """What :func:`check_ct_intensities` looks at in a CT, so the check can run on a CT that was
+    never held whole (:class:`IntensitySummariser`) with exactly the same outcome.
+
+    Attributes:
+        n_voxels: voxels in the CT.
+        non_finite: NaN/±Inf voxels (float CTs; 0 otherwise).
+        sample: the regular subsample ``array[::s, ::s, ::s]`` (about 2 M voxels, HU).
+        full_min: minimum over every voxel (HU), kept only for CTs of ≤ 50 M voxels.
+    """
+
+    n_voxels: int
+    non_finite: int
+    sample: np.ndarray
+    full_min: float | None
+
+    @classmethod
+    def of(cls, array: np.ndarray) -> "IntensitySummary":
+        non_finite = 0
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            non_finite = int(array.size - np.count_nonzero(np.isfinite(array)))
+            return cls(int(array.size), non_finite, array[:0, :0, :0], None)
+        small = array.size <= _FULL_MIN_MAX_VOXELS
+        return cls(int(array.size), 0, _sample(array), float(array.min()) if small and array.size else None)
+
+
+class IntensitySummariser:
+    """Builds the :class:`IntensitySummary` of a (z, y, x) CT from blocks of whole slices given
+    in order (``add(z0, block)``, as :func:`pipeline.io.stream_slices` hands them on); the result
+    equals ``IntensitySummary.of`` of the whole array.
+
+    Example:
+        >>> a = np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6) - 1000
+        >>> s = IntensitySummariser(a.shape, a.dtype)
+        >>> s.add(0, a[:3]); s.add(3, a[3:])
+        >>> whole, streamed = IntensitySummary.of(a), s.summary()
+        >>> bool(np.array_equal(whole.sample, streamed.sample)), whole.full_min == streamed.full_min
+        (True, True)
+    """
+
+    def __init__(self, shape_zyx: tuple[int, int, int], dtype: np.dtype) -> None:
+        self._n = int(np.prod(shape_zyx, dtype=np.int64))
+        self._step = _sample_step(self._n)
+        nz, ny, nx = shape_zyx
+        s = self._step
+        self._sample = np.empty((-(-nz // s), -(-ny // s), -(-nx // s)), dtype=dtype)
+        self._float = np.issubdtype(dtype, np.floating)
+        self._non_finite = 0
+        self._min: float | None = None
+        self._next_z = 0
+
+    def add(self, z0: int, block: np.ndarray) -> None:
+        if z0 != self._next_z:
+            raise ValueError(f"slices must be added in order: expected z0={self._next_z}, got {z0}")
+        self._next_z += block.shape[0]
+        if self._float:
+            finite = np.isfinite(block)
+            if not finite.all():
+                self._non_finite += int(block.size - np.count_nonzero(finite))
+        if self._non_finite:
+            return
+        s = self._step
+        first = -(-z0 // s) * s  # first sampled slice in this block
+        rows = block[first - z0::s, ::s, ::s]
+        self._sample[first // s:first // s + rows.shape[0]] = rows
+        if self._n <= _FULL_MIN_MAX_VOXELS and block.size:
+            m = float(block.min())
+            self._min = m if self._min is None else min(self._min, m)
+
+    def summary(self) -> IntensitySummary:
+        if self._non_finite:
+            return IntensitySummary(self._n, self._non_finite, self._sample[:0, :0, :0], None)
+        return IntensitySummary(self._n, 0, self._sample, self._min)
+
+
+def check_ct_intensities(ct: Volume | IntensitySummary, *, config: ValidationConfig = ValidationConfig()) -> None:
     """Refuse CT values that cannot be Hounsfield units of a chest CT.
+
+    ``ct`` is the CT, or the :class:`IntensitySummary` of one (same outcome).
 
     Raises:
         IntensityError: NaN/Inf voxels; values below −3200 HU; a constant image; no air/lung
             (fewer than ``min_air_fraction`` voxels below ``air_hu``), with a hint when the image
             looks like raw scanner values (all ≥ 0) rather than HU.
     """
-    a = ct.array
-    if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
-        n_bad = int(a.size - np.count_nonzero(np.isfinite(a)))
-        raise IntensityError(f"CT contains {n_bad:,} NaN or infinite voxel value(s)")
-    sample = _sample(a)
+    summary = ct if isinstance(ct, IntensitySummary) else IntensitySummary.of(ct.array)
+    if summary.non_finite:
+        raise IntensityError(f"CT contains {summary.non_finite:,} NaN or infinite voxel value(s)")
+    sample = summary.sample
     lo, hi = float(sample.min()), float(sample.max())
-    lo = min(lo, float(a.min())) if a.size <= 50_000_000 else lo
+    lo = min(lo, summary.full_min) if summary.full_min is not None else lo
     if lo == hi:
         raise IntensityError(f"CT is constant ({lo:g} everywhere); it holds no image")
     if lo < -3200:

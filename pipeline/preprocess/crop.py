@@ -51,19 +51,27 @@ def roi_bbox(mask: np.ndarray) -> tuple[tuple[int, int, int], tuple[int, int, in
 def bbox_crop(ct: Volume, roi: Volume, start: tuple[int, int, int], stop: tuple[int, int, int], *,
               margin_mm: float, min_margin_voxels: int = 0) -> tuple[Volume, Volume, CropRecord]:
     """Crop ``ct`` and ``roi`` to the box [start, stop) (z, y, x) grown by the margin (see :func:`roi_crop`)."""
-    if margin_mm < 0:
-        raise ValueError(f"margin_mm must be >= 0 mm, got {margin_mm}")
-    margin = tuple(max(int(min_margin_voxels), int(math.ceil(margin_mm / s - 1e-9))) for s in roi.spacing_zyx)
-    shape = ct.shape_zyx
-    lo = tuple(max(0, b - m) for b, m in zip(start, margin))
-    hi = tuple(min(n, e + m) for e, m, n in zip(stop, margin, shape))
-    clipped = any(b - m < 0 for b, m in zip(start, margin)) or any(e + m > n for e, m, n in zip(stop, margin, shape))
-    sl = tuple(slice(a, b) for a, b in zip(lo, hi))
-    origin = tuple(float(v) for v in ct.index_to_physical(np.asarray(lo, dtype=float)))
+    record = crop_record(ct.shape_zyx, roi.spacing_zyx, start, stop, margin_mm=margin_mm,
+                         min_margin_voxels=min_margin_voxels)
+    sl = tuple(slice(a, b) for a, b in zip(record.start_zyx, record.stop_zyx))
+    origin = tuple(float(v) for v in ct.index_to_physical(np.asarray(record.start_zyx, dtype=float)))
     ct_crop = ct.with_array(np.ascontiguousarray(ct.array[sl]), origin_xyz=origin)
     roi_crop_ = roi.with_array(np.ascontiguousarray(roi.array[sl]), origin_xyz=origin)
-    record = CropRecord(float(margin_mm), margin, lo, hi, clipped, shape)  # type: ignore[arg-type]
     return ct_crop, roi_crop_, record
+
+
+def crop_record(shape_zyx: tuple[int, int, int], spacing_zyx: tuple[float, float, float],
+                start: tuple[int, int, int], stop: tuple[int, int, int], *, margin_mm: float,
+                min_margin_voxels: int = 0) -> CropRecord:
+    """Where :func:`bbox_crop` cuts a volume of ``shape_zyx`` voxels (spacing in mm, z, y, x) for
+    the box [start, stop): the margin in voxels, the clipped crop bounds, whether it was clipped."""
+    if margin_mm < 0:
+        raise ValueError(f"margin_mm must be >= 0 mm, got {margin_mm}")
+    margin = tuple(max(int(min_margin_voxels), int(math.ceil(margin_mm / s - 1e-9))) for s in spacing_zyx)
+    lo = tuple(max(0, b - m) for b, m in zip(start, margin))
+    hi = tuple(min(n, e + m) for e, m, n in zip(stop, margin, shape_zyx))
+    clipped = any(b - m < 0 for b, m in zip(start, margin)) or any(e + m > n for e, m, n in zip(stop, margin, shape_zyx))
+    return CropRecord(float(margin_mm), margin, lo, hi, clipped, tuple(shape_zyx))  # type: ignore[arg-type]
 
 
 def roi_crop(ct: Volume, roi: Volume, *, margin_mm: float, min_margin_voxels: int = 0) -> tuple[Volume, Volume, CropRecord]:

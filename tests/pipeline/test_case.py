@@ -151,3 +151,54 @@ def test_settings_load_after_the_process_switched_to_the_c_locale(tmp_path: Path
         locale.setlocale(locale.LC_ALL, saved)
     assert "featureClass" in config.radiomics.params_yaml
     assert not config.radiomics.params_yaml.isascii()  # the file holds UTF-8 text (e.g. "≥")
+
+
+# --- the streamed path (NIfTI pairs on one grid): same case, whole volumes never held --------
+
+from pipeline.case import _load_streamed  # noqa: E402
+
+
+def _same_case(a, b) -> None:  # noqa: ANN001
+    for name in ("ct_crop", "roi_crop"):
+        va, vb = getattr(a, name), getattr(b, name)
+        assert va.array.dtype == vb.array.dtype and np.array_equal(va.array, vb.array)
+        assert (va.spacing_xyz, va.origin_xyz, va.direction) == (vb.spacing_xyz, vb.origin_xyz, vb.direction)
+    assert (a.crop, a.warnings, a.ct_sha256, a.roi_sha256, a.roi_voxels, a.ct_shape_zyx, a.ct_spacing_xyz) == (
+        b.crop, b.warnings, b.ct_sha256, b.roi_sha256, b.roi_voxels, b.ct_shape_zyx, b.ct_spacing_xyz)
+
+
+@pytest.mark.parametrize("kind", ["centre", "edge", "two_labels", "plain_nii_roi", "default_margin"])
+def test_streamed_case_equals_the_general_path(tmp_path: Path, kind: str):
+    """keep_full=True always takes the general path (whole volumes): the streamed case is identical."""
+    ct_path, roi_path, roi = _chest(tmp_path, tumour_zyx=(1, 24, 24) if kind == "edge" else (12, 24, 24),
+                                    roi_labels=2 if kind == "two_labels" else 1,
+                                    roi_suffix=".nii" if kind == "plain_nii_roi" else ".nii.gz")
+    config = PipelineConfig() if kind == "default_margin" else SMALL_CROP
+    label = 1 if kind == "two_labels" else None
+    streamed = _load_streamed(ct_path, roi_path, config=config, label=label, hash_inputs=True)
+    assert streamed is not None and streamed.ct_full is None
+    general = load_case(ct_path, roi_path, config=config, label=label, keep_full=True)
+    _same_case(streamed, general)
+    _same_case(load_case(ct_path, roi_path, config=config, label=label), general)
+    assert np.array_equal(general.roi_full.array, (roi == 1).astype(np.uint8))  # pasted from the box
+
+
+def test_cases_the_streamed_path_leaves_to_the_general_one(tmp_path: Path):
+    """A mask on another grid, an empty or ambiguous mask, another format: the general path
+    answers (warnings and errors as documented, CT errors first)."""
+    ct_path, roi_path, roi = _chest(tmp_path, roi_labels=2)
+    ok_roi = write_image(Volume(roi.clip(0, 1), spacing_xyz=SPACING, origin_xyz=ORIGIN), tmp_path / "ok.nii.gz")
+    other_grid = write_image(Volume(roi.clip(0, 1), spacing_xyz=(0.7575, 0.7575, 2.5), origin_xyz=ORIGIN),
+                             tmp_path / "other.nii.gz")
+    empty = write_image(Volume(np.zeros_like(roi), spacing_xyz=SPACING, origin_xyz=ORIGIN), tmp_path / "empty.nii.gz")
+    nrrd_roi = write_image(Volume(roi.clip(0, 1), spacing_xyz=SPACING, origin_xyz=ORIGIN), tmp_path / "roi.nrrd")
+    for mask in (other_grid, empty, roi_path, nrrd_roi, tmp_path / "missing.nii.gz"):
+        assert _load_streamed(ct_path, mask, config=SMALL_CROP, label=None, hash_inputs=True) is None
+    assert _load_streamed(ct_path, ok_roi, config=SMALL_CROP, label=None, hash_inputs=True) is not None
+    # a raw-scanner CT with an empty mask: the CT's problem is still the one reported
+    raw = read_image(ct_path)
+    raw_path = write_image(raw.with_array((raw.array + 1024).astype(np.int16)), tmp_path / "raw.nii.gz")
+    with pytest.raises(IntensityError, match="raw scanner values"):
+        load_case(raw_path, empty, config=SMALL_CROP)
+    with pytest.raises(IntensityError, match="raw scanner values"):
+        load_case(raw_path, ok_roi, config=SMALL_CROP)  # streamed: the summary sees the whole CT

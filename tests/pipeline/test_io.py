@@ -489,3 +489,79 @@ def test_infinite_orientation_in_the_header_is_refused_not_a_hang(tmp_path: Path
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ("CT could not be read: its header's voxel spacing or orientation "
                                    "(pixdim, qform or sform) contains NaN or infinite numbers")
+
+
+# --- stream_slices: the same file, a block of whole slices at a time -------------------------
+
+from pipeline.io import stream_slices  # noqa: E402
+
+
+def _streamed(path: Path, **kwargs) -> tuple[np.ndarray | None, Volume | None, str]:
+    """Concatenate what stream_slices hands on (checking order and block shapes)."""
+    blocks: list[np.ndarray] = []
+
+    def plan(geometry: Volume):
+        def on_block(z0: int, block: np.ndarray) -> None:
+            assert z0 == sum(b.shape[0] for b in blocks) and block.shape[1:] == geometry.shape_zyx[1:]
+            blocks.append(block.copy())  # the block's buffer is reused for the next one
+        return on_block
+
+    out = stream_slices(path, role="CT", plan=plan, **kwargs)
+    if out is None:
+        return None, None, ""
+    geometry, digest = out
+    return np.concatenate(blocks), geometry, digest
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float32, np.float64])
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nii"])
+def test_streamed_slices_equal_the_whole_read(tmp_path: Path, dtype: type, suffix: str):
+    # 1.6 MB (int16) of 40 slices: several 4 MB blocks for float64, one for uint8
+    path = write_image(_volume((40, 100, 100), dtype=dtype), tmp_path / f"ct{suffix}")
+    whole, digest = read_image_hashed(path, role="CT")
+    array, geometry, streamed_digest = _streamed(path, want_hash=True)
+    assert array.dtype == whole.array.dtype and np.array_equal(array, whole.array, equal_nan=True)
+    assert geometry.shape_zyx == whole.shape_zyx and geometry.array.strides == (0, 0, 0)  # no memory
+    assert (geometry.spacing_xyz, geometry.origin_xyz, geometry.direction) == (
+        whole.spacing_xyz, whole.origin_xyz, whole.direction)
+    assert streamed_digest == digest == path_sha256(path)
+
+
+def test_streamed_blocks_of_a_large_volume_come_in_several_pieces(tmp_path: Path):
+    path = write_image(_volume((30, 256, 256), dtype=np.float64), tmp_path / "ct.nii.gz")  # 15.7 MB
+    sizes: list[int] = []
+    stream_slices(path, role="CT", plan=lambda g: (lambda z0, block: sizes.append(block.shape[0])))
+    assert sum(sizes) == 30 and len(sizes) > 1
+
+
+def test_stream_slices_leaves_other_files_to_read_image(tmp_path: Path):
+    """Other formats, scaled NIfTI and a declined plan return None: the caller reads them whole."""
+    nrrd = write_image(_volume(), tmp_path / "ct.nrrd")
+    assert stream_slices(nrrd, role="CT", plan=lambda g: (lambda z0, b: None)) is None
+    img = nib.Nifti1Image(np.zeros((6, 7, 8), np.int16), np.eye(4))
+    img.header.set_slope_inter(0.5, -100.0)
+    nib.save(img, str(tmp_path / "scaled.nii.gz"))
+    assert stream_slices(tmp_path / "scaled.nii.gz", role="CT", plan=lambda g: (lambda z0, b: None)) is None
+    plain = write_image(_volume(), tmp_path / "plain.nii.gz")
+    assert stream_slices(plain, role="CT", plan=lambda g: None) is None
+
+
+@pytest.mark.parametrize("damage", ["truncated", "crc", "bomb", "header"])
+def test_streamed_read_refuses_damaged_files_as_read_image_does(tmp_path: Path, damage: str):
+    plain = write_image(_volume((20, 30, 40)), tmp_path / "ct.nii", compress=False).read_bytes()
+    path = tmp_path / "ct.nii.gz"
+    packed = gzip.compress(plain)
+    if damage == "truncated":
+        packed = packed[: len(packed) * 2 // 3]
+    elif damage == "crc":
+        packed = packed[:-6] + bytes([packed[-6] ^ 0xFF]) + packed[-5:]
+    elif damage == "bomb":
+        packed = gzip.compress(plain + b"\0" * (1 << 20))
+    else:
+        packed = b"not a nifti file at all" * 40
+    path.write_bytes(packed)
+    with pytest.raises(ImageReadError) as expected:
+        read_image(path, role="CT")
+    with pytest.raises(ImageReadError) as streamed:
+        _streamed(path)
+    assert str(streamed.value) == str(expected.value)

@@ -231,3 +231,42 @@ def test_mask_touches_border():
         touching = roi.array.copy()
         touching[index] = 1
         assert mask_touches_border(roi.with_array(touching)), index
+
+
+# --- IntensitySummariser: the check on a CT seen a block of slices at a time ----------------
+
+from pipeline.validate import IntensitySummariser, IntensitySummary  # noqa: E402
+
+
+@pytest.mark.parametrize("shape", [(7, 9, 11), (130, 130, 130)])  # sampling step 1 and 2
+@pytest.mark.parametrize("cuts", [(1,), (3, 5), (64,)])
+def test_summary_from_slice_blocks_equals_the_whole_array(shape: tuple[int, int, int], cuts: tuple[int, ...]):
+    a = np.random.default_rng(0).integers(-1100, 400, shape).astype(np.int16)
+    s = IntensitySummariser(a.shape, a.dtype)
+    z, i = 0, 0
+    while z < a.shape[0]:
+        n = cuts[i % len(cuts)]
+        s.add(z, a[z:z + n])
+        z, i = z + n, i + 1
+    whole, streamed = IntensitySummary.of(a), s.summary()
+    assert np.array_equal(whole.sample, streamed.sample) and whole.sample.size > 0
+    assert whole.full_min == streamed.full_min == float(a.min())
+    assert (whole.non_finite, whole.n_voxels) == (streamed.non_finite, streamed.n_voxels) == (0, a.size)
+
+
+def test_summary_counts_non_finite_voxels_and_the_check_says_so():
+    a = np.full((6, 8, 8), -900.0, np.float32)
+    a[0, 0, :3] = np.nan
+    a[5, 7, 7] = np.inf
+    s = IntensitySummariser(a.shape, a.dtype)
+    s.add(0, a[:4])
+    s.add(4, a[4:])
+    for summary in (s.summary(), IntensitySummary.of(a)):
+        with pytest.raises(IntensityError, match=r"^CT contains 4 NaN or infinite voxel value\(s\)$"):
+            check_ct_intensities(summary)
+
+
+def test_slice_blocks_must_come_in_order():
+    s = IntensitySummariser((4, 2, 2), np.dtype(np.int16))
+    with pytest.raises(ValueError, match="in order"):
+        s.add(1, np.zeros((1, 2, 2), np.int16))
