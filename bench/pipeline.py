@@ -21,8 +21,10 @@ What it does:
    the kernel (``VmHWM``, reset before each run).
 4. Times gzip decompression of one CT file with Python's ``gzip`` (zlib) and with ``isal``, and a
    whole SimpleITK read of it.
-5. Runs ``pleura batch --workers 1`` and ``--workers 2`` as subprocesses on the counted cases and
-   reports cases/minute (wall clock, including process start and model loading).
+5. Runs ``pleura batch --workers 1`` and ``--workers 2`` (and ``--scheduler`` on a Dask
+   LocalCluster of 1 and 2 workers) as subprocesses on ``--batch-cases`` cases (default 30: the
+   counted cases in turn, repeated under new case ids) and reports cases/minute (wall clock,
+   including process start and model loading, and steady state).
 
 Prints a table of per-stage and total medians, the ratio, the batch rates and peak RSS; ``--out``
 also writes everything (every case's timings) as JSON.
@@ -486,13 +488,16 @@ def dask_rate(manifest: Path, *, bundle: Path, workers: int, n_cases: int, workd
 
 
 def load_breakdown(case: BenchCase) -> dict[str, float]:
-    """Seconds of each step of ``pipeline.case.load_case`` on one case, run one after the other
-    through the same functions (``load_case`` itself reads the ROI in a second thread while the
-    CT is read): single-pass read + hash of CT and ROI → intensity check → align → label box →
-    labels on the box → crop. ``sitk_read_ct`` (a whole SimpleITK read of the CT, not used by
+    """Seconds of the ways ``pipeline.case.load_case`` can read one case: ``streamed_roi_box``
+    and ``streamed_case`` (the path a NIfTI pair on one grid takes: the mask streamed to its
+    label box, then the CT streamed to the crop and the intensity summary; hashes included),
+    then the general path's steps one after the other through the same functions (whole
+    volumes: single-pass read + hash of CT and ROI → intensity check → align → label box →
+    labels on the box → crop). ``sitk_read_ct`` (a whole SimpleITK read of the CT, not used by
     PleuraRisk) is there for comparison."""
     import SimpleITK as sitk
 
+    from pipeline.case import _RoiBox, load_case
     from pipeline.config import PipelineConfig
     from pipeline.io import read_image_hashed
     from pipeline.preprocess.crop import bbox_crop, roi_bbox
@@ -508,6 +513,9 @@ def load_breakdown(case: BenchCase) -> dict[str, float]:
         t[name] = time.perf_counter() - s
         return r
 
+    step("streamed_roi_box", lambda: _RoiBox.streamed(case.roi_path, role="ROI mask", max_voxels=v.max_voxels,
+                                                       want_hash=True))
+    step("streamed_case", lambda: load_case(case.ct_path, case.roi_path, config=cfg))
     ct, _ = step("read_hash_ct", lambda: read_image_hashed(case.ct_path, role="CT", max_voxels=v.max_voxels))
     roi_raw, _ = step("read_hash_roi", lambda: read_image_hashed(case.roi_path, role="ROI mask",
                                                                   max_voxels=v.max_voxels))
@@ -636,6 +644,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slices", type=int, default=300, help="slices; default 300")
     p.add_argument("--seed", type=int, default=0, help="phantom seed; default 0")
     p.add_argument("--skip-batch", action="store_true", help="do not time pleura batch --workers 1/2")
+    p.add_argument("--batch-cases", type=int, default=30,
+                   help="cases per batch run: the counted cases in turn, repeated under new case ids "
+                        "(default 30, so process start and model loading are a batch's share, not most of it)")
     p.add_argument("--out", default=None, help="write all results as JSON here")
     p.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "pleurarisk-bench"),
                    help="phantoms and the timing bundle are cached here")
@@ -677,15 +688,19 @@ def main(argv: list[str] | None = None) -> int:
         result["profile_text"] = profile_case(cases[1], bundle=bundle, threads=args.threads, out_path=Path(args.profile))
     result["ru_maxrss_mb"] = max_rss_mb()
     if not args.skip_batch:
-        manifest = write_manifest(cases[1:], folder / "batch.csv")
+        n_batch = args.batch_cases or args.cases
+        # the counted cases in turn, as many times as needed; a repeat is a new case id (its own row)
+        batch_cases = [dataclasses.replace(c, case_id=c.case_id + (f"_r{i // args.cases}" if i >= args.cases else ""))
+                       for i, c in ((i, cases[1 + i % args.cases]) for i in range(n_batch))]
+        manifest = write_manifest(batch_cases, folder / "batch.csv")
         result["batch"] = []
         for workers in (1, 2):
-            say(f"pleura batch --workers {workers} on {args.cases} cases")
-            result["batch"].append(batch_rate(manifest, bundle=bundle, workers=workers, n_cases=args.cases,
+            say(f"pleura batch --workers {workers} on {n_batch} cases")
+            result["batch"].append(batch_rate(manifest, bundle=bundle, workers=workers, n_cases=n_batch,
                                               workdir=workdir))
         for workers in (1, 2):
-            say(f"pleura batch --scheduler (Dask LocalCluster, {workers} worker(s)) on {args.cases} cases")
-            result["batch"].append(dask_rate(manifest, bundle=bundle, workers=workers, n_cases=args.cases,
+            say(f"pleura batch --scheduler (Dask LocalCluster, {workers} worker(s)) on {n_batch} cases")
+            result["batch"].append(dask_rate(manifest, bundle=bundle, workers=workers, n_cases=n_batch,
                                              workdir=workdir))
         result["ru_maxrss_children_mb"] = max_rss_mb(resource.RUSAGE_CHILDREN)
     result["machine"]["load_avg_end"] = list(os.getloadavg())
