@@ -123,7 +123,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
             bar(done, total, row)
 
     workers = max(1, args.workers)
-    threads = args.threads or max(1, (os.cpu_count() or 1) // workers)
+    # local pool: cores / workers; on a Dask cluster each worker sizes itself (cores / workers on its machine)
+    threads = args.threads or (None if args.scheduler else max(1, (os.cpu_count() or 1) // workers))
     summary = run_batch(cases, out_path=args.out, bundle_path=bundle_path, model_id=bundle_id, notice=notice,
                         workers=workers, label=args.label, num_threads=threads,
                         progress=progress, scheduler=args.scheduler)

@@ -42,3 +42,20 @@ def test_dask_batch_matches_local_batch(cluster, tiny_bundle: Path, phantom_coho
     # resuming on the cluster skips everything
     s3 = run_batch(cases, out_path=dask_out, bundle_path=tiny_bundle, model_id=model_id, scheduler=cluster)
     assert s3.n_skipped == 5
+
+
+def test_each_dask_worker_takes_its_share_of_its_machines_cores(cluster):
+    """Two workers on one machine: torch threads = cores // 2 each (not all cores each)."""
+    import os
+
+    from pipeline.batch import _threads_on_this_host
+
+    cores = len(os.sched_getaffinity(0))
+    per_host: dict[str, int] = {}
+    for info in cluster.scheduler_info()["workers"].values():
+        per_host[info["host"]] = per_host.get(info["host"], 0) + 1
+    assert list(per_host.values()) == [2]
+    shares = [cluster.submit(_threads_on_this_host, per_host, pure=False, workers=[address]).result()
+              for address in cluster.scheduler_info()["workers"]]  # as a task, like a case
+    assert shares == [max(1, cores // 2)] * 2
+    assert _threads_on_this_host(per_host) == cores  # outside a worker: the whole machine
