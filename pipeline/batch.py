@@ -14,7 +14,9 @@ How results are kept safe:
 Workers are separate processes (``--workers N``) that load the model once; a worker that dies
 (e.g. out of memory) costs only its case, which is reported and the pool is restarted. With
 ``scheduler`` (``pleura batch --scheduler tcp://HOST:8786``) the cases run as tasks on a Dask
-distributed cluster instead; results stream back into the same journal and CSV.
+distributed cluster instead; results stream back into the same journal and CSV. A case's input
+key is computed (its files hashed) just before it is handed to a worker, so the hashing overlaps
+the workers' start-up and work; a batch with nothing left to do starts no worker.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import csv
 import ctypes
 import io
+import itertools
 import json
 import os
 import tempfile
@@ -230,33 +233,48 @@ def write_csv_atomic(path: Path, rows: Iterable[dict[str, Any]]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-def run_pool(tasks: list[tuple[Any, str]], *, fn: Callable[..., dict[str, Any]], extra_args: tuple = (),
+def run_pool(tasks: Iterable[tuple[Any, str]], *, fn: Callable[..., dict[str, Any]], extra_args: tuple = (),
              workers: int, initializer: Callable[..., None], initargs: tuple,
              on_crash: Callable[[Any], dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield (key, row) as ``fn(task, *extra_args)`` finishes for each (task, key).
 
+    ``tasks`` is consumed lazily, a few ahead of the workers, so whatever produces them (the
+    batch hashes each case's files for its resume key) overlaps the workers' start-up and work.
     ``workers`` ≤ 1 runs in this process (``initializer`` called once); otherwise a spawn-based
-    process pool whose workers each run ``initializer`` once. A worker crash costs only the
-    case(s) it was running (``on_crash(task)`` row); the pool is restarted for the rest.
+    process pool whose workers each run ``initializer`` once. Nothing is started when there is
+    no task. A worker crash costs only the case(s) it was running (``on_crash(task)`` row); the
+    pool is restarted for the rest.
     """
-    if not tasks:
+    source = iter(tasks)
+    first = next(source, None)
+    if first is None:
         return
     if workers <= 1:
         initializer(*initargs)
-        for task, key in tasks:
+        for task, key in itertools.chain([first], source):
             yield key, fn(task, *extra_args)
         return
-    queue = list(tasks)
-    while queue:
+    retry: list[tuple[Any, str]] = [first]  # tasks to (re)submit before drawing new ones
+
+    def next_task() -> tuple[Any, str] | None:
+        return retry.pop(0) if retry else next(source, None)
+
+    exhausted = False
+    while not exhausted or retry:
         ctx = get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=initializer,
                                  initargs=initargs) as pool:
             futures: dict[Future, tuple[Any, str]] = {}
             broken = False
-            while (queue or futures) and not broken:
-                while queue and len(futures) < 2 * workers:
-                    task, key = queue.pop(0)
-                    futures[pool.submit(fn, task, *extra_args)] = (task, key)
+            while not broken:
+                while not exhausted and len(futures) < 2 * workers:
+                    item = next_task()
+                    if item is None:
+                        exhausted = True
+                        break
+                    futures[pool.submit(fn, item[0], *extra_args)] = item
+                if not futures:
+                    break
                 done, _ = wait(futures, return_when=FIRST_COMPLETED)
                 for fut in done:
                     task, key = futures.pop(fut)
@@ -267,8 +285,9 @@ def run_pool(tasks: list[tuple[Any, str]], *, fn: Callable[..., dict[str, Any]],
                         row = on_crash(task)
                     yield key, row
             if broken:  # the pool is unusable: cases still in flight go back to the queue
-                queue = list(futures.values()) + queue
+                retry[:0] = list(futures.values())
                 futures.clear()
+                exhausted = False if retry else exhausted
 
 
 _DASK_SCORERS: dict[tuple[str, int | None], Any] = {}
@@ -302,7 +321,7 @@ def _threads_on_this_host(workers_per_host: dict[str, int]) -> int:
     return max(1, cores // max(1, workers_per_host.get(host, 1)))
 
 
-def run_dask(tasks: list[tuple[CaseInput, str]], *, scheduler: str | Any, bundle_path: str, label: int | None,
+def run_dask(tasks: Iterable[tuple[CaseInput, str]], *, scheduler: str | Any, bundle_path: str, label: int | None,
              num_threads: int | None) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield (key, row) as cases finish on a Dask distributed cluster.
 
@@ -311,7 +330,9 @@ def run_dask(tasks: list[tuple[CaseInput, str]], *, scheduler: str | Any, bundle
     process loads the bundle once and reuses it. A task lost with its worker is retried once by
     Dask, then reported in its row.
     """
-    if not tasks:
+    source = iter(tasks)
+    first = next(source, None)
+    if first is None:
         return
     from distributed import Client, as_completed
 
@@ -321,7 +342,7 @@ def run_dask(tasks: list[tuple[CaseInput, str]], *, scheduler: str | Any, bundle
         for info in client.scheduler_info().get("workers", {}).values():
             per_host[info.get("host", "")] = per_host.get(info.get("host", ""), 0) + 1
         futures = {}
-        for case, key in tasks:
+        for case, key in itertools.chain([first], source):
             fut = client.submit(score_one_cached, case, label, bundle_path, num_threads, per_host,
                                 key=f"pleura-{key}", pure=False, retries=1)
             futures[fut] = (case, key)
@@ -350,34 +371,42 @@ def run_batch(cases: list[CaseInput], *, out_path: str | os.PathLike[str], bundl
     out = Path(out_path)
     journal_path = out.with_name(out.name + ".journal.jsonl")
     previous = read_journal(journal_path)
-    order: list[tuple[CaseInput, str, str, str]] = []
-    for case in cases:
-        key, ct_sha, roi_sha = input_key(case, model_id, label)
-        order.append((case, key, ct_sha, roi_sha))
+    total = len(cases)
+    keys: list[str] = []  # input keys in manifest order, filled as the cases are hashed
+    meta: dict[str, tuple[str, str]] = {}
     current: dict[str, dict[str, Any]] = {}
-    pending: list[tuple[CaseInput, str]] = []
-    for case, key, _c, _r in order:
-        row = previous.get(key)
-        if row is not None and row.get("error_type") != "internal":
-            current[key] = row
-        else:
-            pending.append((case, key))
-    n_skipped = len(current)
-    meta = {key: (ct_sha, roi_sha) for _case, key, ct_sha, roi_sha in order}
+    skipped = 0
+
+    def pending() -> Iterator[tuple[CaseInput, str]]:
+        # Each case's files are hashed (its resume key) only when the workers are about to need
+        # it, so hashing overlaps their start-up and work instead of delaying it (≈ 0.07 s per
+        # 512×512×300 case: over a minute before the first case of a 1000-case cohort).
+        nonlocal skipped
+        for case in cases:
+            key, ct_sha, roi_sha = input_key(case, model_id, label)
+            keys.append(key)
+            meta[key] = (ct_sha, roi_sha)
+            row = previous.get(key)
+            if row is not None and row.get("error_type") != "internal":
+                current[key] = row  # done in an earlier run: kept, not scored again
+                skipped += 1
+                if progress:
+                    progress(len(current), total, None)
+            else:
+                yield case, key
 
     def rows_in_order() -> list[dict[str, Any]]:
-        return [current[key] for _case, key, _c, _r in order if key in current]
+        return [current[key] for key in keys if key in current]
 
-    total = len(order)
     if progress:
-        progress(len(current), total, None)
+        progress(0, total, None)
     last_write = 0.0
     with _open_journal(journal_path) as journal:
         if scheduler is not None:
-            results = run_dask(pending, scheduler=scheduler, bundle_path=str(Path(bundle_path).resolve()), label=label,
-                               num_threads=num_threads)
+            results = run_dask(pending(), scheduler=scheduler, bundle_path=str(Path(bundle_path).resolve()),
+                               label=label, num_threads=num_threads)
         else:
-            results = run_pool(pending, fn=_score_in_worker, extra_args=(label,), workers=workers,
+            results = run_pool(pending(), fn=_score_in_worker, extra_args=(label,), workers=workers,
                                initializer=_init_worker, initargs=(str(bundle_path), num_threads), on_crash=_crash_row)
         for key, row in results:
             ct_sha, roi_sha = meta[key]
@@ -392,4 +421,4 @@ def run_batch(cases: list[CaseInput], *, out_path: str | os.PathLike[str], bundl
     rows = rows_in_order()
     write_csv_atomic(out, rows)
     n_ok = sum(1 for r in rows if r.get("status") == "ok")
-    return BatchSummary(len(rows), n_ok, len(rows) - n_ok, n_skipped, time.perf_counter() - t0, str(out))
+    return BatchSummary(len(rows), n_ok, len(rows) - n_ok, skipped, time.perf_counter() - t0, str(out))

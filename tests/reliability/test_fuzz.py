@@ -3,6 +3,8 @@
 * ``read_image`` on random or mutated NIfTI (.nii, .nii.gz), NRRD and MHA bytes returns a 3-D
   :class:`Volume` or raises an :class:`InputError` subclass with a one-line message that names no
   file — never another exception, never a crash, and nothing printed on stderr by the C++ readers;
+  ``stream_slices`` (the streamed read ``load_case`` uses) on the same bytes gives the same voxels
+  block by block, the same error, or leaves the file to ``read_image``;
 * ``read_clinical_csv`` (and a case manifest through ``discover_cases``) on random text or bytes
   returns its result or raises :class:`CohortError`;
 * a zip upload (``UploadFolder.store_image`` then ``read_image``, the app's path) holding a DICOM
@@ -45,7 +47,7 @@ from pipeline.archive import UploadFolder
 from pipeline.clinical import ClinicalValues, parse_clinical, read_clinical_csv
 from pipeline.cohort import discover_cases
 from pipeline.errors import ClinicalValueError, CohortError, InputError
-from pipeline.io import read_image
+from pipeline.io import read_image, stream_slices
 from pipeline.volume import Volume
 
 # PLEURA_FUZZ_LONG=1: the long profile on new random inputs (exploration, run by hand);
@@ -175,6 +177,7 @@ def image_files(draw: st.DrawFn) -> tuple[str, bytes]:
 def _check_read(folder: Path, suffix: str, data: bytes, capfd: pytest.CaptureFixture) -> None:
     path = folder / f"{SECRET_DIR}{suffix}"
     path.write_bytes(data)
+    volume, message = None, None
     try:
         volume = read_image(path, role="CT", max_voxels=MAX_VOXELS)
     except InputError as err:
@@ -183,7 +186,28 @@ def _check_read(folder: Path, suffix: str, data: bytes, capfd: pytest.CaptureFix
         assert SECRET_DIR not in message and str(folder) not in message, message
     else:
         assert isinstance(volume, Volume) and volume.array.ndim == 3 and min(volume.shape_zyx) >= 1
+    if suffix in (".nii", ".nii.gz"):
+        _check_streamed_read(path, volume, message)
     assert capfd.readouterr().err == "", "the image libraries printed on stderr"
+
+
+def _check_streamed_read(path: Path, volume: Volume | None, message: str | None) -> None:
+    """The streamed reader agrees with read_image: same voxels and geometry, same error, or None."""
+    blocks: list[np.ndarray] = []
+    try:
+        out = stream_slices(path, role="CT", max_voxels=MAX_VOXELS,
+                            plan=lambda geometry: (lambda z0, block: blocks.append(block.copy())))
+    except InputError as err:
+        assert str(err) == message, (str(err), message)
+        return
+    if out is None:
+        return  # read_image's general path decides (it did, above)
+    assert volume is not None, f"streamed read accepted a file read_image refused: {message}"
+    geometry, _ = out
+    array = np.concatenate(blocks) if blocks else np.empty((0,) + volume.shape_zyx[1:], volume.array.dtype)
+    assert array.dtype == volume.array.dtype and np.array_equal(array, volume.array, equal_nan=True)
+    assert (geometry.shape_zyx, geometry.spacing_xyz, geometry.origin_xyz, geometry.direction) == (
+        volume.shape_zyx, volume.spacing_xyz, volume.origin_xyz, volume.direction)
 
 
 # regression examples found by this fuzzer (fixed in pipeline.io):
