@@ -261,33 +261,8 @@ def _read_nifti_direct(reader: sitk.ImageFileReader, path: Path, header: _NiftiH
     dtype = _direct_dtype(reader, path, header)
     if dtype is None:
         return None
-    gz = _is_gzip(path)
     array = np.empty(tuple(reader.GetSize())[::-1], dtype=dtype)
-    view = memoryview(array).cast("B")
-    truncated = ImageReadError(f"{role} could not be read: the file is truncated or its data are corrupt")
-    if not gz:  # uncompressed (named .nii, or .nii.gz without compression): read into the array
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            head = fh.read(header.vox_offset)
-            if len(head) < header.vox_offset or fh.readinto(view) < view.nbytes:
-                raise truncated
-            if want_hash:
-                h.update(head)
-                h.update(view)
-                while chunk := fh.read(4 << 20):
-                    h.update(chunk)
-        return Volume(array, spacing_xyz=tuple(reader.GetSpacing()), origin_xyz=tuple(reader.GetOrigin()),
-                      direction=tuple(reader.GetDirection())), h.hexdigest() if want_hash else ""
-    h = hashlib.sha256() if want_hash else None
-    with open(path, "rb") as fh, ThreadPoolExecutor(max_workers=1) as pool:
-        def pieces() -> Iterator[bytes]:
-            while piece := fh.read(_READ_PIECE):
-                if h is not None:  # hashed in the second thread (FIFO, so in file order)
-                    pool.submit(h.update, piece)
-                yield piece
-
-        problem = _gunzip_into(pieces(), skip=header.vox_offset, out=view, slack=_NIFTI_GZ_SLACK)
-    sha256 = h.hexdigest() if h is not None and not problem else ""
+    problem, sha256 = _voxel_pass(path, header, memoryview(array).cast("B"), want_hash=want_hash)
     _raise_data_problem(problem, role)
     return Volume(array, spacing_xyz=tuple(reader.GetSpacing()), origin_xyz=tuple(reader.GetOrigin()),
                   direction=tuple(reader.GetDirection())), sha256
@@ -395,35 +370,52 @@ def stream_slices(path: str | os.PathLike[str], *, role: str, plan: Callable[[Vo
     if on_block is None:
         return None
     sink = _SliceSink(shape_zyx, dtype, on_block)  # type: ignore[arg-type]
+    problem, sha256 = _voxel_pass(p, header, sink, want_hash=want_hash)
+    _raise_data_problem(problem, role)
+    return geometry, sha256
+
+
+def _voxel_pass(path: Path, header: _NiftiHeader, out: memoryview | _SliceSink, *,
+                want_hash: bool) -> tuple[str | None, str]:
+    """One pass over a plain NIfTI file (the direct path's and the streamed path's only read):
+    its voxel bytes into ``out`` (a buffer filled in place, or a :class:`_SliceSink`), gzip
+    data decompressed with ISA-L (length, CRC and bomb limit checked on the way), and the whole
+    file hashed meanwhile (``want_hash``; in a second thread for gzip). Returns ``(problem,
+    sha256)``: ``problem`` as :func:`_gunzip_into` gives it, ``sha256`` ``""`` unless wanted and
+    the file was sound."""
     h = hashlib.sha256() if want_hash else None
-    if not _is_gzip(p):
-        with open(p, "rb") as fh:
+    if not _is_gzip(path):  # uncompressed (named .nii, or .nii.gz without compression)
+        with open(path, "rb") as fh:
             head = fh.read(header.vox_offset)
+            if len(head) < header.vox_offset:
+                return "corrupt", ""
             if h is not None:
                 h.update(head)
-            problem = "corrupt" if len(head) < header.vox_offset else None
-            while problem is None and not sink.complete:
-                data = fh.read(min(_READ_PIECE, sink.nbytes - sink.received))
-                if not data:
-                    problem = "corrupt"
-                    break
-                if h is not None:
-                    h.update(data)
-                sink.write(sink.received, memoryview(data))
-            if h is not None and problem is None:
+            if isinstance(out, _SliceSink):
+                while not out.complete and (data := fh.read(min(_READ_PIECE, out.nbytes - out.received))):
+                    if h is not None:
+                        h.update(data)
+                    out.write(out.received, memoryview(data))
+                complete = out.complete
+            else:
+                complete = fh.readinto(out) == out.nbytes
+                if h is not None and complete:
+                    h.update(out)
+            if not complete:
+                return "corrupt", ""
+            if h is not None:
                 while chunk := fh.read(_READ_PIECE):
                     h.update(chunk)
-    else:
-        with open(p, "rb") as fh, ThreadPoolExecutor(max_workers=1) as pool:
-            def pieces() -> Iterator[bytes]:
-                while piece := fh.read(_READ_PIECE):
-                    if h is not None:
-                        pool.submit(h.update, piece)
-                    yield piece
+        return None, (h.hexdigest() if h is not None else "")
+    with open(path, "rb") as fh, ThreadPoolExecutor(max_workers=1) as pool:
+        def pieces() -> Iterator[bytes]:
+            while piece := fh.read(_READ_PIECE):
+                if h is not None:  # hashed in the second thread (FIFO, so in file order)
+                    pool.submit(h.update, piece)
+                yield piece
 
-            problem = _gunzip_into(pieces(), skip=header.vox_offset, out=sink, slack=_NIFTI_GZ_SLACK)
-    _raise_data_problem(problem, role)
-    return geometry, (h.hexdigest() if h is not None else "")
+        problem = _gunzip_into(pieces(), skip=header.vox_offset, out=out, slack=_NIFTI_GZ_SLACK)
+    return problem, (h.hexdigest() if h is not None and not problem else "")
 
 
 def _gunzip_into(pieces: Iterable[bytes], *, skip: int, out: memoryview | _SliceSink, slack: int,
