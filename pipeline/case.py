@@ -26,7 +26,7 @@ from .config import PipelineConfig
 from .errors import InputError
 from .io import read_image, read_image_hashed, stream_slices
 from .preprocess import CropRecord
-from .preprocess.crop import bbox_crop, crop_record, roi_bbox
+from .preprocess.crop import crop_record, roi_bbox
 from .validate import IntensitySummariser, align_mask, binarise_mask, check_ct_intensities, same_grid
 from .volume import Volume
 
@@ -168,56 +168,70 @@ def load_case(ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str],
         box = _RoiBox.of(roi_aligned)
         roi_kept = roi_aligned if keep_full else None
         del roi_aligned
-    warnings = list(warnings)
-    chosen, start, stop = _chosen_label_box(box, ct, label=label, min_voxels=v.min_mask_voxels)
-    if _touches_edge(start, stop, ct.shape_zyx):
-        warnings.append(_EDGE_WARNING)
-    p = config.preprocess
-    ct_c, roi_c, crop = bbox_crop(ct, box.geometry, start, stop, margin_mm=p.crop_margin_mm,
-                                  min_margin_voxels=p.crop_min_margin_voxels)
-    roi_c = roi_c.with_array(box.paste(roi_c.shape_zyx, crop.start_zyx, chosen))
+    plan = _CropPlan.of(box, ct, label=label, config=config)
     roi_full = None
     if keep_full:  # a mask on the CT grid is pasted from its box: np.zeros' untouched pages cost nothing
-        roi_full = ct.with_array((roi_kept.array == chosen).astype(np.uint8) if roi_kept is not None
-                                 else box.paste(ct.shape_zyx, (0, 0, 0), chosen))
-    return PreparedCase(
-        ct_crop=ct_c,
-        roi_crop=roi_c,
-        crop=crop,
-        warnings=tuple(warnings),
-        ct_sha256=ct_sha256,
-        roi_sha256=roi_sha256,
-        ct_shape_zyx=ct.shape_zyx,
-        ct_spacing_xyz=ct.spacing_xyz,
-        roi_voxels=int(roi_c.array.sum()),
-        ct_full=ct if keep_full else None,
-        roi_full=roi_full,
-    )
+        roi_full = ct.with_array((roi_kept.array == plan.chosen).astype(np.uint8) if roi_kept is not None
+                                 else box.paste(ct.shape_zyx, (0, 0, 0), plan.chosen))
+    return plan.case(ct, np.ascontiguousarray(ct.array[plan.slices]), box, warnings=list(warnings),
+                     ct_sha256=ct_sha256, roi_sha256=roi_sha256, ct_full=ct if keep_full else None,
+                     roi_full=roi_full)
 
 
 _EDGE_WARNING = "ROI touches the edge of the CT volume: the tumour may be cut off and its features incomplete"
 
 
-def _touches_edge(start: tuple[int, ...], stop: tuple[int, ...], shape: tuple[int, ...]) -> bool:
-    return any(a == 0 for a in start) or any(b == n for b, n in zip(stop, shape))
+@dataclass(frozen=True)
+class _CropPlan:
+    """The tumour label and where the crop (its box + margin) lies in the whole CT: all a case
+    needs from the mask besides its box, whichever way the CT is then read."""
 
+    chosen: int
+    crop: CropRecord
+    touches_edge: bool
 
-def _chosen_label_box(box: _RoiBox, ct: Volume, *, label: int | None,
-                      min_voxels: int) -> tuple[int, tuple[int, int, int], tuple[int, int, int]]:
-    """The tumour label and its bounding box [start, stop) (z, y, x) in the whole CT.
+    @classmethod
+    def of(cls, box: _RoiBox, ct: Volume, *, label: int | None, config: PipelineConfig) -> "_CropPlan":
+        """Labels are checked on the box of all labelled voxels, not on the whole volume (a
+        512×512×300 mask is 79 M voxels). ``ct`` only gives the geometry (shape, spacing).
+        Raises the mask's :class:`~pipeline.errors.MaskError`."""
+        v, p = config.validation, config.preprocess
+        if box.array is None:
+            binarise_mask(ct.with_array(np.zeros((1, 1, 1), np.uint8)), label=label,
+                          min_voxels=v.min_mask_voxels)  # raises the empty-mask error
+        binary_sub = binarise_mask(ct.with_array(box.array), label=label, min_voxels=v.min_mask_voxels)
+        chosen = label if label is not None else int(box.array[binary_sub.array.astype(bool)].flat[0])
+        lo_sub, hi_sub = roi_bbox(binary_sub.array)
+        start = tuple(a + b for a, b in zip(box.start, lo_sub))
+        stop = tuple(a + b for a, b in zip(box.start, hi_sub))
+        crop = crop_record(ct.shape_zyx, ct.spacing_zyx, start, stop, margin_mm=p.crop_margin_mm,  # type: ignore[arg-type]
+                           min_margin_voxels=p.crop_min_margin_voxels)
+        edge = any(a == 0 for a in start) or any(b == n for b, n in zip(stop, ct.shape_zyx))
+        return cls(chosen, crop, edge)
 
-    Labels are checked on the box of all labelled voxels, not on the whole volume (a
-    512×512×300 mask is 79 M voxels). Raises the mask's :class:`~pipeline.errors.MaskError`.
-    """
-    if box.array is None:
-        binarise_mask(ct.with_array(np.zeros((1, 1, 1), np.uint8)), label=label,
-                      min_voxels=min_voxels)  # raises the empty-mask error
-    binary_sub = binarise_mask(ct.with_array(box.array), label=label, min_voxels=min_voxels)
-    chosen = label if label is not None else int(box.array[binary_sub.array.astype(bool)].flat[0])
-    lo_sub, hi_sub = roi_bbox(binary_sub.array)
-    start = tuple(a + b for a, b in zip(box.start, lo_sub))
-    stop = tuple(a + b for a, b in zip(box.start, hi_sub))
-    return chosen, start, stop  # type: ignore[return-value]
+    @property
+    def slices(self) -> tuple[slice, slice, slice]:
+        return tuple(slice(a, b) for a, b in zip(self.crop.start_zyx, self.crop.stop_zyx))  # type: ignore[return-value]
+
+    def case(self, ct: Volume, ct_crop: np.ndarray, box: _RoiBox, *, warnings: list[str], ct_sha256: str,
+             roi_sha256: str, ct_full: Volume | None = None, roi_full: Volume | None = None) -> PreparedCase:
+        """The :class:`PreparedCase` from the CT crop's voxels (``ct`` gives the geometry)."""
+        origin = tuple(float(c) for c in ct.index_to_physical(np.asarray(self.crop.start_zyx, dtype=float)))
+        ct_c = ct.with_array(ct_crop, origin_xyz=origin)
+        roi_c = ct_c.with_array(box.paste(ct_c.shape_zyx, self.crop.start_zyx, self.chosen))
+        return PreparedCase(
+            ct_crop=ct_c,
+            roi_crop=roi_c,
+            crop=self.crop,
+            warnings=tuple(warnings) + ((_EDGE_WARNING,) if self.touches_edge else ()),
+            ct_sha256=ct_sha256,
+            roi_sha256=roi_sha256,
+            ct_shape_zyx=ct.shape_zyx,
+            ct_spacing_xyz=ct.spacing_xyz,
+            roi_voxels=int(roi_c.array.sum()),
+            ct_full=ct_full,
+            roi_full=roi_full,
+        )
 
 
 def _load_streamed(ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str], *, config: PipelineConfig,
@@ -233,7 +247,7 @@ def _load_streamed(ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[
     is anything else: another format, a mask needing resampling, a mask problem, an unreadable
     mask (so that a CT error is still reported first).
     """
-    v, p = config.validation, config.preprocess
+    v = config.validation
     try:
         roi_read = _RoiBox.streamed(roi_path, role="ROI mask", max_voxels=v.max_voxels, want_hash=hash_inputs)
     except InputError:
@@ -241,23 +255,20 @@ def _load_streamed(ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[
     if roi_read is None or roi_read[0].array is None:
         return None
     roi_box, roi_sha256 = roi_read
-    planned: dict[str, object] = {}
+    planned: list[tuple[_CropPlan, _RoiBox, np.ndarray, IntensitySummariser]] = []
 
     def plan(ct_geometry: Volume):  # noqa: ANN202
         if not same_grid(ct_geometry, roi_box.geometry, config=v):
             return None
         box = replace(roi_box, geometry=ct_geometry.with_array(roi_box.geometry.array))
         try:
-            chosen, start, stop = _chosen_label_box(box, ct_geometry, label=label, min_voxels=v.min_mask_voxels)
+            crop_plan = _CropPlan.of(box, ct_geometry, label=label, config=config)
         except InputError:
             return None
-        crop = crop_record(ct_geometry.shape_zyx, box.geometry.spacing_zyx, start, stop,
-                           margin_mm=p.crop_margin_mm, min_margin_voxels=p.crop_min_margin_voxels)
-        (z_lo, y_lo, x_lo), (z_hi, y_hi, x_hi) = crop.start_zyx, crop.stop_zyx
+        (z_lo, y_lo, x_lo), (z_hi, y_hi, x_hi) = crop_plan.crop.start_zyx, crop_plan.crop.stop_zyx
         ct_crop = np.empty((z_hi - z_lo, y_hi - y_lo, x_hi - x_lo), dtype=ct_geometry.array.dtype)
         summariser = IntensitySummariser(ct_geometry.shape_zyx, ct_geometry.array.dtype)
-        planned.update(box=box, chosen=chosen, start=start, stop=stop, crop=crop, ct_crop=ct_crop,
-                       summariser=summariser)
+        planned.append((crop_plan, box, ct_crop, summariser))
 
         def on_block(z0: int, block: np.ndarray) -> None:
             summariser.add(z0, block)
@@ -270,22 +281,6 @@ def _load_streamed(ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[
     if streamed is None:
         return None
     ct_geometry, ct_sha256 = streamed
-    check_ct_intensities(planned["summariser"].summary(), config=v)  # type: ignore[union-attr]
-    box: _RoiBox = planned["box"]  # type: ignore[assignment]
-    crop: CropRecord = planned["crop"]  # type: ignore[assignment]
-    origin = tuple(float(c) for c in ct_geometry.index_to_physical(np.asarray(crop.start_zyx, dtype=float)))
-    ct_c = ct_geometry.with_array(planned["ct_crop"], origin_xyz=origin)  # type: ignore[arg-type]
-    roi_c = ct_c.with_array(box.paste(ct_c.shape_zyx, crop.start_zyx, planned["chosen"]))  # type: ignore[arg-type]
-    warnings = (_EDGE_WARNING,) if _touches_edge(planned["start"], planned["stop"],  # type: ignore[arg-type]
-                                                 ct_geometry.shape_zyx) else ()
-    return PreparedCase(
-        ct_crop=ct_c,
-        roi_crop=roi_c,
-        crop=crop,
-        warnings=warnings,
-        ct_sha256=ct_sha256,
-        roi_sha256=roi_sha256,
-        ct_shape_zyx=ct_geometry.shape_zyx,
-        ct_spacing_xyz=ct_geometry.spacing_xyz,
-        roi_voxels=int(roi_c.array.sum()),
-    )
+    crop_plan, box, ct_crop, summariser = planned[0]
+    check_ct_intensities(summariser.summary(), config=v)
+    return crop_plan.case(ct_geometry, ct_crop, box, warnings=[], ct_sha256=ct_sha256, roi_sha256=roi_sha256)
