@@ -309,6 +309,12 @@ def score_one_cached(case: CaseInput, label: int | None, bundle_path: str, num_t
     return _score_in_worker(case, label, _DASK_SCORERS[key])
 
 
+def workers_per_host(client: Any) -> dict[str, int]:  # noqa: ANN401 - a distributed.Client
+    """Dask worker processes on each machine of the client's cluster (host → count)."""
+    hosts = [info.get("host", "") for info in client.scheduler_info().get("workers", {}).values()]
+    return {host: hosts.count(host) for host in set(hosts)}
+
+
 def _threads_on_this_host(workers_per_host: dict[str, int]) -> int:
     """Cores of this machine / Dask worker processes on it (at least 1)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -338,9 +344,7 @@ def run_dask(tasks: Iterable[tuple[CaseInput, str]], *, scheduler: str | Any, bu
 
     client = scheduler if isinstance(scheduler, Client) else Client(scheduler, timeout="30s")
     try:
-        per_host: dict[str, int] = {}
-        for info in client.scheduler_info().get("workers", {}).values():
-            per_host[info.get("host", "")] = per_host.get(info.get("host", ""), 0) + 1
+        per_host = workers_per_host(client)
         futures = {}
         for case, key in itertools.chain([first], source):
             fut = client.submit(score_one_cached, case, label, bundle_path, num_threads, per_host,

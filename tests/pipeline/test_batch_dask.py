@@ -48,12 +48,10 @@ def test_each_dask_worker_takes_its_share_of_its_machines_cores(cluster):
     """Two workers on one machine: torch threads = cores // 2 each (not all cores each)."""
     import os
 
-    from pipeline.batch import _threads_on_this_host
+    from pipeline.batch import _threads_on_this_host, workers_per_host
 
     cores = len(os.sched_getaffinity(0))
-    per_host: dict[str, int] = {}
-    for info in cluster.scheduler_info()["workers"].values():
-        per_host[info["host"]] = per_host.get(info["host"], 0) + 1
+    per_host = workers_per_host(cluster)
     assert list(per_host.values()) == [2]
     shares = [cluster.submit(_threads_on_this_host, per_host, pure=False, workers=[address]).result()
               for address in cluster.scheduler_info()["workers"]]  # as a task, like a case
