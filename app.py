@@ -2,7 +2,7 @@
 
 This file only sets up the page and the navigation; the pages live in ``pages/`` (each starts with
 ``app_support.page_header()``: the model's notice banner and the model in use) and every
-computation in ``pipeline/`` (see ``pipeline/app_support.py``).
+computation in ``pipeline/`` (see ``pipeline/app/support.py``).
 
 Environment: ``PLEURA_BUNDLE`` (model bundle folder, default ``weights/demo``),
 ``PLEURA_AUDIT_LOG`` (default ``./audit/audit.jsonl``), ``PLEURA_THREADS`` (torch threads).

@@ -9,7 +9,7 @@ Usage (from the repository root, in the project's venv; needs ``/usr/bin/chromiu
 What it does:
 
 1. **Cold start**, ``--cold`` times, a fresh server each time, started exactly as the product starts
-   it: ``pleura app --port <free port> --address 127.0.0.1`` (``pipeline/cli.py``'s ``cmd_app``,
+   it: ``pleura app --port <free port> --address 127.0.0.1`` (``pipeline/cli/main.py``'s ``cmd_app``,
    also behind ``scripts/run_app.sh`` and the Docker entrypoint: ``MALLOC_ARENA_MAX=2``, then
    ``exec python -m streamlit run app.py`` with the server flags, repo root as working directory
    so ``.streamlit/config.toml`` applies; the bundle is ``$PLEURA_BUNDLE``/``--bundle`` or
@@ -89,7 +89,7 @@ bp = _load_by_path("bench_pipeline", _HERE / "pipeline.py")  # phantoms: make_be
 
 MB = 1024 * 1024
 SERVER_TIMEOUT_S = 180
-PREDICT_STEPS: tuple[str, ...] = ()  # filled from pipeline.app_support.StepProgress in main()
+PREDICT_STEPS: tuple[str, ...] = ()  # filled from pipeline.app.support.StepProgress in main()
 
 
 def say(message: str) -> None:
@@ -267,7 +267,7 @@ class ProductServer:
 def pleura_command(port: int) -> list[str]:
     """``pleura app`` from this venv (the console script), else the same entry point via ``-c``."""
     script = Path(sys.executable).parent / "pleura"
-    base = [str(script)] if script.exists() else [sys.executable, "-c", "from pipeline.cli import main; main()"]
+    base = [str(script)] if script.exists() else [sys.executable, "-c", "from pipeline.cli.main import main; main()"]
     return [*base, "app", "--port", str(port), "--address", "127.0.0.1"]
 
 
@@ -445,12 +445,12 @@ def result_timeline(page, marks: dict[str, float], steps: Sequence[str]) -> dict
 # ------------------------------------------------------------------------------------------------
 def scorer_load_in_fresh_process(env_bundle: str | None, threads: int | None) -> dict[str, float]:
     """``Scorer()`` in a new Python process that has already imported what the server has when
-    the Predict page first opens (streamlit, pipeline.app_support)."""
+    the Predict page first opens (streamlit, pipeline.app.support)."""
     code = (
         "import json, time; t0 = time.perf_counter()\n"
-        "import streamlit, pipeline.app_support\n"
+        "import streamlit, pipeline.app.support\n"
         "t1 = time.perf_counter()\n"
-        "from pipeline.score import Scorer\n"
+        "from pipeline.serving.score import Scorer\n"
         "t2 = time.perf_counter()\n"
         "s = Scorer(None)\n"
         "t3 = time.perf_counter()\n"
@@ -710,7 +710,7 @@ def format_report(result: dict[str, Any]) -> str:
                   f"{_f(s['cold_probe_model_wait_at_click_s'], 0).strip()} s for the model; click → probability "
                   f"{_f(s['cold_probe_click_to_probability_s'], 0).strip()} s"]
         L += [f"   Scorer() in a fresh process: import streamlit + app_support "
-              f"{_f(s['fresh_import_streamlit_app_support_s'], 0).strip()} s, import pipeline.score "
+              f"{_f(s['fresh_import_streamlit_app_support_s'], 0).strip()} s, import pipeline.serving.score "
               f"{_f(s['fresh_import_pipeline_score_s'], 0).strip()} s, Scorer(bundle) "
               f"{_f(s['fresh_scorer_init_s'], 0).strip()} s",
               f"   server peak RSS during a cold run: {s['cold_peak_rss_mb']:.0f} MiB"]
@@ -792,7 +792,7 @@ def main(argv: list[str] | None = None) -> int:
         args.bundle = str(Path(args.bundle).resolve())
         os.environ["PLEURA_BUNDLE"] = args.bundle  # for the notice lookup below
     t_start = time.perf_counter()
-    from pipeline import app_support
+    from pipeline.app import support as app_support
 
     PREDICT_STEPS = tuple(name for name, _ in app_support.StepProgress.STEPS)
     bundle_path = app_support.initial_bundle_path()

@@ -9,14 +9,14 @@ Usage (from the repository root, in the project's venv)::
 
 What it does:
 
-1. Writes ``--cases`` + 1 synthetic phantoms (``pipeline.phantom``; CT int16 HU and ROI uint8 as
+1. Writes ``--cases`` + 1 synthetic phantoms (``pipeline.synth.phantom``; CT int16 HU and ROI uint8 as
    ``.nii.gz``; (slices, size, size) voxels; tumour 15–30 mm) into ``--workdir`` (cached there
    between runs).
 2. Builds a model bundle for timing through the public API (features of 8 small phantoms with
-   ``pipeline.dataset.extract_cohort_features``, then ``pleura fit``), unless ``--bundle`` is
+   ``pipeline.training.dataset.extract_cohort_features``, then ``pleura fit``), unless ``--bundle`` is
    given or ``weights/demo`` exists. The bundle is cached in ``--workdir`` too.
 3. In one warm process, runs the seed pipeline (``bench/seed_pipeline.py``) and
-   ``pipeline.score.Scorer(bundle).score(ct, roi, clinical)`` on the same files, alternating which
+   ``pipeline.serving.score.Scorer(bundle).score(ct, roi, clinical)`` on the same files, alternating which
    goes first; the first case is a warm-up and is not counted. Peak RSS of each run is read from
    the kernel (``VmHWM``, reset before each run).
 4. Times gzip decompression of one CT file with Python's ``gzip`` (zlib) and with ``isal``, and a
@@ -106,13 +106,13 @@ class BenchCase:
 
 
 def draw_bench_spec(ss: np.random.SeedSequence, *, case_index: int, size: int, slices: int):  # noqa: ANN201
-    """A clinical-size :class:`~pipeline.phantom.SampledCase` with a 15–30 mm tumour.
+    """A clinical-size :class:`~pipeline.synth.phantom.SampledCase` with a 15–30 mm tumour.
 
-    Cases are drawn from ``pipeline.phantom.sample_case`` (clinical preset, ``slices`` slices) and
+    Cases are drawn from ``pipeline.synth.phantom.sample_case`` (clinical preset, ``slices`` slices) and
     redrawn until the tumour diameter falls in [15, 30] mm. A matrix other than 512 keeps the
     drawn field of view (pixel spacing scaled by 512 / size).
     """
-    from pipeline.phantom import sample_case
+    from pipeline.synth.phantom import sample_case
 
     while True:
         case = sample_case(np.random.default_rng(ss.spawn(1)[0]), size="clinical", case_index=case_index,
@@ -135,7 +135,7 @@ def make_bench_cases(folder: Path, *, n: int, size: int, slices: int, seed: int)
     """
     import SimpleITK as sitk
 
-    from pipeline.phantom import make_phantom
+    from pipeline.synth.phantom import make_phantom
 
     folder.mkdir(parents=True, exist_ok=True)
     ss = np.random.SeedSequence(seed)
@@ -176,7 +176,7 @@ def write_manifest(cases: Sequence[BenchCase], path: Path) -> Path:
 def _code_fingerprint() -> str:
     """sha256 (12 hex) of the pipeline's settings and source: a cached bundle is rebuilt when
     either changes."""
-    from pipeline.config import PipelineConfig
+    from pipeline.core.config import PipelineConfig
 
     h = hashlib.sha256(json.dumps(PipelineConfig().to_dict(), sort_keys=True).encode())
     for package in ("pipeline", "models"):
@@ -188,8 +188,8 @@ def _code_fingerprint() -> str:
 def ensure_bundle(workdir: Path, *, explicit: str | None, threads: int | None) -> tuple[Path, str]:
     """(bundle folder, how it was obtained): ``explicit``, else ``weights/demo``, else a timing
     bundle built here through the public API (cached in ``workdir``)."""
-    from pipeline.bundle import verify_bundle
-    from pipeline.errors import BundleError
+    from pipeline.serving.bundle import verify_bundle
+    from pipeline.core.errors import BundleError
 
     if explicit:
         verify_bundle(explicit)
@@ -204,9 +204,9 @@ def ensure_bundle(workdir: Path, *, explicit: str | None, threads: int | None) -
         return out, "timing bundle (cached)"
     except BundleError:
         pass
-    from pipeline import cli
-    from pipeline.dataset import extract_cohort_features
-    from pipeline.phantom import write_cohort
+    from pipeline.cli.main import main as cli
+    from pipeline.training.dataset import extract_cohort_features
+    from pipeline.synth.phantom import write_cohort
 
     say("building a timing bundle: features of 8 small phantoms, then pleura fit (once; cached)")
     t = time.perf_counter()
@@ -286,8 +286,8 @@ def run_comparison(cases: Sequence[BenchCase], *, bundle: Path, threads: int | N
     import torch
 
     from bench.seed_pipeline import SeedPipeline
-    from pipeline.clinical import parse_clinical
-    from pipeline.score import Scorer
+    from pipeline.inputs.clinical import parse_clinical
+    from pipeline.serving.score import Scorer
 
     if threads:
         torch.set_num_threads(threads)
@@ -421,7 +421,7 @@ def batch_rate(manifest: Path, *, bundle: Path, workers: int, n_cases: int, work
 
     tag = f"dask{workers}" if scheduler else f"w{workers}"
     out = workdir / f"batch-{tag}-{int(time.time())}.csv"
-    cmd = [sys.executable, "-m", "pipeline.cli", "batch", str(manifest), "--out", str(out), "--workers", str(workers),
+    cmd = [sys.executable, "-m", "pipeline.cli.main", "batch", str(manifest), "--out", str(out), "--workers", str(workers),
            "--bundle", str(bundle), "--quiet"] + (["--scheduler", scheduler] if scheduler else [])
     peak = {"mb": 0.0, "process_mb": 0.0}
     cluster = [psutil.Process(pid) for pid in (cluster_pids or [])]
@@ -488,7 +488,7 @@ def dask_rate(manifest: Path, *, bundle: Path, workers: int, n_cases: int, workd
 
 
 def load_breakdown(case: BenchCase) -> dict[str, float]:
-    """Seconds of the ways ``pipeline.case.load_case`` can read one case: ``streamed_roi_box``
+    """Seconds of the ways ``pipeline.inputs.case.load_case`` can read one case: ``streamed_roi_box``
     and ``streamed_case`` (the path a NIfTI pair on one grid takes: the mask streamed to its
     label box, then the CT streamed to the crop and the intensity summary; hashes included),
     then the general path's steps one after the other through the same functions (whole
@@ -497,11 +497,11 @@ def load_breakdown(case: BenchCase) -> dict[str, float]:
     PleuraRisk) is there for comparison."""
     import SimpleITK as sitk
 
-    from pipeline.case import _RoiBox, load_case
-    from pipeline.config import PipelineConfig
-    from pipeline.io import read_image_hashed
+    from pipeline.inputs.case import _RoiBox, load_case
+    from pipeline.core.config import PipelineConfig
+    from pipeline.io.readers import read_image_hashed
     from pipeline.preprocess.crop import bbox_crop, roi_bbox
-    from pipeline.validate import align_mask, binarise_mask, check_ct_intensities
+    from pipeline.inputs.validate import align_mask, binarise_mask, check_ct_intensities
 
     cfg = PipelineConfig()
     v, p = cfg.validation, cfg.preprocess
@@ -537,8 +537,8 @@ def profile_case(case: BenchCase, *, bundle: Path, threads: int | None, out_path
     import io
     import pstats
 
-    from pipeline.clinical import parse_clinical
-    from pipeline.score import Scorer
+    from pipeline.inputs.clinical import parse_clinical
+    from pipeline.serving.score import Scorer
 
     scorer = Scorer(bundle, num_threads=threads)
     clinical = parse_clinical(cea=case.cea_ng_ml, ca125=case.ca125_u_ml, age=case.age_years)

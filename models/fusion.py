@@ -1,7 +1,7 @@
 """Late fusion: one selector + PSO forest per feature group, stacked by logistic regression.
 
 :class:`LateFusionClassifier` splits a feature table's columns into groups with
-:func:`pipeline.groups.group_columns` (deep / radiomics / pleura / clinical), fits one
+:func:`pipeline.core.groups.group_columns` (deep / radiomics / pleura / clinical), fits one
 ``Pipeline(FeatureSelector, PSOForestClassifier)`` per group present, and combines the groups'
 probabilities with a logistic regression (the *stacker*) on their logits.
 
@@ -46,7 +46,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from models.forest import PSOForestClassifier
-from pipeline.groups import group_columns
+from pipeline.core.groups import group_columns
 
 _EPS = 1e-6
 
@@ -70,7 +70,7 @@ class LateFusionClassifier(ClassifierMixin, BaseEstimator):
         random_state: seed of the internal split.
 
     Attributes:
-        groups_: groups present, in :data:`pipeline.config.FEATURE_GROUPS` order.
+        groups_: groups present, in :data:`pipeline.core.config.FEATURE_GROUPS` order.
         group_columns_: ``{group: [column, …]}``.
         group_estimators_: ``{group: fitted Pipeline}`` on all training cases.
         oof_proba_: (n_cases, n_groups) internal out-of-fold probabilities (stacker inputs).
@@ -110,7 +110,7 @@ class LateFusionClassifier(ClassifierMixin, BaseEstimator):
         """Fit the per-group models, their internal out-of-fold probabilities and the stacker.
 
         Args:
-            X: feature table, one row per case, columns named by group (``pipeline.groups``).
+            X: feature table, one row per case, columns named by group (``pipeline.core.groups``).
             y: (n_cases,) binary labels.
         """
         if isinstance(self.cv, bool) or not isinstance(self.cv, (int, np.integer)) or self.cv < 2:

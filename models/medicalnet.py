@@ -13,7 +13,7 @@ did during pre-training: zero mean and unit variance over the non-zero voxels
 
 Weights are read only as plain tensors (``torch.load(..., weights_only=True)`` or safetensors);
 any problem with a weights file — missing, not a checkpoint, a missing/unknown/mis-shaped key — is
-a :class:`~pipeline.errors.BundleError` whose message names the problem.
+a :class:`~pipeline.core.errors.BundleError` whose message names the problem.
 
 Example:
     >>> import numpy as np
@@ -41,7 +41,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from pipeline.errors import BundleError
+from pipeline.core.errors import BundleError
 
 ARCHITECTURE = "medicalnet-resnet10-shortcut-b"
 """Architecture name written into (and required from) backbone safetensors metadata."""

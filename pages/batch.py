@@ -6,8 +6,8 @@ import logging
 
 import streamlit as st
 
-from pipeline import app_support as sup
-from pipeline.errors import CohortError, PleuraRiskError
+from pipeline.app import support as sup
+from pipeline.core.errors import CohortError, PleuraRiskError
 
 log = logging.getLogger("pleurarisk.app")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pipeline import app_support as sup
+from pipeline.app import support as sup
 
 info = sup.page_header()
 st.title("PleuraRisk")

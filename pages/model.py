@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from pipeline import app_support as sup
+from pipeline.app import support as sup
 
 sup.page_header()
 st.title("Model")

@@ -6,9 +6,9 @@ import logging
 
 import streamlit as st
 
-from pipeline import app_support as sup
-from pipeline import figures
-from pipeline.errors import InputError, PleuraRiskError
+from pipeline.app import support as sup
+from pipeline.serving import figures
+from pipeline.core.errors import InputError, PleuraRiskError
 
 log = logging.getLogger("pleurarisk.app")
 IMAGE_HELP = ("NIfTI (.nii, .nii.gz), NRRD (.nrrd), MHA (.mha), or for the CT a .zip of the DICOM series. "

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from pipeline.bundle import attach_files  # noqa: E402
+from pipeline.serving.bundle import attach_files  # noqa: E402
 
 
 def read_predictions(folder: Path) -> dict[str, tuple[int, float]]:

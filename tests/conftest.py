@@ -44,7 +44,7 @@ def real_ct() -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def phantom_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 16-case small phantom cohort (128×128×64); returns its clinical.csv."""
-    from pipeline.phantom import write_cohort
+    from pipeline.synth.phantom import write_cohort
 
     return write_cohort(tmp_path_factory.mktemp("cohort"), n=16, seed=7, size="small")
 
@@ -52,7 +52,7 @@ def phantom_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def phantom_features(phantom_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """All features of the phantom cohort (parquet), extracted by the real pipeline."""
-    from pipeline.dataset import extract_cohort_features
+    from pipeline.training.dataset import extract_cohort_features
 
     out = tmp_path_factory.mktemp("features") / "features.parquet"
     extract_cohort_features(phantom_cohort, out, workers=1, num_threads=2)
@@ -62,7 +62,7 @@ def phantom_features(phantom_cohort: Path, tmp_path_factory: pytest.TempPathFact
 @pytest.fixture(scope="session")
 def tiny_bundle(phantom_features: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real bundle (plain forest via ``pleura fit``) trained on the phantom features."""
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     out = tmp_path_factory.mktemp("weights") / "tiny"
     assert main(["fit", str(phantom_features), "--out", str(out), "--trees", "50", "--synthetic"]) == 0

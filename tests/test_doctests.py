@@ -38,7 +38,7 @@ MODULES = _modules_with_examples()
 
 
 def test_the_core_modules_have_examples():
-    assert {"pipeline.io", "pipeline.validate", "pipeline.clinical", "pipeline.preprocess.crop"} <= set(MODULES)
+    assert {"pipeline.io.readers", "pipeline.inputs.validate", "pipeline.inputs.clinical", "pipeline.preprocess.crop"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -8,9 +8,9 @@ Each transform returns its output and a frozen record of the parameters it appli
 can be reproduced and audited.
 """
 
-from .crop import CropRecord, roi_bbox, roi_crop
-from .cube import CubeRecord, cnn_cube
-from .resample import resample_isotropic
-from .window import hu_window
+from pipeline.preprocess.crop import CropRecord, roi_bbox, roi_crop
+from pipeline.preprocess.cube import CubeRecord, cnn_cube
+from pipeline.preprocess.resample import resample_isotropic
+from pipeline.preprocess.window import hu_window
 
 __all__ = ["CropRecord", "CubeRecord", "cnn_cube", "hu_window", "resample_isotropic", "roi_bbox", "roi_crop"]

@@ -4,7 +4,7 @@ Runs first, so that every expensive step (resampling, filters, CNN) sees a small
 
 Example:
     >>> import numpy as np
-    >>> from pipeline.volume import Volume
+    >>> from pipeline.core.volume import Volume
     >>> ct = Volume(np.zeros((40, 100, 100), np.int16), spacing_xyz=(0.5, 0.5, 2.0))
     >>> roi = ct.with_array(np.zeros((40, 100, 100), np.uint8)); roi.array[20, 50, 50] = 1
     >>> ct_c, roi_c, rec = roi_crop(ct, roi, margin_mm=5.0)
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import MaskError
-from ..volume import Volume
+from pipeline.core.errors import MaskError
+from pipeline.core.volume import Volume
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ Returned array axis order is (z, y, x).
 
 Example:
     >>> import numpy as np
-    >>> from pipeline.volume import Volume
+    >>> from pipeline.core.volume import Volume
     >>> ct = Volume(np.full((20, 40, 40), 40, np.int16), spacing_xyz=(0.7, 0.7, 2.0))
     >>> roi = ct.with_array(np.zeros((20, 40, 40), np.uint8)); roi.array[8:12, 15:25, 15:25] = 1
     >>> cube, rec = cnn_cube(ct, roi, size=16, spacing_mm=1.0, level=40, width=400)
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from ..volume import Volume
-from .crop import roi_bbox
-from .window import hu_window
+from pipeline.core.volume import Volume
+from pipeline.preprocess.crop import roi_bbox
+from pipeline.preprocess.window import hu_window
 
 AIR_HU = -1024.0
 

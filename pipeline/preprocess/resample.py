@@ -2,7 +2,7 @@
 
 Example:
     >>> import numpy as np
-    >>> from pipeline.volume import Volume
+    >>> from pipeline.core.volume import Volume
     >>> v = Volume(np.zeros((10, 20, 20), np.float32), spacing_xyz=(0.5, 0.5, 2.0))
     >>> resample_isotropic(v, spacing_mm=1.0, interpolator="linear").shape_zyx
     (20, 10, 10)
@@ -15,7 +15,7 @@ import math
 import numpy as np
 import SimpleITK as sitk
 
-from ..volume import Volume
+from pipeline.core.volume import Volume
 
 INTERPOLATORS = {
     "nearest": sitk.sitkNearestNeighbor,

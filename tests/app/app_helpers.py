@@ -8,9 +8,9 @@ import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 from streamlit.testing.v1 import AppTest
 
-from pipeline.bundle import write_bundle
-from pipeline.config import PipelineConfig
-from pipeline.groups import CLINICAL_FEATURES
+from pipeline.serving.bundle import write_bundle
+from pipeline.core.config import PipelineConfig
+from pipeline.core.groups import CLINICAL_FEATURES
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 TIMEOUT = 300
@@ -19,7 +19,7 @@ TIMEOUT = 300
 def clinical_bundle(out: Path, name: str) -> Path:
     """A small clinical-values-only bundle (scores in a fraction of a second; the images are still
     read and checked, as for any bundle)."""
-    from pipeline.figures import gauge_png
+    from pipeline.serving.figures import gauge_png
 
     rng = np.random.default_rng(1)
     X = np.column_stack([rng.uniform(0, 20, 80), rng.uniform(5, 80, 80), rng.uniform(40, 85, 80)])

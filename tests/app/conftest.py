@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from app_helpers import clinical_bundle
 
-from pipeline import bundle as bundle_mod
+from pipeline.serving import bundle as bundle_mod
 
 
 @pytest.fixture(scope="module")

@@ -44,11 +44,11 @@ import pytest
 from app_helpers import errors, fill_labs, open_page, upload
 from streamlit.testing.v1 import AppTest
 
-from pipeline import app_support
-from pipeline.archive import UploadFolder
-from pipeline.bundle import bundle_config
-from pipeline.errors import ArchiveError, CohortError, ImageReadError, InputError, PleuraRiskError
-from pipeline.io import read_image
+from pipeline.app import support as app_support
+from pipeline.io.archive import UploadFolder
+from pipeline.serving.bundle import bundle_config
+from pipeline.core.errors import ArchiveError, CohortError, ImageReadError, InputError, PleuraRiskError
+from pipeline.io.readers import read_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
 from bad_input_corpus import BY_ID, CORPUS, GOOD_CLINICAL, ZIP_LIMITS, BadInput, Good  # noqa: E402
@@ -89,7 +89,7 @@ def _expected(entry: BadInput, *, zip_name: str = "the CT zip") -> tuple[type[Pl
 def good(weights_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Good:
     """The corpus' good case: case_0000 of the seed-7 small phantom cohort (as the reliability
     tests' ``phantom_cohort`` fixture; a cohort's first cases do not depend on its size)."""
-    from pipeline.phantom import write_cohort
+    from pipeline.synth.phantom import write_cohort
 
     src = write_cohort(tmp_path_factory.mktemp("app_bad_good"), n=1, seed=7, size="small").parent
     ct, roi = src / "case_0000_ct.nii.gz", src / "case_0000_roi.nii.gz"

@@ -19,11 +19,13 @@ import pytest
 from app_helpers import errors, fill_labs, new_app, open_page, upload
 from streamlit.testing.v1 import AppTest
 
-from pipeline import SYNTHETIC_NOTICE, app_support
-from pipeline import bundle as bundle_mod
-from pipeline.io import write_image
-from pipeline.phantom import PhantomSpec, make_phantom
-from pipeline.volume import Volume
+from pipeline import SYNTHETIC_NOTICE
+
+from pipeline.app import support as app_support
+from pipeline.serving import bundle as bundle_mod
+from pipeline.io.readers import write_image
+from pipeline.synth.phantom import PhantomSpec, make_phantom
+from pipeline.core.volume import Volume
 
 PAGES = ("pages/home.py", "pages/predict.py", "pages/batch.py", "pages/model.py")
 # The ``weights_dir`` (bundles 'alpha' and 'beta') and ``env`` fixtures are in conftest.py.

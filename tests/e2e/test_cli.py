@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-PLEURA = [sys.executable, "-m", "pipeline.cli"]
+PLEURA = [sys.executable, "-m", "pipeline.cli.main"]
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

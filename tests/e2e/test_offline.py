@@ -49,7 +49,7 @@ def test_batch_scores_offline(tiny_bundle: Path, phantom_cohort: Path, tmp_path:
             w.writerow([row["case_id"], row["CEA"], row["CA125"], row["age"]])
     out = tmp_path / "results.csv"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "NO_PROXY": "*"}
-    r = subprocess.run(["unshare", "--net", sys.executable, "-m", "pipeline.cli", "batch", str(cases),
+    r = subprocess.run(["unshare", "--net", sys.executable, "-m", "pipeline.cli.main", "batch", str(cases),
                         "--clinical", str(tmp_path / "clinical.csv"), "--out", str(out), "--bundle", str(tiny_bundle),
                         "--quiet"], capture_output=True, text=True, timeout=600, env=env)
     assert r.returncode == 0, r.stderr

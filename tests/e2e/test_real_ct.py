@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.clinical import parse_clinical
-from pipeline.score import Scorer
+from pipeline.inputs.clinical import parse_clinical
+from pipeline.serving.score import Scorer
 
 
 def test_real_scan_scores_with_finite_stable_features(real_ct, tiny_bundle: Path):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.bundle import load_bundle, verify_bundle
-from pipeline.cli import main
+from pipeline.serving.bundle import load_bundle, verify_bundle
+from pipeline.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["--fusion", "early", "--outer-folds", "3", "--inner-folds", "2", "--particles", "2", "--iterations", "2", "--k", "10", "--no-ablation"]
@@ -90,7 +90,7 @@ def late_bundle(phantom_features: Path, tmp_path_factory: pytest.TempPathFactory
     import numpy as np
     import pandas as pd
 
-    from pipeline.dataset import feature_columns, read_table, write_table
+    from pipeline.training.dataset import feature_columns, read_table, write_table
 
     root = tmp_path_factory.mktemp("train-late")
     table, meta = read_table(phantom_features)
@@ -117,8 +117,8 @@ def test_late_fusion_bundle_is_exported_and_scores_with_a_stacked_explanation(la
     import numpy as np
 
     from models.deploy import DeployedLateFusion
-    from pipeline.clinical import parse_clinical
-    from pipeline.score import Scorer
+    from pipeline.inputs.clinical import parse_clinical
+    from pipeline.serving.score import Scorer
 
     bundle = load_bundle(late_bundle)
     assert isinstance(bundle.estimator, DeployedLateFusion)
@@ -140,7 +140,7 @@ def test_late_fusion_bundle_is_exported_and_scores_with_a_stacked_explanation(la
 
 
 def test_keep_pleura_puts_every_pleura_feature_in_the_bundle(phantom_features: Path, tmp_path: Path):
-    from pipeline.pleura import PLEURA_FEATURE_NAMES
+    from pipeline.features.pleura import PLEURA_FEATURE_NAMES
 
     out = tmp_path / "keep"
     assert main(["train", str(phantom_features), "--out", str(out), "--seed", "3", "--keep", "clinical",

@@ -10,7 +10,7 @@ from sklearn.metrics import roc_auc_score
 
 from models.fusion import LateFusionClassifier
 from models.forest import PSOForestClassifier
-from pipeline.selection import FeatureSelector
+from pipeline.training.selection import FeatureSelector
 
 
 def _table(n: int = 90, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:

@@ -26,7 +26,7 @@ from models.medicalnet import (
     save_backbone_safetensors,
     seeded_backbone,
 )
-from pipeline.errors import BundleError
+from pipeline.core.errors import BundleError
 
 KEYS_FIXTURE = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "medicalnet_resnet10_keys.json"
 

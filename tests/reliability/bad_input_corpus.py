@@ -101,13 +101,13 @@ import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
-from pipeline.archive import ArchiveLimits
-from pipeline.config import PipelineConfig
-from pipeline.errors import (ArchiveError, BundleError, ClinicalValueError, CohortError, DicomError, GeometryError,
+from pipeline.io.archive import ArchiveLimits
+from pipeline.core.config import PipelineConfig
+from pipeline.core.errors import (ArchiveError, BundleError, ClinicalValueError, CohortError, DicomError, GeometryError,
                              ImageReadError, ImageShapeError, ImageTooLargeError, IntensityError, MaskError,
                              PleuraRiskError)
-from pipeline.io import write_image
-from pipeline.volume import Volume
+from pipeline.io.readers import write_image
+from pipeline.core.volume import Volume
 
 GOOD_CLINICAL = {"CEA": "4.2", "CA125": "15", "age": "63"}
 

@@ -7,14 +7,14 @@ must see. For each:
 (a) the library call (``load_case`` / ``parse_clinical`` / ``discover_cases`` / ``load_bundle``)
     raises exactly that class with that message (``discover_cases`` does not raise for a problem
     that concerns one case: it puts the class's ``code`` and the message into that case);
-(b) the CLI (``python -m pipeline.cli score …`` with the tiny bundle, or ``pleura batch`` for
+(b) the CLI (``python -m pipeline.cli.main score …`` with the tiny bundle, or ``pleura batch`` for
     cohort files) exits 2 with one ``error: …`` line on stderr and no traceback;
 (c) one ``pleura batch`` run over a folder mixing every image-level and per-case cohort entry with
     two good cases gives each bad case its own row (status=error, the class's code, the message),
     the good ones ok, and exits 1.
 
 Entries whose ``error`` is ``None`` are *accepted with a warning*: the message is the warning.
-Zip uploads exist only in the app (``pipeline.archive``): their library call is the app's
+Zip uploads exist only in the app (``pipeline.io.archive``): their library call is the app's
 ``UploadFolder.store_image`` (b and c do not apply; the CLI refuses any .zip, asking to unzip).
 The same corpus through the app's pages: ``tests/app/test_bad_inputs_app.py``.
 """
@@ -37,16 +37,16 @@ import pytest
 
 import bad_input_corpus
 from bad_input_corpus import BOMB_EXTRA_BYTES, BY_ID, CORPUS, GOOD_CLINICAL, ZIP_LIMITS, BadInput, Good
-from pipeline.archive import UploadFolder
-from pipeline.bundle import bundle_config, load_bundle
-from pipeline.case import load_case
-from pipeline.clinical import parse_clinical
-from pipeline.cohort import discover_cases
-from pipeline.errors import PleuraRiskError
-from pipeline.io import read_image, write_image
+from pipeline.io.archive import UploadFolder
+from pipeline.serving.bundle import bundle_config, load_bundle
+from pipeline.inputs.case import load_case
+from pipeline.inputs.clinical import parse_clinical
+from pipeline.inputs.cohort import discover_cases
+from pipeline.core.errors import PleuraRiskError
+from pipeline.io.readers import read_image, write_image
 
 REPO = Path(__file__).resolve().parents[2]
-PLEURA = [sys.executable, "-m", "pipeline.cli"]
+PLEURA = [sys.executable, "-m", "pipeline.cli.main"]
 WARNED = [e for e in CORPUS if e.kind == "case" and e.error is None]
 IN_BATCH = [e for e in CORPUS if e.kind in ("case", "row")]
 NOT_ROWS = [e for e in CORPUS if e.kind != "row"]
@@ -161,8 +161,8 @@ import json, os, resource, sys, time
 read, write = os.pipe()
 pid = os.fork()
 if pid == 0:
-    from pipeline.errors import InputError
-    from pipeline.io import read_image
+    from pipeline.core.errors import InputError
+    from pipeline.io.readers import read_image
     t = time.perf_counter()
     try:
         outcome = 'read ' + str(read_image(sys.argv[1], role='CT').shape_zyx)

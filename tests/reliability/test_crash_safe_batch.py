@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.batch import RESULT_COLUMNS, read_journal
+from pipeline.serving.batch import RESULT_COLUMNS, read_journal
 
 REPO = Path(__file__).resolve().parents[2]
 N_CASES = 8
@@ -52,7 +52,7 @@ def cases(phantom_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
 
 
 def _args(cases: tuple[Path, Path], out: Path, bundle: Path, workers: int) -> list[str]:
-    return [sys.executable, "-m", "pipeline.cli", "batch", str(cases[0]), "--clinical", str(cases[1]),
+    return [sys.executable, "-m", "pipeline.cli.main", "batch", str(cases[0]), "--clinical", str(cases[1]),
             "--out", str(out), "--bundle", str(bundle), "--workers", str(workers), "--threads", "1", "--quiet"]
 
 

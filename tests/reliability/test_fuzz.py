@@ -43,12 +43,12 @@ import SimpleITK as sitk
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pipeline.archive import UploadFolder
-from pipeline.clinical import ClinicalValues, parse_clinical, read_clinical_csv
-from pipeline.cohort import discover_cases
-from pipeline.errors import ClinicalValueError, CohortError, InputError
-from pipeline.io import read_image, stream_slices
-from pipeline.volume import Volume
+from pipeline.io.archive import UploadFolder
+from pipeline.inputs.clinical import ClinicalValues, parse_clinical, read_clinical_csv
+from pipeline.inputs.cohort import discover_cases
+from pipeline.core.errors import ClinicalValueError, CohortError, InputError
+from pipeline.io.readers import read_image, stream_slices
+from pipeline.core.volume import Volume
 
 # PLEURA_FUZZ_LONG=1: the long profile on new random inputs (exploration, run by hand);
 # PLEURA_FUZZ_LONG=ci: the long profile on a fixed seed (scripts/test.sh sets it when CI=true, so
@@ -210,7 +210,7 @@ def _check_streamed_read(path: Path, volume: Volume | None, message: str | None)
         volume.shape_zyx, volume.spacing_xyz, volume.origin_xyz, volume.direction)
 
 
-# regression examples found by this fuzzer (fixed in pipeline.io):
+# regression examples found by this fuzzer (fixed in pipeline.io.readers):
 _NEGATIVE_DIM = _edit_nifti(SEEDS["nii"], [("dim", (3, 6, -5, 4, 1, 1, 1, 1))])  # was read as size 1, silently
 _BAD_DIM0 = _edit_nifti(SEEDS["nii"], [("dim", (9, 6, 5, 4, 1, 1, 1, 1))])  # NIfTI lib printed on stderr
 _NAN_FLOAT = _edit_nifti(SEEDS["nii_float"], [])[:352] + struct.pack("<f", np.nan) * 120  # NaN read as 0
@@ -327,7 +327,7 @@ def _zip_needing_version(version: int) -> bytes:
 
 def _bad_vr_slice() -> bytes:
     """The fuzzer's memory bomb: transfer-syntax element with VR 'U.', read by GDCM as a 4-byte
-    length of ~0.75 GB (now refused by pipeline.dicom_guard before GDCM opens the file)."""
+    length of ~0.75 GB (now refused by pipeline.io.dicom_guard before GDCM opens the file)."""
     data = bytearray(DICOM_SLICES[0])
     at = data.index(b"\x02\x00\x10\x00UI")
     data[at + 4:at + 6] = b"U."
@@ -461,7 +461,7 @@ def _run_values_fuzz(n: int) -> int:
 
     @_settings(n)
     @given(_values, _values, _values)
-    @example(10**400, 1, 50)  # OverflowError from float() — found by this test, fixed in pipeline.clinical
+    @example(10**400, 1, 50)  # OverflowError from float() — found by this test, fixed in pipeline.inputs.clinical
     @example(Fraction(10**400, 3), 1, 50)
     @example("1" * 400, 1, 50)  # a 400-digit value must not be echoed in full
     @example(Decimal("sNaN"), 1, 50)

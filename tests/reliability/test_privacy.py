@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from pipeline.clinical import parse_clinical
-from pipeline.io import read_image, write_image
+from pipeline.inputs.clinical import parse_clinical
+from pipeline.io.readers import read_image, write_image
 
 REPO = Path(__file__).resolve().parents[2]
 PATIENT_NAME, PATIENT_ID, BIRTH_DATE = "DOE^JANE^FAKE", "FAKE-ID-123", "19520101"
@@ -121,7 +121,7 @@ def _check_audit(audit_log: Path) -> None:
 
 
 def _pleura(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "pipeline.cli.main", *args], capture_output=True, text=True, cwd=REPO,
                           timeout=900, env=dict(os.environ))
 
 
@@ -155,7 +155,7 @@ def test_batch_results_journal_and_output_carry_no_identifier(identified: dict[s
 
 def test_scorer_result_report_and_audit_carry_no_identifier(identified: dict[str, Path], tiny_bundle: Path,
                                                             audit_log: Path):
-    from pipeline.score import Scorer
+    from pipeline.serving.score import Scorer
 
     scorer = Scorer(tiny_bundle)
     clinical = parse_clinical(cea=CLINICAL["CEA"], ca125=CLINICAL["CA125"], age=CLINICAL["age"])
@@ -163,7 +163,7 @@ def test_scorer_result_report_and_audit_carry_no_identifier(identified: dict[str
     _assert_no_identifier(json.dumps(result.to_dict()), "CaseResult.to_dict()")
     _assert_no_identifier(" ".join(result.warnings), "the warnings")
     try:
-        from pipeline.app_support import run_prediction
+        from pipeline.app.support import run_prediction
     except ImportError:  # the app layer is optional here
         return
     outcome = run_prediction(scorer, ct_path=identified["ct"], roi_path=identified["roi"], clinical=clinical)
