@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.core.errors import ArchiveError, ImageReadError
-from pipeline.io.readers import image_suffix
+from pipeline.io.common import image_suffix
 
 SUPPORTED_HINT = "upload NIfTI (.nii, .nii.gz), NRRD (.nrrd), MHA (.mha) or a .zip of the DICOM series"
 

@@ -438,7 +438,7 @@ def test_trailing_garbage_and_oversized_gzip_are_refused(tmp_path: Path):
 def test_streamed_gunzip_is_independent_of_how_the_file_is_cut(piece: int):
     """The reader decompresses the file piece by piece as it is read: member starts, the gzip
     magic, zero padding and trailing garbage may fall across any piece boundary."""
-    from pipeline.io.readers import _gunzip_into
+    from pipeline.io.nifti import gunzip_into as _gunzip_into
 
     rng = np.random.default_rng(0)
     plain = rng.integers(0, 8, 5000, dtype=np.uint8).tobytes()  # compressible, not trivially
