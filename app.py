@@ -1,8 +1,8 @@
 """PleuraRisk web app (Streamlit): ``pleura app`` or ``streamlit run app.py``.
 
 This file only sets up the page and the navigation; the pages live in ``pages/`` (each starts with
-``app_support.page_header()``: the model's notice banner and the model in use) and every
-computation in ``pipeline/`` (see ``pipeline/app/support.py``).
+``pipeline.app.session.page_header()``: the model's notice banner and the model in use) and every
+computation in ``pipeline/`` (see ``pipeline/app/``).
 
 Environment: ``PLEURA_BUNDLE`` (model bundle folder, default ``weights/demo``),
 ``PLEURA_AUDIT_LOG`` (default ``./audit/audit.jsonl``), ``PLEURA_THREADS`` (torch threads).
@@ -34,8 +34,8 @@ nav.run()
 # Once the page has been sent, start loading the session's model in the background (once per
 # bundle version per server), so the first Predict click does not wait for torch/skops/shap
 # imports and the weights (≈ 6–12 s on the 2-core reference machine).
-from pipeline import app_support as sup  # noqa: E402
+from pipeline.app import session  # noqa: E402
 
-_bundle = sup.session_bundle_path()
-if _bundle is not None and sup.cached_bundle_info(_bundle).ok:
-    sup.warm_up_scorer(_bundle)
+_bundle = session.session_bundle_path()
+if _bundle is not None and session.cached_bundle_info(_bundle).ok:
+    session.warm_up_scorer(_bundle)

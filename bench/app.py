@@ -17,7 +17,7 @@ What it does:
    answering 200, the home page in Chromium showing the model's research-use notice, the home page
    complete (model card, script run over), then a click on *Predict* in the sidebar until the
    Predict page is rendered. The model is **not** loaded by that render: ``pages/predict.py`` calls
-   ``app_support.warm_up_scorer``, which loads the ``Scorer`` (``st.cache_resource``) in a
+   ``session.warm_up_scorer``, which loads the ``Scorer`` (``st.cache_resource``) in a
    background thread. To time that first use, a small *probe* case (``--probe-size``) is uploaded
    at once and Predict is clicked: the time the page shows "Loading the model…" before "Reading
    and checking the images…" is the wait for the model, and the latter's time is when the model
@@ -89,7 +89,7 @@ bp = _load_by_path("bench_pipeline", _HERE / "pipeline.py")  # phantoms: make_be
 
 MB = 1024 * 1024
 SERVER_TIMEOUT_S = 180
-PREDICT_STEPS: tuple[str, ...] = ()  # filled from pipeline.app.support.StepProgress in main()
+PREDICT_STEPS: tuple[str, ...] = ()  # filled from pipeline.app.prediction.StepProgress in main()
 
 
 def say(message: str) -> None:
@@ -445,10 +445,10 @@ def result_timeline(page, marks: dict[str, float], steps: Sequence[str]) -> dict
 # ------------------------------------------------------------------------------------------------
 def scorer_load_in_fresh_process(env_bundle: str | None, threads: int | None) -> dict[str, float]:
     """``Scorer()`` in a new Python process that has already imported what the server has when
-    the Predict page first opens (streamlit, pipeline.app.support)."""
+    the Predict page first opens (streamlit, pipeline.app.session)."""
     code = (
         "import json, time; t0 = time.perf_counter()\n"
-        "import streamlit, pipeline.app.support\n"
+        "import streamlit, pipeline.app.session\n"
         "t1 = time.perf_counter()\n"
         "from pipeline.serving.score import Scorer\n"
         "t2 = time.perf_counter()\n"
@@ -709,7 +709,7 @@ def format_report(result: dict[str, Any]) -> str:
                   f"{_f(s['cold_probe_click_after_predict_page_s'], 0).strip()} s after the page, waited "
                   f"{_f(s['cold_probe_model_wait_at_click_s'], 0).strip()} s for the model; click → probability "
                   f"{_f(s['cold_probe_click_to_probability_s'], 0).strip()} s"]
-        L += [f"   Scorer() in a fresh process: import streamlit + app_support "
+        L += [f"   Scorer() in a fresh process: import streamlit + pipeline.app "
               f"{_f(s['fresh_import_streamlit_app_support_s'], 0).strip()} s, import pipeline.serving.score "
               f"{_f(s['fresh_import_pipeline_score_s'], 0).strip()} s, Scorer(bundle) "
               f"{_f(s['fresh_scorer_init_s'], 0).strip()} s",
@@ -792,11 +792,11 @@ def main(argv: list[str] | None = None) -> int:
         args.bundle = str(Path(args.bundle).resolve())
         os.environ["PLEURA_BUNDLE"] = args.bundle  # for the notice lookup below
     t_start = time.perf_counter()
-    from pipeline.app import support as app_support
+    from pipeline.app import bundles, prediction, session
 
-    PREDICT_STEPS = tuple(name for name, _ in app_support.StepProgress.STEPS)
-    bundle_path = app_support.initial_bundle_path()
-    info = app_support.describe_bundle(bundle_path)
+    PREDICT_STEPS = tuple(name for name, _ in prediction.StepProgress.STEPS)
+    bundle_path = bundles.initial_bundle_path()
+    info = bundles.describe_bundle(bundle_path)
     if not info.ok:
         raise SystemExit(f"error: no usable model bundle ({info.error})")
 

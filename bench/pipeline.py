@@ -204,7 +204,7 @@ def ensure_bundle(workdir: Path, *, explicit: str | None, threads: int | None) -
         return out, "timing bundle (cached)"
     except BundleError:
         pass
-    from pipeline.cli.main import main as cli
+    from pipeline.cli import main as cli
     from pipeline.training.dataset import extract_cohort_features
     from pipeline.synth.phantom import write_cohort
 

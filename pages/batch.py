@@ -6,12 +6,12 @@ import logging
 
 import streamlit as st
 
-from pipeline.app import support as sup
+from pipeline.app import batch as app_batch, session
 from pipeline.core.errors import CohortError, PleuraRiskError
 
 log = logging.getLogger("pleurarisk.app")
 
-info = sup.page_header()
+info = session.page_header()
 st.title("Score a batch")
 if not info.ok:
     st.error(info.error)
@@ -24,7 +24,7 @@ st.markdown(
     "and a **clinical CSV** with columns `case_id, CEA, CA125, age` (ng/mL, U/mL, years), or put it in "
     "the zip as `clinical.csv`. Every case gets a row; a case that cannot be scored says why in its row."
 )
-uploads = sup.session_uploads()
+uploads = session.session_uploads()
 zip_file = st.file_uploader("Cases (.zip)", type=["zip"], key="batch_zip")
 csv_file = st.file_uploader("Clinical values (.csv)", type=["csv"], key="batch_csv")
 
@@ -33,7 +33,7 @@ if st.button("Run batch", type="primary", key="run_batch", icon=":material/play_
     try:
         if zip_file is None:
             raise CohortError("Upload a .zip of cases first.")
-        cases = sup.prepare_batch(
+        cases = app_batch.prepare_batch(
             uploads, zip_bytes=zip_file.getvalue(), zip_token=zip_file.file_id,
             csv_bytes=csv_file.getvalue() if csv_file is not None else None,
             csv_token=csv_file.file_id if csv_file is not None else None)
@@ -43,15 +43,15 @@ if st.button("Run batch", type="primary", key="run_batch", icon=":material/play_
             bar.progress(done / total if total else 1.0, text=f"{done} of {total} cases scored")
 
         with st.spinner("Loading the model and scoring the cases…", show_time=True):
-            result = sup.run_app_batch(cases, bundle=info, out_path=uploads.root / "batch_results.csv",
+            result = app_batch.run_app_batch(cases, bundle=info, out_path=uploads.root / "batch_results.csv",
                                        progress=on_progress)
         st.session_state["batch_result"] = result
     except Exception as err:  # noqa: BLE001 - one message, page stays usable
         if not isinstance(err, PleuraRiskError):
             log.exception("batch failed")
-        sup.show_error(err)
+        session.show_error(err)
 
-result: sup.AppBatchResult | None = st.session_state.get("batch_result")
+result: app_batch.AppBatchResult | None = st.session_state.get("batch_result")
 if result is not None:
     s = result.summary
     st.divider()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pipeline.app import support as sup
+from pipeline.app import session
 
-info = sup.page_header()
+info = session.page_header()
 st.title("PleuraRisk")
 st.markdown(
     "PleuraRisk estimates the probability of **visceral pleural invasion (VPI)** of a lung cancer from a "

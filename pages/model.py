@@ -7,22 +7,22 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from pipeline.app import support as sup
+from pipeline.app import bundles, session
 
-sup.page_header()
+session.page_header()
 st.title("Model")
-current = sup.session_bundle_path()
-options = [str(p) for p in sup.bundle_choices()]
+current = session.session_bundle_path()
+options = [str(p) for p in bundles.bundle_choices()]
 if current is not None and str(current) not in options:
     options.insert(0, str(current))
 if not options:
-    st.error(sup.NO_BUNDLE_HELP)
+    st.error(bundles.NO_BUNDLE_HELP)
     st.stop()
 
 chosen = st.selectbox("Model bundle", options, index=options.index(str(current)) if current is not None else 0,
                       key="model_choice", format_func=lambda p: f"{Path(p).name}  ({p})",
                       help="Bundles in weights/ and the one named by $PLEURA_BUNDLE.")
-info = sup.cached_bundle_info(chosen)
+info = session.cached_bundle_info(chosen)
 if current is not None and Path(chosen) == current:
     st.caption("This is the model used for predictions in this session.")
 elif st.button("Use this model for predictions", key="use_model", disabled=not info.ok):
@@ -45,7 +45,7 @@ with tab_card:
     else:
         st.caption("This bundle has no MODEL_CARD.md.")
 with tab_train:
-    rows = sup.training_rows(info.manifest)
+    rows = bundles.training_rows(info.manifest)
     if rows:
         st.dataframe(pd.DataFrame(rows, columns=["metric", "value"]), hide_index=True, key="training_table")
     else:
@@ -72,4 +72,4 @@ with tab_id:
     st.dataframe(pd.DataFrame(sorted(files.items()), columns=["file", "sha256 (verified)"]), hide_index=True,
                  key="files_table")
     st.markdown("**Package versions** (bundle built with / installed now)")
-    st.dataframe(pd.DataFrame(sup.version_rows(info.manifest)), hide_index=True, key="versions_table")
+    st.dataframe(pd.DataFrame(bundles.version_rows(info.manifest)), hide_index=True, key="versions_table")

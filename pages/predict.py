@@ -6,7 +6,7 @@ import logging
 
 import streamlit as st
 
-from pipeline.app import support as sup
+from pipeline.app import prediction, session
 from pipeline.serving import figures
 from pipeline.core.errors import InputError, PleuraRiskError
 
@@ -14,14 +14,14 @@ log = logging.getLogger("pleurarisk.app")
 IMAGE_HELP = ("NIfTI (.nii, .nii.gz), NRRD (.nrrd), MHA (.mha), or for the CT a .zip of the DICOM series. "
               "Values must be Hounsfield units; the file name is never stored.")
 
-info = sup.page_header()
+info = session.page_header()
 st.title("Predict one case")
 if not info.ok:
     st.error(info.error)
     st.stop()
-sup.warm_up_scorer(info.path)  # the model loads while the user fills in the form
+session.warm_up_scorer(info.path)  # the model loads while the user fills in the form
 
-uploads = sup.session_uploads()
+uploads = session.session_uploads()
 col_img, col_lab = st.columns(2, gap="large")
 with col_img:
     st.subheader("Images")
@@ -32,11 +32,11 @@ with col_img:
 with col_lab:
     st.subheader("Clinical values")
     cea = st.number_input("CEA (ng/mL)", value=None, step=0.1, format="%.2f", key="cea",
-                          help=sup.CLINICAL_HELP["CEA"], placeholder="e.g. 3.2")
+                          help=prediction.CLINICAL_HELP["CEA"], placeholder="e.g. 3.2")
     ca125 = st.number_input("CA125 (U/mL)", value=None, step=1.0, format="%.1f", key="ca125",
-                            help=sup.CLINICAL_HELP["CA125"], placeholder="e.g. 18")
+                            help=prediction.CLINICAL_HELP["CA125"], placeholder="e.g. 18")
     age = st.number_input("Age (years)", value=None, step=1.0, format="%.0f", key="age",
-                          help=sup.CLINICAL_HELP["age"], placeholder="e.g. 64")
+                          help=prediction.CLINICAL_HELP["age"], placeholder="e.g. 64")
     roi_label = st.number_input("ROI label (optional)", value=None, step=1, key="roi_label",
                                 help="Only needed when the mask holds several labels: the label value of the tumour.",
                                 placeholder="single-label mask")
@@ -53,15 +53,15 @@ for role, upload in (("ct", ct_file), ("roi", roi_file)):
         paths[role] = uploads.lookup(role, upload.file_id) or uploads.store_image(
             role, filename=upload.name, data=upload.getvalue(), token=upload.file_id)
     except PleuraRiskError as err:
-        sup.show_error(err)
+        session.show_error(err)
 
 
 def current_signature() -> str:
     try:
-        clinical = sup.clinical_from_form(cea=cea, ca125=ca125, age=age)
+        clinical = prediction.clinical_from_form(cea=cea, ca125=ca125, age=age)
     except PleuraRiskError:
         clinical = None
-    return sup.input_signature(ct_token=tokens.get("ct", ""), roi_token=tokens.get("roi", ""), clinical=clinical,
+    return prediction.input_signature(ct_token=tokens.get("ct", ""), roi_token=tokens.get("roi", ""), clinical=clinical,
                                roi_label=None if roi_label is None else int(roi_label), model_id=info.bundle_id)
 
 
@@ -71,12 +71,12 @@ def predict() -> None:
         if "ct" not in paths or "roi" not in paths:
             missing = " and ".join(n for r, n in (("ct", "a CT scan"), ("roi", "a tumour ROI mask")) if r not in paths)
             raise InputError(f"Upload {missing} first (and fix any file error shown above).")
-        clinical = sup.clinical_from_form(cea=cea, ca125=ca125, age=age)
-        label = sup.roi_label_from_form(roi_label)
+        clinical = prediction.clinical_from_form(cea=cea, ca125=ca125, age=age)
+        label = prediction.roi_label_from_form(roi_label)
     except PleuraRiskError as err:
-        sup.show_error(err)
+        session.show_error(err)
         return
-    tracker = sup.StepProgress()
+    tracker = prediction.StepProgress()
     failure: BaseException | None = None
     with st.status("Predicting…", expanded=True) as status:
         bar = st.progress(0.0, text="starting")
@@ -87,8 +87,8 @@ def predict() -> None:
 
         try:
             on_step("loading the model")
-            scorer = sup.cached_scorer(info.path)
-            outcome = sup.run_prediction(scorer, ct_path=paths["ct"], roi_path=paths["roi"], clinical=clinical,
+            scorer = session.cached_scorer(info.path)
+            outcome = prediction.run_prediction(scorer, ct_path=paths["ct"], roi_path=paths["roi"], clinical=clinical,
                                          roi_label=label, progress=on_step, signature=current_signature())
         except Exception as err:  # noqa: BLE001 - every failure becomes one message; the page stays usable
             if not isinstance(err, PleuraRiskError):
@@ -100,7 +100,7 @@ def predict() -> None:
             status.update(label=f"Done in {outcome.seconds:.1f} s", state="complete", expanded=False)
     if failure is not None:
         # Below the status box, not inside it: the collapsed box would hide the message.
-        sup.show_error(failure)
+        session.show_error(failure)
         return
     st.session_state["outcome"] = outcome
 
@@ -108,7 +108,7 @@ def predict() -> None:
 if st.button("Predict", type="primary", key="predict", icon=":material/play_arrow:"):
     predict()
 
-outcome: sup.PredictionOutcome | None = st.session_state.get("outcome")
+outcome: prediction.PredictionOutcome | None = st.session_state.get("outcome")
 if outcome is None:
     st.caption("Upload a CT and its tumour ROI, enter CEA, CA125 and age, then press Predict.")
     st.stop()
@@ -128,7 +128,7 @@ with c_num:
     st.markdown(f"**{r.risk_band.capitalize()} risk band** · {side} the model's operating threshold "
                 f"({r.threshold:.2f})")
     st.warning(r.notice, icon=":material/info:")
-    spread = sup.tree_spread_text(r)
+    spread = prediction.tree_spread_text(r)
     if spread:
         st.caption(spread)
     st.caption(f"Model {r.model_name} (`{r.model_id[:12]}`) · scored in {outcome.seconds:.1f} s")

@@ -201,7 +201,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_app(args: argparse.Namespace) -> int:
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     os.chdir(root)  # Streamlit reads .streamlit/config.toml from the working directory
     # Two glibc arenas: a long session stays at ~1.0 GB RSS, not 1.4-1.6 GB (Streamlit runs each rerun on a new thread).
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")

@@ -39,7 +39,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.skops"
 BACKBONE_FILE = "backbone.safetensors"
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 WEIGHTS_DIR = Path(os.environ.get("PLEURA_WEIGHTS_DIR", REPO_ROOT / "weights"))
 
 # Types a bundle's model.skops may contain (besides plain containers, strings, numbers and

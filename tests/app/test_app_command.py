@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli.main import main as cli
+from pipeline.cli import main as cli
 
 REPO = Path(__file__).resolve().parents[2]
 

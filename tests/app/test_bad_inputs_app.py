@@ -44,7 +44,7 @@ import pytest
 from app_helpers import errors, fill_labs, open_page, upload
 from streamlit.testing.v1 import AppTest
 
-from pipeline.app import support as app_support
+from pipeline.app import session
 from pipeline.io.archive import UploadFolder
 from pipeline.serving.bundle import bundle_config
 from pipeline.core.errors import ArchiveError, CohortError, ImageReadError, InputError, PleuraRiskError
@@ -108,13 +108,13 @@ class Shown:
 def shown(env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Shown]:
     """The app environment (bundle 'alpha') and a record of the classes of the errors shown."""
     record = Shown([])
-    original = app_support.show_error
+    original = session.show_error
 
     def spy(err: BaseException) -> None:
         record.classes.append(type(err))
         original(err)
 
-    monkeypatch.setattr(app_support, "show_error", spy)
+    monkeypatch.setattr(session, "show_error", spy)
     yield record
 
 
@@ -127,7 +127,7 @@ class ScaledUploads(UploadFolder):
 
 def _limits_for(entry: BadInput, monkeypatch: pytest.MonkeyPatch) -> None:
     if entry.id == "zip_bomb":
-        monkeypatch.setattr(app_support, "UploadFolder", ScaledUploads)
+        monkeypatch.setattr(session, "UploadFolder", ScaledUploads)
 
 
 def _file(path: Path) -> tuple[str, bytes]:

@@ -21,7 +21,7 @@ from streamlit.testing.v1 import AppTest
 
 from pipeline import SYNTHETIC_NOTICE
 
-from pipeline.app import support as app_support
+from pipeline.app import prediction as app_prediction
 from pipeline.serving import bundle as bundle_mod
 from pipeline.io.readers import write_image
 from pipeline.synth.phantom import PhantomSpec, make_phantom
@@ -170,7 +170,7 @@ def test_unexpected_failures_show_a_short_generic_message(env: Path, phantom: di
     def broken(*_a, **_k):  # noqa: ANN002, ANN003, ANN202
         raise RuntimeError("internal detail /secret/path")
 
-    monkeypatch.setattr(app_support, "run_prediction", broken)
+    monkeypatch.setattr(app_prediction, "run_prediction", broken)
     at = open_page("pages/predict.py")
     _ready(at, phantom)
     fill_labs(at)

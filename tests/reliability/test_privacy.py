@@ -163,7 +163,7 @@ def test_scorer_result_report_and_audit_carry_no_identifier(identified: dict[str
     _assert_no_identifier(json.dumps(result.to_dict()), "CaseResult.to_dict()")
     _assert_no_identifier(" ".join(result.warnings), "the warnings")
     try:
-        from pipeline.app.support import run_prediction
+        from pipeline.app.prediction import run_prediction
     except ImportError:  # the app layer is optional here
         return
     outcome = run_prediction(scorer, ct_path=identified["ct"], roi_path=identified["roi"], clinical=clinical)

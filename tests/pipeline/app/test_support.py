@@ -14,7 +14,7 @@ from sklearn.ensemble import RandomForestClassifier
 
 from pipeline import SYNTHETIC_NOTICE
 
-from pipeline.app import support as sup
+from pipeline.app import batch as app_batch, bundles, prediction
 
 from pipeline.serving import bundle as bundle_mod
 from pipeline.io.archive import UploadFolder
@@ -65,60 +65,60 @@ def test_bundle_choices_env_first_then_weights_folder(weights: Path, tmp_path: P
     extra = make_clinical_bundle(tmp_path / "mine", name="mine")
     monkeypatch.setattr(bundle_mod, "WEIGHTS_DIR", weights)
     monkeypatch.setenv("PLEURA_BUNDLE", str(extra))
-    assert [p.name for p in sup.bundle_choices()] == ["mine", "alpha", "beta"]
-    assert sup.initial_bundle_path() == extra
+    assert [p.name for p in bundles.bundle_choices()] == ["mine", "alpha", "beta"]
+    assert bundles.initial_bundle_path() == extra
     monkeypatch.setenv("PLEURA_BUNDLE", str(tmp_path / "missing"))
-    assert sup.initial_bundle_path() == weights / "alpha"  # the default is missing: first available
+    assert bundles.initial_bundle_path() == weights / "alpha"  # the default is missing: first available
     monkeypatch.setattr(bundle_mod, "WEIGHTS_DIR", tmp_path / "empty")
-    assert sup.initial_bundle_path() is None
+    assert bundles.initial_bundle_path() is None
 
 
 def test_describe_bundle_reads_card_metrics_reports_and_refuses_tampering(weights: Path, tmp_path: Path) -> None:
-    info = sup.describe_bundle(weights / "alpha")
+    info = bundles.describe_bundle(weights / "alpha")
     assert info.ok and info.name == "alpha" and info.notice == SYNTHETIC_NOTICE and len(info.bundle_id) == 64
     rows = dict(info.summary_rows())
     assert rows["Operating threshold"] == "0.45" and rows["Training cases"] == "80 (41 with VPI)"
     assert rows["Features"] == "3 (clinical 3)"
-    assert ("metrics.auc", "0.81") in sup.training_rows(info.manifest)
+    assert ("metrics.auc", "0.81") in bundles.training_rows(info.manifest)
     assert info.report_files == ("report/calibration.png",) and "Clinical values only" in (info.model_card or "")
-    versions = {r["package"]: r for r in sup.version_rows(info.manifest)}
+    versions = {r["package"]: r for r in bundles.version_rows(info.manifest)}
     assert versions["numpy"]["same"] == "yes"
 
     broken = make_clinical_bundle(tmp_path / "broken")
     data = bytearray((broken / "model.skops").read_bytes())
     data[-10] ^= 0xFF
     (broken / "model.skops").write_bytes(bytes(data))
-    bad = sup.describe_bundle(broken)
+    bad = bundles.describe_bundle(broken)
     assert not bad.ok and "sha256" in (bad.error or "")
-    missing = sup.describe_bundle(tmp_path / "nothing")
+    missing = bundles.describe_bundle(tmp_path / "nothing")
     assert not missing.ok and "PLEURA_BUNDLE" in (missing.error or "")
 
 
 def test_form_values_are_checked_with_clear_messages() -> None:
-    assert sup.clinical_from_form(cea=3.2, ca125=12.0, age=67.0).as_features()["CEA_ng_mL"] == 3.2
+    assert prediction.clinical_from_form(cea=3.2, ca125=12.0, age=67.0).as_features()["CEA_ng_mL"] == 3.2
     with pytest.raises(ClinicalValueError, match="CEA is missing"):
-        sup.clinical_from_form(cea=None, ca125=12.0, age=67.0)
+        prediction.clinical_from_form(cea=None, ca125=12.0, age=67.0)
     with pytest.raises(ClinicalValueError, match="age = 7 years is outside"):
-        sup.clinical_from_form(cea=1.0, ca125=12.0, age=7.0)
-    assert sup.roi_label_from_form(None) is None and sup.roi_label_from_form(3) == 3
+        prediction.clinical_from_form(cea=1.0, ca125=12.0, age=7.0)
+    assert prediction.roi_label_from_form(None) is None and prediction.roi_label_from_form(3) == 3
     for bad in (0, -1, 1.5):
         with pytest.raises(MaskError, match="whole number"):
-            sup.roi_label_from_form(bad)
+            prediction.roi_label_from_form(bad)
 
 
 def test_step_progress_only_moves_forward() -> None:
-    t = sup.StepProgress()
-    seen = [t.fraction(s) for s, _ in sup.StepProgress.STEPS] + [t.fraction("something new"), t.fraction("scoring")]
+    t = prediction.StepProgress()
+    seen = [t.fraction(s) for s, _ in prediction.StepProgress.STEPS] + [t.fraction("something new"), t.fraction("scoring")]
     assert seen == sorted(seen) and seen[-1] == seen[-2] < 1.0
 
 
 def test_run_prediction_keeps_what_the_view_needs_and_audits(weights: Path, phantom_files, tmp_path: Path) -> None:
     scorer = Scorer(weights / "alpha")
     ct, roi = phantom_files["case11"]
-    clinical = sup.clinical_from_form(cea=15.0, ca125=20.0, age=70.0)
+    clinical = prediction.clinical_from_form(cea=15.0, ca125=20.0, age=70.0)
     steps: list[str] = []
     log = tmp_path / "audit.jsonl"
-    outcome = sup.run_prediction(scorer, ct_path=ct, roi_path=roi, clinical=clinical, progress=steps.append,
+    outcome = prediction.run_prediction(scorer, ct_path=ct, roi_path=roi, clinical=clinical, progress=steps.append,
                                  signature="sig", audit_path=log)
     r = outcome.result
     assert 0.0 <= r.probability <= 1.0 and r.case is None  # the big volumes are not kept twice
@@ -133,18 +133,18 @@ def test_run_prediction_keeps_what_the_view_needs_and_audits(weights: Path, phan
     assert pdfs[0].startswith(b"%PDF") and all(p is outcome.pdf_bytes for p in pdfs)
     assert outcome.file_stem().startswith("pleurarisk_") and "case11" not in outcome.file_stem()
     # an unwritable audit log is reported, the result is kept
-    outcome2 = sup.run_prediction(scorer, ct_path=ct, roi_path=roi, clinical=clinical, audit_path=tmp_path)
+    outcome2 = prediction.run_prediction(scorer, ct_path=ct, roi_path=roi, clinical=clinical, audit_path=tmp_path)
     assert outcome2.result.probability == pytest.approx(r.probability)
     assert "audit log could not be written" in (outcome2.audit_error or "")
 
 
 def test_input_signature_changes_with_any_input() -> None:
-    clin = sup.clinical_from_form(cea=1, ca125=2, age=50)
+    clin = prediction.clinical_from_form(cea=1, ca125=2, age=50)
     base = dict(ct_token="a", roi_token="b", clinical=clin, roi_label=None, model_id="m")
-    sig = sup.input_signature(**base)
-    for change in ({"ct_token": "z"}, {"clinical": sup.clinical_from_form(cea=1, ca125=2, age=51)},
+    sig = prediction.input_signature(**base)
+    for change in ({"ct_token": "z"}, {"clinical": prediction.clinical_from_form(cea=1, ca125=2, age=51)},
                    {"roi_label": 2}, {"model_id": "n"}, {"clinical": None}):
-        assert sup.input_signature(**{**base, **change}) != sig
+        assert prediction.input_signature(**{**base, **change}) != sig
 
 
 def _batch_zip(phantom_files, *, wrap: str = "", with_csv: bool = True) -> bytes:
@@ -161,11 +161,11 @@ def _batch_zip(phantom_files, *, wrap: str = "", with_csv: bool = True) -> bytes
 
 def test_batch_from_a_zip_scores_good_cases_and_reports_broken_ones(weights: Path, phantom_files, tmp_path: Path) -> None:
     uploads = UploadFolder(parent=tmp_path)
-    cases = sup.prepare_batch(uploads, zip_bytes=_batch_zip(phantom_files, wrap="export/"), zip_token="z1")
+    cases = app_batch.prepare_batch(uploads, zip_bytes=_batch_zip(phantom_files, wrap="export/"), zip_token="z1")
     assert [c.case_id for c in cases] == ["case11", "case12", "orphan"]
     progress: list[tuple[int, int]] = []
     log = tmp_path / "audit.jsonl"
-    res = sup.run_app_batch(cases, bundle=sup.describe_bundle(weights / "beta"), out_path=uploads.root / "out.csv",
+    res = app_batch.run_app_batch(cases, bundle=bundles.describe_bundle(weights / "beta"), out_path=uploads.root / "out.csv",
                             progress=lambda d, t, _r: progress.append((d, t)), audit_path=log)
     table = res.table
     assert list(table["status"]) == ["ok", "ok", "error"]
@@ -178,8 +178,8 @@ def test_batch_from_a_zip_scores_good_cases_and_reports_broken_ones(weights: Pat
 def test_batch_needs_clinical_values(phantom_files, tmp_path: Path) -> None:
     uploads = UploadFolder(parent=tmp_path)
     with pytest.raises(CohortError, match="clinical CSV"):
-        sup.prepare_batch(uploads, zip_bytes=_batch_zip(phantom_files, with_csv=False))
-    cases = sup.prepare_batch(uploads, zip_bytes=_batch_zip(phantom_files, with_csv=False), zip_token="z2",
+        app_batch.prepare_batch(uploads, zip_bytes=_batch_zip(phantom_files, with_csv=False))
+    cases = app_batch.prepare_batch(uploads, zip_bytes=_batch_zip(phantom_files, with_csv=False), zip_token="z2",
                               csv_bytes=b"case_id,CEA,CA125,age\ncase11,3,20,60\n")
     assert {c.case_id: c.problem_type for c in cases} == {"case11": None, "case12": "clinical", "orphan": "cohort"}
 
@@ -187,7 +187,7 @@ def test_batch_needs_clinical_values(phantom_files, tmp_path: Path) -> None:
 def test_batch_root_unwraps_one_top_folder_but_keeps_a_single_case_folder(tmp_path: Path) -> None:
     (tmp_path / "a" / "export" / "inner").mkdir(parents=True)
     (tmp_path / "a" / "export" / "inner" / "x_ct.nii.gz").write_bytes(b"")
-    assert sup.batch_root(tmp_path / "a") == tmp_path / "a" / "export" / "inner"
+    assert app_batch.batch_root(tmp_path / "a") == tmp_path / "a" / "export" / "inner"
     (tmp_path / "b" / "case1").mkdir(parents=True)
     (tmp_path / "b" / "case1" / "ct.nii.gz").write_bytes(b"")
-    assert sup.batch_root(tmp_path / "b") == tmp_path / "b"
+    assert app_batch.batch_root(tmp_path / "b") == tmp_path / "b"
