@@ -9,7 +9,7 @@ Usage (from the repository root, in the project's venv)::
 
 What it does:
 
-1. Writes ``--cases`` + 1 synthetic phantoms (``pipeline.synth.phantom``; CT int16 HU and ROI uint8 as
+1. Writes ``--cases`` + 1 synthetic phantoms (``pipeline.synth``; CT int16 HU and ROI uint8 as
    ``.nii.gz``; (slices, size, size) voxels; tumour 15–30 mm) into ``--workdir`` (cached there
    between runs).
 2. Builds a model bundle for timing through the public API (features of 8 small phantoms with
@@ -106,13 +106,13 @@ class BenchCase:
 
 
 def draw_bench_spec(ss: np.random.SeedSequence, *, case_index: int, size: int, slices: int):  # noqa: ANN201
-    """A clinical-size :class:`~pipeline.synth.phantom.SampledCase` with a 15–30 mm tumour.
+    """A clinical-size :class:`~pipeline.synth.SampledCase` with a 15–30 mm tumour.
 
-    Cases are drawn from ``pipeline.synth.phantom.sample_case`` (clinical preset, ``slices`` slices) and
+    Cases are drawn from ``pipeline.synth.sample_case`` (clinical preset, ``slices`` slices) and
     redrawn until the tumour diameter falls in [15, 30] mm. A matrix other than 512 keeps the
     drawn field of view (pixel spacing scaled by 512 / size).
     """
-    from pipeline.synth.phantom import sample_case
+    from pipeline.synth import sample_case
 
     while True:
         case = sample_case(np.random.default_rng(ss.spawn(1)[0]), size="clinical", case_index=case_index,
@@ -135,7 +135,7 @@ def make_bench_cases(folder: Path, *, n: int, size: int, slices: int, seed: int)
     """
     import SimpleITK as sitk
 
-    from pipeline.synth.phantom import make_phantom
+    from pipeline.synth import make_phantom
 
     folder.mkdir(parents=True, exist_ok=True)
     ss = np.random.SeedSequence(seed)
@@ -206,7 +206,7 @@ def ensure_bundle(workdir: Path, *, explicit: str | None, threads: int | None) -
         pass
     from pipeline.cli import main as cli
     from pipeline.training.dataset import extract_cohort_features
-    from pipeline.synth.phantom import write_cohort
+    from pipeline.synth import write_cohort
 
     say("building a timing bundle: features of 8 small phantoms, then pleura fit (once; cached)")
     t = time.perf_counter()

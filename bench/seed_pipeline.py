@@ -24,7 +24,7 @@ Arrays are (z, y, x); geometry is in ITK (x, y, z) order, millimetres.
 Example (small phantom; a few seconds)::
 
     >>> import tempfile, numpy as np, SimpleITK as sitk
-    >>> from pipeline.synth.phantom import PhantomSpec, make_phantom
+    >>> from pipeline.synth import PhantomSpec, make_phantom
     >>> d = tempfile.mkdtemp()
     >>> ph = make_phantom(PhantomSpec.for_size("small", seed=3))
     >>> sitk.WriteImage(ph.ct.to_sitk(), f"{d}/ct.nii.gz", useCompression=True)

@@ -44,7 +44,7 @@ def real_ct() -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def phantom_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 16-case small phantom cohort (128×128×64); returns its clinical.csv."""
-    from pipeline.synth.phantom import write_cohort
+    from pipeline.synth import write_cohort
 
     return write_cohort(tmp_path_factory.mktemp("cohort"), n=16, seed=7, size="small")
 

@@ -42,11 +42,11 @@ def _progress_bar(total_label: str):  # noqa: ANN202
 
 # ------------------------------------------------------------------------------------------------
 def cmd_synth(args: argparse.Namespace) -> int:
-    from pipeline.synth.phantom import write_cohort
+    from pipeline.synth import write_cohort
 
     kwargs = {}
     if args.scanner:
-        from pipeline.synth.phantom import SCANNER_PROFILES
+        from pipeline.synth import SCANNER_PROFILES
 
         if args.scanner not in SCANNER_PROFILES:
             raise ValueError(f"--scanner must be one of {sorted(SCANNER_PROFILES)}")

@@ -89,7 +89,7 @@ def _expected(entry: BadInput, *, zip_name: str = "the CT zip") -> tuple[type[Pl
 def good(weights_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Good:
     """The corpus' good case: case_0000 of the seed-7 small phantom cohort (as the reliability
     tests' ``phantom_cohort`` fixture; a cohort's first cases do not depend on its size)."""
-    from pipeline.synth.phantom import write_cohort
+    from pipeline.synth import write_cohort
 
     src = write_cohort(tmp_path_factory.mktemp("app_bad_good"), n=1, seed=7, size="small").parent
     ct, roi = src / "case_0000_ct.nii.gz", src / "case_0000_roi.nii.gz"

@@ -24,7 +24,7 @@ from pipeline import SYNTHETIC_NOTICE
 from pipeline.app import prediction as app_prediction
 from pipeline.serving import bundle as bundle_mod
 from pipeline.io.readers import write_image
-from pipeline.synth.phantom import PhantomSpec, make_phantom
+from pipeline.synth import PhantomSpec, make_phantom
 from pipeline.core.volume import Volume
 
 PAGES = ("pages/home.py", "pages/predict.py", "pages/batch.py", "pages/model.py")

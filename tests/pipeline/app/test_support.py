@@ -24,7 +24,7 @@ from pipeline.core.config import PipelineConfig
 from pipeline.core.errors import ClinicalValueError, CohortError, MaskError
 from pipeline.core.groups import CLINICAL_FEATURES
 from pipeline.io.readers import write_image
-from pipeline.synth.phantom import PhantomSpec, make_phantom
+from pipeline.synth import PhantomSpec, make_phantom
 from pipeline.serving.score import Scorer
 
 

@@ -264,7 +264,7 @@ def test_real_anatomy_costal_contact_versus_mid_lung(real_ct) -> None:
 
 
 def test_phantom_contact_versus_far_and_lung_mask_matches_truth() -> None:
-    phantom = pytest.importorskip("pipeline.synth.phantom")
+    phantom = pytest.importorskip("pipeline.synth")
 
     def render(gap_mm: float):
         spec = phantom.PhantomSpec.for_size(

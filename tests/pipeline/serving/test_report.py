@@ -21,7 +21,7 @@ from pipeline.core.config import PipelineConfig
 from pipeline.serving.explain import Explanation
 from pipeline.features.extract import FeatureVector
 from pipeline.io.readers import write_image
-from pipeline.synth.phantom import PhantomSpec, make_phantom
+from pipeline.synth import PhantomSpec, make_phantom
 from pipeline.serving.score import CaseResult, risk_band
 
 CLINICAL = parse_clinical(cea=4.7, ca125=31, age=68)

@@ -1,0 +1,456 @@
+"""Rendering one :class:`~pipeline.synth.specs.PhantomSpec` into a
+:class:`~pipeline.synth.specs.Phantom` (the image model is described in :mod:`pipeline.synth`).
+
+Contract: :func:`make_phantom` is deterministic (same spec ⇒ identical arrays). It frames a voxel
+grid of ``shape_zyx`` (arrays (z, y, x)) with ITK-order ``spacing_xyz`` / ``origin_xyz`` in mm
+around the chest, paints the anatomy slice by slice, then pleural tags and indentation, vessels,
+main bronchi and the tumour, and applies the scanner (blur, noise, clipping to [−1024, 3071] HU).
+Outputs: CT int16 HU, ROI uint8 {0, 1}, tissue uint8 (``TISSUE_LABELS``), one geometry.
+Randomness: children of ``SeedSequence(spec.seed).spawn(4)``: 0 and 1 for the anatomy and tumour
+(:func:`~pipeline.synth.tumour.draw_layout`), 2 for the vessel tree, 3 for the noise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+from scipy import ndimage
+
+from pipeline.core.volume import Volume
+from pipeline.synth.anatomy import Anatomy, cavity_scale, lung_mask, plane_terms
+from pipeline.synth.geometry import Grid, unit
+from pipeline.synth.specs import TISSUE_LABELS, Phantom, PhantomSpec, PhantomTruth, TumourSpec, check
+from pipeline.synth.tumour import TumourShape, draw_layout, place_tumour, ray_to_cavity
+from pipeline.synth.vessels import vessel_tree
+
+__all__ = ["make_phantom"]
+
+# the codes of TISSUE_LABELS, in its order
+_AIR, _SOFT, _FAT, _BONE, _LUNG, _VESSEL, _TUMOUR, _AIRWAY, _STRAND = TISSUE_LABELS.values()
+_HU_MIN, _HU_MAX = -1024.0, 3071.0
+
+
+def _render_anatomy(an: Anatomy, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """HU (int16) and tissue labels (uint8) of the anatomy without vessels and tumour."""
+    f = np.float32
+    nz, ny, nx = grid.z.size, grid.y.size, grid.x.size
+    hu = np.empty((nz, ny, nx), dtype=np.int16)
+    tissue = np.empty((nz, ny, nx), dtype=np.uint8)
+    h = np.empty((ny, nx), dtype=f)  # one float slice, reused
+    X, Y = np.meshgrid(grid.x.astype(f), grid.y.astype(f))
+    terms = plane_terms(an, X, Y)
+
+    body_q = (X / f(an.body_ax)) ** 2 + (Y / f(an.body_ay)) ** 2
+    skin_q = (X / f(an.body_ax - an.skin)) ** 2 + (Y / f(an.body_ay - an.skin)) ** 2
+    fat_q = (X / f(an.body_ax - an.skin - an.fat)) ** 2 + (Y / f(an.body_ay - an.skin - an.fat)) ** 2
+    body = body_q <= 1.0
+    fat_ring = (skin_q <= 1.0) & (fat_q > 1.0)
+    aorta = terms.aorta_d2 <= an.aorta_r**2
+    asc = (X - f(an.asc_c[0])) ** 2 + (Y - f(an.asc_c[1])) ** 2 <= an.asc_r**2
+    tr_d2 = (X - f(an.trachea_c[0])) ** 2 + (Y - f(an.trachea_c[1])) ** 2
+    trachea_wall, trachea_lumen = tr_d2 <= (an.trachea_r + 2.0) ** 2, tr_d2 <= an.trachea_r**2
+    trachea_wall &= body
+    trachea_lumen &= body
+    liver_side = X < 0
+
+    # lung attenuation: gravity gradient (denser posteriorly) plus a faint low-frequency texture
+    lung_hu = f(an.hu_lung) + f(an.lung_gradient) * np.clip((Y - f(an.cav_cy)) / f(an.cav_ay), -1.0, 1.0)
+    for phase, k, azimuth, amp in an.texture:
+        lung_hu += f(amp) * np.cos(f(k) * (np.cos(azimuth) * X + np.sin(azimuth) * Y) + f(phase)).astype(f)
+
+    # spine (vertebral body with cortex, canal, neural arch, spinous process) and sternum
+    vb_d = np.sqrt(terms.vb_d2)
+    vb = vb_d <= an.vb_r
+    canal_y = an.vb_cy + an.vb_r + 8.0
+    canal_d = np.sqrt(X**2 + (Y - f(canal_y)) ** 2)
+    canal = canal_d <= 7.0
+    arch = (canal_d > 7.0) & (canal_d <= 13.0) & (Y >= f(an.vb_cy + an.vb_r))
+    spinous = (np.abs(X) <= 4.0) & (Y > f(canal_y)) & (Y <= f(canal_y + 32.0))
+    posterior_bone = (arch | spinous) & (skin_q <= 1.0)
+    sternum_q = (X / f(14.0)) ** 2 + ((Y - f(an.cav_cy - an.cav_ay - 7.0)) / f(6.0)) ** 2
+    sternum = sternum_q <= 1.0
+
+    # chest-wall band with ribs: approximate distance (mm) outside the cavity ellipse
+    rho = np.sqrt(terms.cav_q)
+    grad = np.sqrt((X / f(an.cav_ax**2)) ** 2 + ((Y - f(an.cav_cy)) / f(an.cav_ay**2)) ** 2) / np.maximum(rho, f(1e-6))
+    depth = (rho - 1.0) / np.maximum(grad, f(1e-6))
+    band_idx = np.nonzero((depth > 0.0) & (depth < an.rib_depth + an.rib_thick + 1.0) & body)
+    band_depth = depth[band_idx]
+    phi = np.arctan2(np.abs(X[band_idx]) / f(an.cav_ax), (Y[band_idx] - f(an.cav_cy)) / f(an.cav_ay))
+    band_drop = f(an.rib_drop) * (1.0 - np.cos(phi)) / 2.0
+    band_rib = (phi >= 0.25) & (phi <= an.rib_phi_max)
+    band_cart = (phi > an.rib_phi_max) & (phi <= an.rib_phi_max + 0.35)
+    band_dr2 = ((band_depth - f(an.rib_depth)) / f(an.rib_thick)) ** 2
+
+    no_lung = np.zeros((ny, nx), dtype=bool)
+    for k, z in enumerate(grid.z.astype(f)):
+        t = tissue[k]
+        h.fill(f(-1000.0))
+        t.fill(_AIR)
+        np.copyto(h, f(an.hu_muscle), where=body)
+        np.copyto(t, _SOFT, where=body)
+        np.copyto(h, f(an.hu_fat), where=fat_ring)
+        np.copyto(t, _FAT, where=fat_ring)
+        scale = float(cavity_scale(an, z))
+        lung = no_lung
+        if scale > 0:
+            cav = terms.cav_q <= scale**2
+            abdomen = cav & (z <= terms.dome_z)
+            np.copyto(h, f(an.hu_liver), where=abdomen & liver_side)
+            np.copyto(h, f(an.hu_muscle), where=abdomen & ~liver_side)
+            np.copyto(t, _SOFT, where=abdomen)
+            thorax = cav & ~abdomen
+            lung = lung_mask(an, terms, z)
+            np.copyto(h, lung_hu, where=lung)
+            np.copyto(t, _LUNG, where=lung)
+            mediast = thorax & ~lung
+            np.copyto(h, f(an.hu_fat + 10.0), where=mediast)
+            np.copyto(t, _FAT, where=mediast)
+            hz = ((z - an.heart_c[2]) / an.heart_axes[2]) ** 2
+            if hz < 1.0:
+                heart = thorax & (terms.heart_q <= 1.0 - hz)
+                np.copyto(h, f(an.hu_blood), where=heart)
+                np.copyto(t, _SOFT, where=heart)
+            asc_z = an.heart_c[2] + 0.5 * an.heart_axes[2] <= z <= an.z_arch
+            vessels = (aorta & (z <= an.z_arch)) | (asc & asc_z)
+            vessels &= mediast
+            np.copyto(h, f(an.hu_blood), where=vessels)
+            np.copyto(t, _SOFT, where=vessels)
+        # everything below stays outside the lungs, so the lung boundary is the one placement used
+        if z >= an.z_carina:
+            np.copyto(h, f(an.hu_muscle), where=trachea_wall & ~lung)
+            np.copyto(t, _SOFT, where=trachea_wall & ~lung)
+            np.copyto(h, f(-990.0), where=trachea_lumen & ~lung)
+            np.copyto(t, _AIRWAY, where=trachea_lumen & ~lung)
+        # spine: discs between vertebral bodies, canal with CSF
+        disc = (z - an.vert_z0) % an.vert_pitch < an.disc_height
+        if disc:
+            np.copyto(h, f(80.0), where=vb)
+            np.copyto(t, _SOFT, where=vb)
+        else:
+            vb_hu = f(an.hu_marrow) + f(an.hu_cortex - an.hu_marrow) * np.clip((vb_d - (an.vb_r - 2.0)) / 2.0, 0.0, 1.0)
+            np.copyto(h, vb_hu, where=vb)
+            np.copyto(t, _BONE, where=vb)
+        arch_here, canal_here = posterior_bone & ~lung, canal & ~lung
+        np.copyto(h, f(an.hu_cortex - 100.0), where=arch_here)
+        np.copyto(t, _BONE, where=arch_here)
+        np.copyto(h, f(10.0), where=canal_here)
+        np.copyto(t, _SOFT, where=canal_here)
+        if -60.0 <= z <= an.z_taper - 20.0:
+            sternum_hu = f(an.hu_marrow) + f(an.hu_cortex - an.hu_marrow) * np.clip(sternum_q, 0.0, 1.0) ** 2
+            np.copyto(h, sternum_hu, where=sternum)
+            np.copyto(t, _BONE, where=sternum)
+        # ribs and costal cartilage: cross-sections along rib arcs that slope down anteriorly
+        if -90.0 <= z <= an.z_taper + 20.0:
+            rel = (z + band_drop - f(an.rib_z0)) % f(an.rib_pitch) - f(0.5 * an.rib_pitch)
+            q = band_dr2 + (rel / f(an.rib_half_height)) ** 2
+            in_rib = q <= 1.0
+            rib = in_rib & band_rib
+            cart = in_rib & band_cart
+            sub = (band_idx[0][rib], band_idx[1][rib])
+            h[sub] = f(an.hu_marrow) + f(an.hu_cortex - an.hu_marrow) * q[rib] ** 2
+            t[sub] = _BONE
+            sub = (band_idx[0][cart], band_idx[1][cart])
+            h[sub] = f(120.0)
+            t[sub] = _SOFT
+        np.rint(h, out=h)
+        hu[k] = h
+    return hu, tissue
+
+
+_LUNGISH = np.zeros(256, dtype=bool)
+_LUNGISH[[_LUNG, _VESSEL, _STRAND]] = True
+
+
+def _paint_tube(
+    grid: Grid,
+    hu: np.ndarray,
+    tissue: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    radius: float,
+    value: float,
+    label: int,
+    allowed: np.ndarray,
+    edge_mm: float,
+) -> None:
+    """Blend a capsule (segment a→b, ``radius`` mm) of ``value`` HU into voxels whose label is
+    allowed, with a partial-volume edge of ``edge_mm``; voxels at least half covered get ``label``."""
+    pad = radius + edge_mm
+    box = grid.box(np.minimum(a, b) - pad, np.maximum(a, b) + pad)
+    if box is None:
+        return
+    x, y, z = grid.coords(box)
+    ab = b - a
+    l2 = max(float(ab @ ab), 1e-9)
+    t = np.clip(((x - a[0]) * ab[0] + (y - a[1]) * ab[1] + (z - a[2]) * ab[2]) / l2, 0.0, 1.0)
+    d2 = (x - a[0] - t * ab[0]) ** 2 + (y - a[1] - t * ab[1]) ** 2 + (z - a[2] - t * ab[2]) ** 2
+    frac = np.clip((radius - np.sqrt(d2)) / edge_mm + 0.5, 0.0, 1.0) * min(1.0, 2.0 * radius / edge_mm)
+    sub_t = tissue[box]
+    sel = (frac > 0.0) & allowed[sub_t]
+    if not sel.any():
+        return
+    sub_h = hu[box]
+    old = sub_h[sel].astype(np.float32)
+    sub_h[sel] = np.rint(old + frac[sel].astype(np.float32) * (np.float32(value) - old))
+    sub_t[sel & (frac >= 0.5)] = label
+
+
+def _paint_lines(
+    grid: Grid,
+    hu: np.ndarray,
+    tissue: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    radii: np.ndarray,
+    value: float,
+    allowed: np.ndarray,
+) -> None:
+    """Draw vessels thinner than a voxel as one-voxel lines whose strength is the fraction of a
+    pixel their cross-section covers (π r² / (dx · dy)); the scanner blur then spreads them."""
+    if radii.size == 0:
+        return
+    sp = np.asarray(grid.spacing)
+    step = 0.5 * float(sp.min())
+    lengths = np.linalg.norm(ends - starts, axis=1)
+    counts = np.maximum(np.ceil(lengths / step).astype(int), 1) + 1
+    seg = np.repeat(np.arange(radii.size), counts)
+    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    frac = offsets / np.repeat(counts - 1, counts)
+    pts = starts[seg] + (ends[seg] - starts[seg]) * frac[:, None]
+    idx = np.rint((pts - np.asarray(grid.origin)) / sp).astype(np.int64)[:, ::-1]  # (z, y, x)
+    shape = np.asarray(hu.shape)
+    ok = np.all((idx >= 0) & (idx < shape), axis=1)
+    if not ok.any():
+        return
+    strength = np.minimum(1.0, np.pi * radii[seg[ok]] ** 2 / (sp[0] * sp[1]))
+    flat = np.ravel_multi_index(tuple(idx[ok].T), hu.shape)
+    order = np.lexsort((-strength, flat))  # strongest first within each voxel
+    flat, strength = flat[order], strength[order]
+    first = np.concatenate([[True], flat[1:] != flat[:-1]])
+    flat, strength = flat[first], strength[first].astype(np.float32)
+    hu_flat, tissue_flat = hu.reshape(-1), tissue.reshape(-1)
+    sel = allowed[tissue_flat[flat]]
+    flat, strength = flat[sel], strength[sel]
+    old = hu_flat[flat].astype(np.float32)
+    hu_flat[flat] = np.rint(old + strength * (np.float32(value) - old))
+    tissue_flat[flat[strength >= 0.5]] = _VESSEL
+
+
+def _paint_cone(
+    grid: Grid,
+    hu: np.ndarray,
+    tissue: np.ndarray,
+    base: np.ndarray,
+    axis: np.ndarray,
+    height: float,
+    radius: float,
+    value: float,
+) -> None:
+    """Fill a cone (base centre ``base`` on the pleura, apex ``height`` mm along ``axis`` into the
+    lung) with chest-wall tissue: the pleural indentation."""
+    apex = base + axis * height
+    box = grid.box(np.minimum(base, apex) - radius - 1.0, np.maximum(base, apex) + radius + 1.0)
+    if box is None:
+        return
+    x, y, z = grid.coords(box)
+    along = (x - base[0]) * axis[0] + (y - base[1]) * axis[1] + (z - base[2]) * axis[2]
+    r2 = (
+        (x - base[0] - along * axis[0]) ** 2
+        + (y - base[1] - along * axis[1]) ** 2
+        + (z - base[2] - along * axis[2]) ** 2
+    )
+    inside = (along >= -1.0) & (np.sqrt(r2) <= radius * (1.0 - along / height)) & _LUNGISH[tissue[box]]
+    hu[box][inside] = round(value)
+    tissue[box][inside] = _SOFT
+
+
+def _paint_tumour(
+    grid: Grid, hu: np.ndarray, tissue: np.ndarray, roi: np.ndarray, shape: TumourShape, tumour: TumourSpec
+) -> None:
+    c = shape.centre
+    box = grid.box(c - shape.max_radius - 1.0, c + shape.max_radius + 1.0)
+    if box is None:
+        raise ValueError("the tumour lies outside the field of view")
+    x, y, z = grid.coords(box)
+    vx, vy, vz = np.broadcast_arrays(x - c[0], y - c[1], z - c[2])
+    rho = np.sqrt(vx**2 + vy**2 + vz**2)
+    dirs = np.stack([vx, vy, vz], axis=-1) / np.maximum(rho, 1e-6)[..., None]
+    outline = shape.radius * shape.factor(dirs.reshape(-1, 3)).reshape(rho.shape)
+    sub_t = tissue[box]
+    inside = (rho <= outline) & (sub_t != _BONE) & (sub_t != _AIR) & (sub_t != _AIRWAY)
+    if tumour.solid_fraction >= 1.0:
+        value = np.full(rho.shape, tumour.solid_hu, dtype=np.float32)
+    else:
+        core = np.clip((tumour.solid_fraction * outline - rho) / 1.5 + 0.5, 0.0, 1.0)
+        value = (tumour.ggo_hu + (tumour.solid_hu - tumour.ggo_hu) * core).astype(np.float32)
+    sub_h = hu[box]
+    lungish = _LUNGISH[sub_t]
+    # ground glass lets vessels show through; the part in the chest wall is solid tumour
+    value = np.where(lungish, np.maximum(value, sub_h), np.float32(tumour.solid_hu))
+    sub_h[inside] = np.rint(value[inside])
+    sub_t[inside] = _TUMOUR
+    roi[box][inside] = 1
+
+
+def _gaussian_weights(sigma: float, truncate: float = 3.0) -> np.ndarray:
+    radius = int(truncate * sigma + 0.5)
+    w = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    return (w / w.sum()).astype(np.float32)
+
+
+def _apply_scanner(hu: np.ndarray, spec: PhantomSpec, rng: np.random.Generator) -> None:
+    """In place on the int16 HU volume: Gaussian blur (in-plane PSF ``blur_sigma_mm`` combined
+    with the pixel aperture; slice profile of FWHM = slice thickness along z, 'reflect' edges),
+    then white noise of ``noise_sd_hu`` and clipping to [−1024, 3071] HU. Works slice by slice,
+    keeping only the 2·r + 1 blurred slices the z kernel needs."""
+    nz = hu.shape[0]
+    sx, sy, sz = spec.spacing_xyz
+    sig_x = math.sqrt(spec.blur_sigma_mm**2 + sx**2 / 12.0) / sx
+    sig_y = math.sqrt(spec.blur_sigma_mm**2 + sy**2 / 12.0) / sy
+    sig_z = spec.thickness_mm / 2.3548 / sz
+    wz = _gaussian_weights(sig_z) if sig_z >= 0.2 else np.ones(1, dtype=np.float32)
+    r = wz.size // 2
+    cache: dict[int, np.ndarray] = {}
+
+    def blurred(j: int) -> np.ndarray:
+        j = -j - 1 if j < 0 else (2 * nz - j - 1 if j >= nz else j)
+        j = min(max(j, 0), nz - 1)
+        if j not in cache:
+            plane = hu[j].astype(np.float32)
+            if sig_y >= 0.2:
+                ndimage.gaussian_filter1d(plane, sig_y, axis=0, output=plane, truncate=3.0)
+            if sig_x >= 0.2:
+                ndimage.gaussian_filter1d(plane, sig_x, axis=1, output=plane, truncate=3.0)
+            cache[j] = plane
+        return cache[j]
+
+    out = np.empty(hu.shape[1:], dtype=np.float32)
+    noise_sd = np.float32(spec.noise_sd_hu)
+    for k in range(nz):
+        np.multiply(blurred(k - r), wz[0], out=out)
+        for i in range(1, wz.size):
+            out += wz[i] * blurred(k - r + i)
+        if noise_sd > 0:
+            out += rng.standard_normal(out.shape, dtype=np.float32) * noise_sd
+        np.rint(out, out=out)
+        np.clip(out, _HU_MIN, _HU_MAX, out=out)
+        for j in [j for j in cache if j < k - r]:
+            del cache[j]
+        hu[k] = out
+
+
+def _view_centre(preferred: float, target: float, reach: float, half_fov: float, name: str) -> float:
+    """Shift ``preferred`` as little as possible so [target − reach, target + reach] is in view."""
+    if half_fov < reach:
+        raise ValueError(f"the {name} field of view ({2 * half_fov:.0f} mm) is too small for the tumour")
+    return float(np.clip(preferred, target + reach - half_fov, target - reach + half_fov))
+
+
+def make_phantom(spec: PhantomSpec) -> Phantom:
+    """Render one phantom (see :mod:`pipeline.synth`). Same spec ⇒ identical arrays."""
+    check(isinstance(spec, PhantomSpec), "spec must be a PhantomSpec")
+    tree_seq, noise_seq = np.random.SeedSequence(spec.seed).spawn(4)[2:]
+    tumour = spec.tumour
+    layout = draw_layout(spec.seed, tumour)
+    an, side, shape = layout.anatomy, layout.side, layout.shape
+    centre, foot = place_tumour(layout, tumour)
+    shape = dataclasses.replace(shape, centre=centre)
+
+    # framing: centre on the chest, shifted only as needed to keep the tumour in view
+    nz, ny, nx = spec.shape_zyx
+    sx, sy, sz = spec.spacing_xyz
+    reach = shape.max_radius + 10.0
+    jx, jy, jz = an.view_jitter
+    vx = _view_centre(jx, centre[0], reach, 0.5 * (nx - 1) * sx, "in-plane")
+    vy = _view_centre(jy, centre[1], reach, 0.5 * (ny - 1) * sy, "in-plane")
+    vz = _view_centre(0.45 * an.lung_height + jz, centre[2], reach, 0.5 * (nz - 1) * sz, "z")
+    origin = (vx - 0.5 * (nx - 1) * sx, vy - 0.5 * (ny - 1) * sy, vz - 0.5 * (nz - 1) * sz)
+    grid = Grid(
+        x=origin[0] + sx * np.arange(nx),
+        y=origin[1] + sy * np.arange(ny),
+        z=origin[2] + sz * np.arange(nz),
+        spacing=(sx, sy, sz),
+        origin=origin,
+    )
+
+    hu, tissue = _render_anatomy(an, grid)
+    edge = float(min(sx, sy))
+    d = tumour.distance_to_pleura_mm
+    to_pleura = unit(foot - centre)
+
+    # pleural tags (strands tumour → pleura) and indentation (cone of chest wall at the pleura)
+    tag_ends = []
+    if tumour.pleural_tag:
+        for k in range(layout.n_tags):
+            direction = unit(to_pleura + 0.5 * layout.tag_dirs[k] / max(np.linalg.norm(layout.tag_dirs[k]), 1.0))
+            start = centre + direction * shape.radius * float(shape.factor(direction[None])[0]) * 0.9
+            end = ray_to_cavity(an, start, direction)
+            tag_ends.append(end)
+            radius, value = float(layout.tag_radii[k]), float(layout.tag_hu[k])
+            _paint_tube(grid, hu, tissue, start, end + 1.5 * direction, radius, value, _STRAND, _LUNGISH, edge)
+    indentation_depth = 0.0
+    if tumour.pleural_indentation:
+        base = tag_ends[0] if tag_ends else foot
+        inward = -unit(np.array([base[0] / an.cav_ax**2, (base[1] - an.cav_cy) / an.cav_ay**2, 0.0]))
+        indentation_depth = float(min(0.4 * d, 6.0))
+        _paint_cone(grid, hu, tissue, base, inward, indentation_depth, layout.indent_radius, an.hu_muscle - 20.0)
+
+    lung_only = np.zeros(256, dtype=bool)
+    lung_only[[_LUNG, _VESSEL]] = True
+    tree = vessel_tree(an, np.random.default_rng(tree_seq))
+    thick = tree.radius >= 0.75 * edge
+    for a, b, r in zip(tree.start[thick], tree.end[thick], tree.radius[thick]):
+        _paint_tube(grid, hu, tissue, a, b, float(r), an.hu_blood, _VESSEL, lung_only, edge)
+    _paint_lines(grid, hu, tissue, tree.start[~thick], tree.end[~thick], tree.radius[~thick], an.hu_blood, lung_only)
+    # main bronchi inside the mediastinum: wall then air lumen, from the carina towards each hilum
+    carina = np.array([an.trachea_c[0], an.trachea_c[1], an.z_carina])
+    wall_ok = np.zeros(256, dtype=bool)
+    wall_ok[[_FAT, _SOFT]] = True
+    for s in (-1.0, 1.0):
+        hilum = np.array([an.med_cx + s * (an.med_ax - 4.0), an.cav_cy + an.hilum_dy, an.z_carina - 25.0])
+        _paint_tube(grid, hu, tissue, carina, hilum, 7.5, an.hu_muscle, _SOFT, wall_ok, edge)
+        lumen_ok = wall_ok.copy()
+        lumen_ok[_AIRWAY] = True
+        _paint_tube(grid, hu, tissue, carina, hilum, 5.5, -990.0, _AIRWAY, lumen_ok, edge)
+
+    roi = np.zeros(hu.shape, dtype=np.uint8)
+    _paint_tumour(grid, hu, tissue, roi, shape, tumour)
+
+    _apply_scanner(hu, spec, np.random.default_rng(noise_seq))
+
+    geometry = dict(spacing_xyz=spec.spacing_xyz, origin_xyz=origin)
+    roi_voxels = int(np.count_nonzero(roi))
+    truth = PhantomTruth(
+        case_id=spec.case_id,
+        seed=spec.seed,
+        scanner=spec.scanner,
+        shape_zyx=spec.shape_zyx,
+        spacing_xyz=spec.spacing_xyz,
+        slice_thickness_mm=spec.thickness_mm,
+        noise_sd_hu=spec.noise_sd_hu,
+        blur_sigma_mm=spec.blur_sigma_mm,
+        diameter_mm=tumour.diameter_mm,
+        solid_fraction=tumour.solid_fraction,
+        distance_to_pleura_mm=d,
+        pleural_contact=tumour.pleural_contact,
+        pleural_tag=tumour.pleural_tag,
+        n_pleural_tags=layout.n_tags if tumour.pleural_tag else 0,
+        pleural_indentation=tumour.pleural_indentation,
+        indentation_depth_mm=indentation_depth,
+        side=side,
+        lobulation=tumour.lobulation,
+        solid_hu=tumour.solid_hu,
+        ggo_hu=tumour.ggo_hu,
+        tumour_centre_xyz_mm=tuple(float(v) for v in centre),  # type: ignore[arg-type]
+        roi_voxels=roi_voxels,
+        roi_volume_mm3=roi_voxels * sx * sy * sz,
+    )
+    return Phantom(
+        ct=Volume(hu, **geometry),  # type: ignore[arg-type]
+        roi=Volume(roi, **geometry),  # type: ignore[arg-type]
+        tissue=Volume(tissue, **geometry),  # type: ignore[arg-type]
+        truth=truth,
+    )
