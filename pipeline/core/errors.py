@@ -97,6 +97,11 @@ class CohortError(InputError):
     code = "cohort"
 
 
+class ConfigError(PleuraRiskError, ValueError):
+    """A setting that cannot be used (a ``PLEURA_*`` variable, a command-line option, a training
+    or extraction setting): the message names the setting and what it accepts."""
+
+
 class BundleError(PleuraRiskError):
     """A model bundle that is missing files, fails its sha256 check, or is incompatible."""
 

@@ -33,16 +33,15 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
+from pipeline.core.env import settings
 
 SOURCES = ("app", "app-batch", "cli", "cli-batch")
-DEFAULT_AUDIT_LOG = Path("audit") / "audit.jsonl"
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 
 
 def audit_log_path() -> Path:
     """``$PLEURA_AUDIT_LOG`` if set, else ``./audit/audit.jsonl`` (relative to the working directory)."""
-    env = os.environ.get("PLEURA_AUDIT_LOG", "").strip()
-    return Path(env) if env else DEFAULT_AUDIT_LOG
+    return settings().audit_log
 
 
 def _utc_now() -> str:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.inputs.cohort import CaseInput
+from pipeline.core.env import available_cores, threads_per_worker
 from pipeline.core.errors import PleuraRiskError
 from pipeline.core.hashing import bytes_sha256, path_sha256
 
@@ -317,14 +318,14 @@ def workers_per_host(client: Any) -> dict[str, int]:  # noqa: ANN401 - a distrib
 
 def _threads_on_this_host(workers_per_host: dict[str, int]) -> int:
     """Cores of this machine / Dask worker processes on it (at least 1)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = available_cores()
     try:
         from distributed import get_worker
 
         host = get_worker().address.split("://")[-1].rsplit(":", 1)[0]
     except (ImportError, ValueError):  # not inside a Dask worker
-        return max(1, cores)
-    return max(1, cores // max(1, workers_per_host.get(host, 1)))
+        return cores
+    return threads_per_worker(max(1, workers_per_host.get(host, 1)), cores=cores)
 
 
 def run_dask(tasks: Iterable[tuple[CaseInput, str]], *, scheduler: str | Any, bundle_path: str, label: int | None,

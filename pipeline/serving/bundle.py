@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import RESEARCH_NOTICE, SYNTHETIC_NOTICE, __version__
+from pipeline.core import env
 from pipeline.core.config import PipelineConfig
 from pipeline.core.errors import BundleError
 from pipeline.core.hashing import bytes_sha256, file_sha256
@@ -39,8 +40,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.skops"
 BACKBONE_FILE = "backbone.safetensors"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-WEIGHTS_DIR = Path(os.environ.get("PLEURA_WEIGHTS_DIR", REPO_ROOT / "weights"))
+REPO_ROOT = env.REPO_ROOT
 
 # Types a bundle's model.skops may contain (besides plain containers, strings, numbers and
 # arrays). Anything else — including types skops itself trusts by default — is refused, never loaded.
@@ -75,12 +75,12 @@ def package_versions() -> dict[str, str]:
 
 def default_bundle_path() -> Path:
     """``$PLEURA_BUNDLE`` if set, else ``weights/demo``."""
-    env = os.environ.get("PLEURA_BUNDLE")
-    return Path(env) if env else WEIGHTS_DIR / "demo"
+    s = env.settings()
+    return s.bundle if s.bundle else s.weights_dir / "demo"
 
 
 def list_bundles(weights_dir: Path | None = None) -> list[Path]:
-    root = Path(weights_dir or WEIGHTS_DIR)
+    root = Path(weights_dir or env.settings().weights_dir)
     return sorted(p for p in root.iterdir() if (p / MANIFEST).is_file()) if root.is_dir() else []
 
 

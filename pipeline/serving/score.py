@@ -23,6 +23,7 @@ import numpy as np
 from models.deploy import DeployedLateFusion
 
 from pipeline.serving.bundle import ModelBundle, load_bundle
+from pipeline.core.env import settings
 from pipeline.inputs.case import PreparedCase, load_case
 from pipeline.inputs.clinical import ClinicalValues
 from pipeline.serving.explain import Explanation, TreeExplainer, explain_case, explain_late_fusion
@@ -144,8 +145,8 @@ class Scorer:
                  explain: bool = True) -> None:
         owned = not isinstance(bundle, ModelBundle)  # loaded here: nobody else holds its backbone
         self.bundle = bundle if not owned else load_bundle(bundle)
-        if num_threads is None and os.environ.get("PLEURA_THREADS"):
-            num_threads = int(os.environ["PLEURA_THREADS"])
+        if num_threads is None:
+            num_threads = settings().threads
         self.extractors = FeatureExtractors(config=self.bundle.config, backbone=self.bundle.backbone,
                                             feature_names=self.bundle.feature_names, num_threads=num_threads,
                                             backbone_owned=owned)

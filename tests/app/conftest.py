@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from app_helpers import clinical_bundle
 
-from pipeline.serving import bundle as bundle_mod
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +20,7 @@ def weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture()
 def env(weights_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Bundle 'alpha', an audit log in tmp, and no other bundle leaking in from weights/."""
-    monkeypatch.setattr(bundle_mod, "WEIGHTS_DIR", weights_dir)
+    monkeypatch.setenv("PLEURA_WEIGHTS_DIR", str(weights_dir))
     monkeypatch.setenv("PLEURA_BUNDLE", str(weights_dir / "alpha"))
     monkeypatch.setenv("PLEURA_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
     return tmp_path / "audit.jsonl"

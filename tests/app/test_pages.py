@@ -22,7 +22,6 @@ from streamlit.testing.v1 import AppTest
 from pipeline import SYNTHETIC_NOTICE
 
 from pipeline.app import prediction as app_prediction
-from pipeline.serving import bundle as bundle_mod
 from pipeline.io.readers import write_image
 from pipeline.synth import PhantomSpec, make_phantom
 from pipeline.core.volume import Volume
@@ -56,7 +55,7 @@ def test_every_page_renders_with_the_notice(env: Path, page: str) -> None:
 
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_explains_a_missing_bundle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, page: str) -> None:
-    monkeypatch.setattr(bundle_mod, "WEIGHTS_DIR", tmp_path / "no_weights")
+    monkeypatch.setenv("PLEURA_WEIGHTS_DIR", str(tmp_path / "no_weights"))
     monkeypatch.setenv("PLEURA_BUNDLE", str(tmp_path / "missing"))
     at = open_page(page)
     assert not at.exception
@@ -75,7 +74,7 @@ def test_home_shows_the_model_card_summary(env: Path) -> None:
 def test_predict_happy_path_on_a_phantom(tiny_bundle: Path, phantom_cohort: Path, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PLEURA_BUNDLE", str(tiny_bundle))
-    monkeypatch.setattr(bundle_mod, "WEIGHTS_DIR", tmp_path / "no_weights")
+    monkeypatch.setenv("PLEURA_WEIGHTS_DIR", str(tmp_path / "no_weights"))
     audit = tmp_path / "audit.jsonl"
     monkeypatch.setenv("PLEURA_AUDIT_LOG", str(audit))
     with phantom_cohort.open(newline="") as fh:

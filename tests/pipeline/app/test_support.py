@@ -16,7 +16,6 @@ from pipeline import SYNTHETIC_NOTICE
 
 from pipeline.app import batch as app_batch, bundles, prediction
 
-from pipeline.serving import bundle as bundle_mod
 from pipeline.io.archive import UploadFolder
 from pipeline.serving.audit import read_audit
 from pipeline.serving.bundle import write_bundle
@@ -63,13 +62,13 @@ def phantom_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[P
 
 def test_bundle_choices_env_first_then_weights_folder(weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     extra = make_clinical_bundle(tmp_path / "mine", name="mine")
-    monkeypatch.setattr(bundle_mod, "WEIGHTS_DIR", weights)
+    monkeypatch.setenv("PLEURA_WEIGHTS_DIR", str(weights))
     monkeypatch.setenv("PLEURA_BUNDLE", str(extra))
     assert [p.name for p in bundles.bundle_choices()] == ["mine", "alpha", "beta"]
     assert bundles.initial_bundle_path() == extra
     monkeypatch.setenv("PLEURA_BUNDLE", str(tmp_path / "missing"))
     assert bundles.initial_bundle_path() == weights / "alpha"  # the default is missing: first available
-    monkeypatch.setattr(bundle_mod, "WEIGHTS_DIR", tmp_path / "empty")
+    monkeypatch.setenv("PLEURA_WEIGHTS_DIR", str(tmp_path / "empty"))
     assert bundles.initial_bundle_path() is None
 
 

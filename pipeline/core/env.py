@@ -1,0 +1,120 @@
+"""Every ``PLEURA_*`` environment setting, read and checked in one place.
+
+Settings are read when :func:`settings` is called (not at import), so a process, a test or a
+worker sees the environment it runs in. A value that cannot be used is a
+:class:`~pipeline.core.errors.ConfigError` naming the variable and what it accepts, never a
+traceback; an empty value counts as unset.
+
+==========================  ==============================================  =====================
+variable                    meaning                                         default
+==========================  ==============================================  =====================
+``PLEURA_BUNDLE``           model bundle folder                             ``weights/demo``
+``PLEURA_WEIGHTS_DIR``      folder whose sub-folders are offered as models  ``weights/``
+``PLEURA_AUDIT_LOG``        audit log file (JSON lines)                     ``./audit/audit.jsonl``
+``PLEURA_THREADS``          torch threads per process (≥ 1)                 cores / workers
+``PLEURA_WORKERS``          batch worker processes (≥ 1)                    1
+``PLEURA_DASK_SCHEDULER``   Dask scheduler address for ``pleura batch``     none (local pool)
+``PLEURA_PORT``             app port (1–65535)                              8501
+``PLEURA_ADDRESS``          app listen address                              ``localhost``
+``PLEURA_MAX_UPLOAD_MB``    largest app upload, MB (≥ 1)                    1024
+==========================  ==============================================  =====================
+
+Example:
+    >>> s = settings({"PLEURA_WORKERS": "2", "PLEURA_PORT": "8600"})
+    >>> s.workers, s.port, s.threads is None
+    (2, 8600, True)
+    >>> settings({"PLEURA_WORKERS": "two"})
+    Traceback (most recent call last):
+    ...
+    pipeline.core.errors.ConfigError: PLEURA_WORKERS must be a whole number from 1 to 256 (got 'two')
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.core.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+"""The checkout (or installed tree) holding ``pipeline/``, ``weights/`` and ``app.py``."""
+
+DEFAULT_AUDIT_LOG = Path("audit") / "audit.jsonl"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The process's ``PLEURA_*`` settings, checked (see the module table)."""
+
+    bundle: Path | None
+    weights_dir: Path
+    audit_log: Path
+    threads: int | None
+    workers: int
+    dask_scheduler: str | None
+    port: int
+    address: str
+    max_upload_mb: int
+
+
+def _text(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _whole(env: Mapping[str, str], name: str, *, default: int | None, low: int, high: int) -> int | None:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw, 10)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise ConfigError(f"{name} must be a whole number from {low} to {high} (got {raw[:40]!r})")
+    return value
+
+
+def settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and check every ``PLEURA_*`` setting from ``environ`` (default ``os.environ``).
+
+    Raises:
+        ConfigError: a setting is present but unusable (says which and what it accepts).
+    """
+    env = os.environ if environ is None else environ
+    bundle = _text(env, "PLEURA_BUNDLE")
+    weights = _text(env, "PLEURA_WEIGHTS_DIR")
+    audit = _text(env, "PLEURA_AUDIT_LOG")
+    return Settings(
+        bundle=Path(bundle) if bundle else None,
+        weights_dir=Path(weights) if weights else REPO_ROOT / "weights",
+        audit_log=Path(audit) if audit else DEFAULT_AUDIT_LOG,
+        threads=_whole(env, "PLEURA_THREADS", default=None, low=1, high=1024),
+        workers=_whole(env, "PLEURA_WORKERS", default=1, low=1, high=256) or 1,
+        dask_scheduler=_text(env, "PLEURA_DASK_SCHEDULER"),
+        port=_whole(env, "PLEURA_PORT", default=8501, low=1, high=65535) or 8501,
+        address=_text(env, "PLEURA_ADDRESS") or "localhost",
+        max_upload_mb=_whole(env, "PLEURA_MAX_UPLOAD_MB", default=1024, low=1, high=1024 * 1024) or 1024,
+    )
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS tells, else the CPU count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def threads_per_worker(workers: int, *, cores: int | None = None) -> int:
+    """Torch threads for each of ``workers`` processes sharing ``cores`` (default: this
+    process's cores) so they do not oversubscribe the machine: ``max(1, cores // workers)``.
+
+    Example:
+        >>> threads_per_worker(2, cores=8), threads_per_worker(4, cores=2)
+        (4, 1)
+    """
+    if workers < 1:
+        raise ConfigError(f"the number of workers must be at least 1 (got {workers})")
+    return max(1, (available_cores() if cores is None else cores) // workers)
