@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import ctypes
-import io
 import itertools
 import json
 import os
@@ -39,6 +38,8 @@ from typing import Any
 
 from pipeline.inputs.cohort import CaseInput
 from pipeline.core.env import available_cores, threads_per_worker
+from pipeline.core.journal import append_journal, open_journal, read_journal
+from pipeline.core.journal import journal_path as journal_file
 from pipeline.core.errors import PleuraRiskError
 from pipeline.core.hashing import bytes_sha256, path_sha256
 
@@ -176,45 +177,7 @@ def score_one(case: CaseInput, label: int | None, scorer=None) -> dict[str, Any]
 
 
 # ---------------------------------------------------------------------------------------------
-# journal + atomic CSV
-def read_journal(path: Path) -> dict[str, dict[str, Any]]:
-    """Rows by input_key from a journal; a torn last line (crash mid-write) is ignored."""
-    rows: dict[str, dict[str, Any]] = {}
-    if not path.exists():
-        return rows
-    with path.open("r", encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict) and row.get("input_key"):
-                rows[row["input_key"]] = row
-    return rows
-
-
-def _open_journal(path: Path) -> io.TextIOBase:
-    """Open the journal for appending; a torn last line (a crash mid-write) is ended first, so
-    the next row starts on a line of its own instead of being glued to the fragment and lost.
-    The folder is created if needed (``--out new_folder/results.csv``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torn = False
-    if path.exists() and path.stat().st_size:
-        with path.open("rb") as fh:
-            fh.seek(-1, os.SEEK_END)
-            torn = fh.read(1) != b"\n"
-    journal = path.open("a", encoding="utf-8")
-    if torn:
-        journal.write("\n")
-    return journal
-
-
-def _append_journal(fh: io.TextIOBase, row: dict[str, Any]) -> None:
-    fh.write(json.dumps(row, sort_keys=True) + "\n")
-    fh.flush()
-    os.fsync(fh.fileno())
-
-
+# atomic CSV
 def write_csv_atomic(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -374,7 +337,7 @@ def run_batch(cases: list[CaseInput], *, out_path: str | os.PathLike[str], bundl
     """Score ``cases`` into ``out_path`` (CSV), resuming from its journal. See module docstring."""
     t0 = time.perf_counter()
     out = Path(out_path)
-    journal_path = out.with_name(out.name + ".journal.jsonl")
+    journal_path = journal_file(out)
     previous = read_journal(journal_path)
     total = len(cases)
     keys: list[str] = []  # input keys in manifest order, filled as the cases are hashed
@@ -406,7 +369,7 @@ def run_batch(cases: list[CaseInput], *, out_path: str | os.PathLike[str], bundl
     if progress:
         progress(0, total, None)
     last_write = 0.0
-    with _open_journal(journal_path) as journal:
+    with open_journal(journal_path) as journal:
         if scheduler is not None:
             results = run_dask(pending(), scheduler=scheduler, bundle_path=str(Path(bundle_path).resolve()),
                                label=label, num_threads=num_threads)
@@ -416,7 +379,7 @@ def run_batch(cases: list[CaseInput], *, out_path: str | os.PathLike[str], bundl
         for key, row in results:
             ct_sha, roi_sha = meta[key]
             row.update({"input_key": key, "model_id": model_id, "ct_sha256": ct_sha, "roi_sha256": roi_sha, "notice": notice})
-            _append_journal(journal, row)
+            append_journal(journal, row)
             current[key] = row
             if progress:
                 progress(len(current), total, row)

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.serving.batch import read_journal, run_pool
+from pipeline.core.journal import append_journal, journal_path, open_journal, read_journal
+from pipeline.serving.batch import run_pool
 from pipeline.inputs.clinical import parse_clinical
 from pipeline.core.config import PipelineConfig
 from pipeline.core.errors import CohortError, PleuraRiskError
@@ -130,8 +131,8 @@ def extract_cohort_features(cohort_csv: str | os.PathLike[str], out_path: str | 
         del model
     config_json = json.dumps(config.to_dict(), sort_keys=True)
     settings_key = bytes_sha256((config_json + fingerprint).encode())
-    journal_path = out.with_name(out.name + ".journal.jsonl")
-    previous = read_journal(journal_path)
+    journal = journal_path(out)
+    previous = read_journal(journal)
     keyed = []
     for case in cases:
         payload = json.dumps({"ct": path_sha256(case.ct_path) if os.path.exists(case.ct_path) else "",
@@ -143,15 +144,13 @@ def extract_cohort_features(cohort_csv: str | os.PathLike[str], out_path: str | 
     pending = [(c, k) for c, k in keyed if k not in done]
     if progress:
         progress(len(done), len(keyed), None)
-    with journal_path.open("a", encoding="utf-8") as journal:
+    with open_journal(journal) as fh:
         for key, row in run_pool(pending, fn=extract_one, workers=workers, initializer=_init_extractors,
                                  initargs=(config_json, backbone_spec, num_threads),
                                  on_crash=lambda c: {"case_id": c.case_id, "label": c.label, "p_true": c.p_true,
                                                      "status": "error", "error": "internal: worker crashed"}):
             row["input_key"] = key
-            journal.write(json.dumps(row, allow_nan=True) + "\n")
-            journal.flush()
-            os.fsync(journal.fileno())
+            append_journal(fh, row)
             done[key] = row
             if progress:
                 progress(len(done), len(keyed), row)

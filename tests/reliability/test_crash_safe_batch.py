@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.serving.batch import RESULT_COLUMNS, read_journal
+from pipeline.core.journal import read_journal
+from pipeline.serving.batch import RESULT_COLUMNS
 
 REPO = Path(__file__).resolve().parents[2]
 N_CASES = 8
