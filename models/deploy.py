@@ -26,7 +26,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 _EPS = 1e-6
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
+def logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(np.asarray(p, dtype=float), _EPS, 1 - _EPS)
     return np.log(p / (1 - p))
 
@@ -35,7 +35,7 @@ def fit_recalibration(proba: np.ndarray, labels: np.ndarray) -> tuple[float, flo
     """(intercept, slope) of a logistic regression of labels on logit(proba) (unpenalised)."""
     from sklearn.linear_model import LogisticRegression
 
-    z = _logit(proba).reshape(-1, 1)
+    z = logit(proba).reshape(-1, 1)
     lr = LogisticRegression(C=1e6, max_iter=1000).fit(z, np.asarray(labels).astype(int))
     return float(lr.intercept_[0]), float(lr.coef_[0, 0])
 
@@ -70,7 +70,7 @@ class DeployedForest(ClassifierMixin, BaseEstimator):
         p = np.asarray(p, dtype=float)
         if self.calibration_intercept == 0.0 and self.calibration_slope == 1.0:
             return p
-        z = self.calibration_intercept + self.calibration_slope * _logit(p)
+        z = self.calibration_intercept + self.calibration_slope * logit(p)
         return 1.0 / (1.0 + np.exp(-z))
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -161,7 +161,7 @@ class DeployedLateFusion(ClassifierMixin, BaseEstimator):
 
     def stack(self, group_probabilities: np.ndarray) -> np.ndarray:
         """Stacked (not yet recalibrated) P(class 1) from (…, n_groups) group probabilities."""
-        z = self.stacker_intercept + _logit(group_probabilities) @ np.asarray(self.stacker_coef, dtype=float)
+        z = self.stacker_intercept + logit(group_probabilities) @ np.asarray(self.stacker_coef, dtype=float)
         return 1.0 / (1.0 + np.exp(-z))
 
     transform_probability = DeployedForest.transform_probability

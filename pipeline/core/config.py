@@ -25,19 +25,19 @@ from importlib import resources
 from typing import Any, Optional
 
 
-def _check(cond: bool, message: str) -> None:
+def check_setting(cond: bool, message: str) -> None:
     if not cond:
         raise ValueError(message)
 
 
-class _Serialisable:
+class Serialisable:
     """Mixin: ``to_dict`` / ``from_dict`` for nested frozen dataclasses (JSON-safe)."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
-            if isinstance(value, _Serialisable):
+            if isinstance(value, Serialisable):
                 value = value.to_dict()
             elif isinstance(value, tuple):
                 value = list(value)
@@ -58,7 +58,7 @@ class _Serialisable:
             target = hint
             if typing.get_origin(hint) in (typing.Union, types.UnionType):
                 target = next((a for a in args if a is not type(None)), hint)
-            if isinstance(target, type) and issubclass(target, _Serialisable) and isinstance(value, dict):
+            if isinstance(target, type) and issubclass(target, Serialisable) and isinstance(value, dict):
                 value = target.from_dict(value)
             elif isinstance(value, list):
                 value = tuple(value)
@@ -67,7 +67,7 @@ class _Serialisable:
 
 
 @dataclass(frozen=True)
-class ValidationConfig(_Serialisable):
+class ValidationConfig(Serialisable):
     """Input checks run before any heavy work.
 
     Attributes:
@@ -91,14 +91,14 @@ class ValidationConfig(_Serialisable):
     min_air_fraction: float = 0.005
 
     def __post_init__(self) -> None:
-        _check(self.max_voxels > 0, f"max_voxels must be > 0, got {self.max_voxels}")
-        _check(self.min_mask_voxels >= 1, f"min_mask_voxels must be >= 1, got {self.min_mask_voxels}")
-        _check(0 < self.geometry_tolerance < 1, f"geometry_tolerance must be in (0, 1), got {self.geometry_tolerance}")
-        _check(0 <= self.min_air_fraction < 1, f"min_air_fraction must be in [0, 1), got {self.min_air_fraction}")
+        check_setting(self.max_voxels > 0, f"max_voxels must be > 0, got {self.max_voxels}")
+        check_setting(self.min_mask_voxels >= 1, f"min_mask_voxels must be >= 1, got {self.min_mask_voxels}")
+        check_setting(0 < self.geometry_tolerance < 1, f"geometry_tolerance must be in (0, 1), got {self.geometry_tolerance}")
+        check_setting(0 <= self.min_air_fraction < 1, f"min_air_fraction must be in [0, 1), got {self.min_air_fraction}")
 
 
 @dataclass(frozen=True)
-class PreprocessConfig(_Serialisable):
+class PreprocessConfig(Serialisable):
     """Crop, resample, window and cube settings.
 
     Attributes:
@@ -120,10 +120,10 @@ class PreprocessConfig(_Serialisable):
     cnn_cube_voxels: int = 64
 
     def __post_init__(self) -> None:
-        _check(self.crop_margin_mm >= 0, f"crop_margin_mm must be >= 0 mm, got {self.crop_margin_mm}")
-        _check(0.2 <= self.target_spacing_mm <= 5, f"target_spacing_mm must be in [0.2, 5] mm, got {self.target_spacing_mm}")
-        _check(self.hu_window_width > 0, f"hu_window_width must be > 0 HU, got {self.hu_window_width}")
-        _check(8 <= self.cnn_cube_voxels <= 256, f"cnn_cube_voxels must be in [8, 256], got {self.cnn_cube_voxels}")
+        check_setting(self.crop_margin_mm >= 0, f"crop_margin_mm must be >= 0 mm, got {self.crop_margin_mm}")
+        check_setting(0.2 <= self.target_spacing_mm <= 5, f"target_spacing_mm must be in [0.2, 5] mm, got {self.target_spacing_mm}")
+        check_setting(self.hu_window_width > 0, f"hu_window_width must be > 0 HU, got {self.hu_window_width}")
+        check_setting(8 <= self.cnn_cube_voxels <= 256, f"cnn_cube_voxels must be in [8, 256], got {self.cnn_cube_voxels}")
 
 
 def default_radiomics_yaml() -> str:
@@ -132,7 +132,7 @@ def default_radiomics_yaml() -> str:
 
 
 @dataclass(frozen=True)
-class RadiomicsConfig(_Serialisable):
+class RadiomicsConfig(Serialisable):
     """PyRadiomics settings.
 
     Attributes:
@@ -146,13 +146,13 @@ class RadiomicsConfig(_Serialisable):
 
     def __post_init__(self) -> None:
         if self.clamp_hu is not None:
-            _check(len(self.clamp_hu) == 2 and self.clamp_hu[0] < self.clamp_hu[1],
+            check_setting(len(self.clamp_hu) == 2 and self.clamp_hu[0] < self.clamp_hu[1],
                    f"clamp_hu must be (low, high) with low < high, got {self.clamp_hu}")
             object.__setattr__(self, "clamp_hu", (float(self.clamp_hu[0]), float(self.clamp_hu[1])))
 
 
 @dataclass(frozen=True)
-class PleuraConfig(_Serialisable):
+class PleuraConfig(Serialisable):
     """Lung-mask and tumour–pleura feature settings (see ``pipeline/features/pleura.py``).
 
     Attributes:
@@ -192,17 +192,17 @@ class PleuraConfig(_Serialisable):
     tag_threshold_hu: float = -600.0
 
     def __post_init__(self) -> None:
-        _check(self.contact_distance_mm >= 0, f"contact_distance_mm must be >= 0 mm, got {self.contact_distance_mm}")
-        _check(self.ring_mm > 0, f"ring_mm must be > 0 mm, got {self.ring_mm}")
-        _check(self.max_distance_mm > 0, f"max_distance_mm must be > 0 mm, got {self.max_distance_mm}")
-        _check(self.envelope_closing_mm >= 0, f"envelope_closing_mm must be >= 0 mm, got {self.envelope_closing_mm}")
-        _check(self.crossing_closing_mm > 0, f"crossing_closing_mm must be > 0 mm, got {self.crossing_closing_mm}")
-        _check(self.pure_air_hu < self.lung_threshold_hu,
+        check_setting(self.contact_distance_mm >= 0, f"contact_distance_mm must be >= 0 mm, got {self.contact_distance_mm}")
+        check_setting(self.ring_mm > 0, f"ring_mm must be > 0 mm, got {self.ring_mm}")
+        check_setting(self.max_distance_mm > 0, f"max_distance_mm must be > 0 mm, got {self.max_distance_mm}")
+        check_setting(self.envelope_closing_mm >= 0, f"envelope_closing_mm must be >= 0 mm, got {self.envelope_closing_mm}")
+        check_setting(self.crossing_closing_mm > 0, f"crossing_closing_mm must be > 0 mm, got {self.crossing_closing_mm}")
+        check_setting(self.pure_air_hu < self.lung_threshold_hu,
                f"pure_air_hu ({self.pure_air_hu}) must be below lung_threshold_hu ({self.lung_threshold_hu})")
-        _check(self.air_core_mm > 0, f"air_core_mm must be > 0 mm, got {self.air_core_mm}")
-        _check(self.min_lung_component_mm3 >= 0,
+        check_setting(self.air_core_mm > 0, f"air_core_mm must be > 0 mm, got {self.air_core_mm}")
+        check_setting(self.min_lung_component_mm3 >= 0,
                f"min_lung_component_mm3 must be >= 0 mm³, got {self.min_lung_component_mm3}")
-        _check(self.pure_air_hu < self.tag_threshold_hu,
+        check_setting(self.pure_air_hu < self.tag_threshold_hu,
                f"tag_threshold_hu ({self.tag_threshold_hu}) must be above pure_air_hu ({self.pure_air_hu})")
 
     @property
@@ -215,7 +215,7 @@ FEATURE_GROUPS = ("deep", "radiomics", "pleura", "clinical")
 
 
 @dataclass(frozen=True)
-class PipelineConfig(_Serialisable):
+class PipelineConfig(Serialisable):
     """Everything needed to turn (CT, ROI, labs) into a feature vector; saved in every bundle."""
 
     validation: ValidationConfig = field(default_factory=ValidationConfig)
@@ -226,9 +226,9 @@ class PipelineConfig(_Serialisable):
 
     def __post_init__(self) -> None:
         bad = [g for g in self.feature_groups if g not in FEATURE_GROUPS]
-        _check(not bad and len(self.feature_groups) > 0,
+        check_setting(not bad and len(self.feature_groups) > 0,
                f"feature_groups must be a non-empty subset of {FEATURE_GROUPS}, got {self.feature_groups}")
         if "pleura" in self.feature_groups:
-            _check(self.preprocess.crop_margin_mm >= self.pleura.search_margin_mm,
+            check_setting(self.preprocess.crop_margin_mm >= self.pleura.search_margin_mm,
                    f"crop_margin_mm ({self.preprocess.crop_margin_mm} mm) must be >= the pleura search margin "
                    f"({self.pleura.search_margin_mm} mm), or pleura features would be cut off by the crop")

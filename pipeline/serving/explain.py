@@ -113,7 +113,7 @@ def explain_late_fusion(explainers: Sequence[TreeExplainer], model, x: np.ndarra
     sigmoid). :meth:`Explanation.on_probability_scale` then maps them to probability units.
     Exact per group, proportional across the stacker.
     """
-    from models.deploy import _logit
+    from models.deploy import logit
 
     x2 = np.asarray(x, dtype=np.float64).reshape(1, -1)
     values = np.zeros(x2.shape[1])
@@ -122,8 +122,8 @@ def explain_late_fusion(explainers: Sequence[TreeExplainer], model, x: np.ndarra
         phi, base = explainer.shap_positive(x2[:, cols])
         phi = phi[0]
         p_g = base + float(phi.sum())
-        contribution = float(coef) * float(_logit(np.array([p_g]))[0] - _logit(np.array([base]))[0])
-        base_logit += float(coef) * float(_logit(np.array([base]))[0])
+        contribution = float(coef) * float(logit(np.array([p_g]))[0] - logit(np.array([base]))[0])
+        base_logit += float(coef) * float(logit(np.array([base]))[0])
         total = float(phi.sum())
         if abs(total) > 1e-12:
             values[cols] = phi / total * contribution

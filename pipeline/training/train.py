@@ -53,7 +53,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from models.forest import PSOForestClassifier
-from pipeline.core.config import _check, _Serialisable
+from pipeline.core.config import check_setting, Serialisable
 from pipeline.training.evaluate import ValidationMetrics, evaluate_predictions, json_safe, save_plots, youden_threshold
 from models.fusion import LateFusionClassifier
 from pipeline.core.groups import CLINICAL_FEATURES, feature_group, group_columns
@@ -73,7 +73,7 @@ Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
-class TrainConfig(_Serialisable):
+class TrainConfig(Serialisable):
     """Training settings (saved with the model).
 
     Attributes:
@@ -117,25 +117,25 @@ class TrainConfig(_Serialisable):
     n_jobs: int = 1
 
     def __post_init__(self) -> None:
-        _check(self.outer_folds >= 2, f"outer_folds must be >= 2, got {self.outer_folds}")
-        _check(self.inner_folds >= 2, f"inner_folds must be >= 2, got {self.inner_folds}")
-        _check(self.stack_folds is None or self.stack_folds >= 2,
+        check_setting(self.outer_folds >= 2, f"outer_folds must be >= 2, got {self.outer_folds}")
+        check_setting(self.inner_folds >= 2, f"inner_folds must be >= 2, got {self.inner_folds}")
+        check_setting(self.stack_folds is None or self.stack_folds >= 2,
                f"stack_folds must be None or >= 2, got {self.stack_folds}")
-        _check(self.fusion in FUSION_MODES, f"fusion must be one of {FUSION_MODES}, got {self.fusion!r}")
-        _check(self.selection_k >= 1, f"selection_k must be >= 1, got {self.selection_k}")
-        _check(0 < self.correlation_threshold <= 1,
+        check_setting(self.fusion in FUSION_MODES, f"fusion must be one of {FUSION_MODES}, got {self.fusion!r}")
+        check_setting(self.selection_k >= 1, f"selection_k must be >= 1, got {self.selection_k}")
+        check_setting(0 < self.correlation_threshold <= 1,
                f"correlation_threshold must be in (0, 1], got {self.correlation_threshold}")
-        _check(self.pso_particles >= 1, f"pso_particles must be >= 1, got {self.pso_particles}")
-        _check(self.pso_iterations >= 1, f"pso_iterations must be >= 1, got {self.pso_iterations}")
+        check_setting(self.pso_particles >= 1, f"pso_particles must be >= 1, got {self.pso_particles}")
+        check_setting(self.pso_iterations >= 1, f"pso_iterations must be >= 1, got {self.pso_iterations}")
         for name in ("n_estimators_range", "max_depth_range"):
             low, high = getattr(self, name)
-            _check(1 <= low <= high, f"{name} must be (low, high) with 1 <= low <= high, got {(low, high)}")
+            check_setting(1 <= low <= high, f"{name} must be (low, high) with 1 <= low <= high, got {(low, high)}")
             object.__setattr__(self, name, (int(low), int(high)))
-        _check(self.late_inner_tuning in ("reuse", "retune"),
+        check_setting(self.late_inner_tuning in ("reuse", "retune"),
                f"late_inner_tuning must be 'reuse' or 'retune', got {self.late_inner_tuning!r}")
-        _check(self.n_bootstrap >= 10, f"n_bootstrap must be >= 10, got {self.n_bootstrap}")
-        _check(0 < self.ci_level < 1, f"ci_level must be in (0, 1), got {self.ci_level}")
-        _check(self.n_jobs >= 1, f"n_jobs must be >= 1, got {self.n_jobs}")
+        check_setting(self.n_bootstrap >= 10, f"n_bootstrap must be >= 10, got {self.n_bootstrap}")
+        check_setting(0 < self.ci_level < 1, f"ci_level must be in (0, 1), got {self.ci_level}")
+        check_setting(self.n_jobs >= 1, f"n_jobs must be >= 1, got {self.n_jobs}")
         object.__setattr__(self, "always_keep", tuple(self.always_keep))
 
     @property
