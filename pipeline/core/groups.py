@@ -58,6 +58,24 @@ def feature_group(name: str) -> str:
     )
 
 
+def group_of(name: str) -> str | None:
+    """:func:`feature_group`, or ``None`` for a name of no group (display code that must not fail)."""
+    try:
+        return feature_group(name)
+    except ValueError:
+        return None
+
+
+def uses_group(names: Iterable[str], group: str) -> bool:
+    """Whether any of ``names`` belongs to ``group`` (e.g. does a model need the CNN?).
+
+    Example:
+        >>> uses_group(["CEA_ng_mL", "dl_007"], "deep"), uses_group(["CEA_ng_mL"], "deep")
+        (True, False)
+    """
+    return any(group_of(n) == group for n in names)
+
+
 def group_columns(columns: Iterable[str]) -> dict[str, list[str]]:
     """Split column names by group, keeping column order; only groups present appear,
     in :data:`FEATURE_GROUPS` order."""

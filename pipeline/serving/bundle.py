@@ -34,6 +34,7 @@ from pipeline import RESEARCH_NOTICE, SYNTHETIC_NOTICE, __version__
 from pipeline.core import env
 from pipeline.core.config import PipelineConfig
 from pipeline.core.errors import BundleError
+from pipeline.core.groups import uses_group
 from pipeline.core.hashing import bytes_sha256, file_sha256
 
 FORMAT_VERSION = 1
@@ -216,7 +217,7 @@ def write_bundle(out_dir: str | os.PathLike[str], *, estimator: Any, feature_nam
 
     out = Path(out_dir)
     names = list(feature_names)
-    uses_deep = any(n.startswith("dl_") for n in names)
+    uses_deep = uses_group(names, "deep")
     if uses_deep and backbone is None:
         raise BundleError("the model uses deep features (dl_*) but no backbone was given")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -380,7 +381,7 @@ def load_bundle(path: str | os.PathLike[str] | None = None) -> ModelBundle:
     except Exception as exc:  # noqa: BLE001 - any parse failure is a bad bundle
         raise BundleError(f"model bundle {root.name!r}: {MODEL_FILE} could not be loaded ({type(exc).__name__})") from None
     backbone = None
-    if any(n.startswith("dl_") for n in feature_names):
+    if uses_group(feature_names, "deep"):
         if not (root / BACKBONE_FILE).is_file():
             raise BundleError(f"model bundle {root.name!r} uses deep features but has no {BACKBONE_FILE}")
         from models.medicalnet import load_backbone_safetensors

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.core.groups import feature_group
+from pipeline.core.groups import feature_group, group_of
 
 GROUP_LABELS = {"deep": "Deep (MedicalNet)", "radiomics": "Radiomics", "pleura": "Pleura", "clinical": "Clinical"}
 
@@ -154,9 +154,10 @@ def readable_name(name: str) -> str:
     ``pleura_distance_mm`` → ``Pleura distance (mm)``."""
     if name in _SPECIAL:
         return _SPECIAL[name]
-    if name.startswith("dl_"):
+    group = group_of(name)
+    if group == "deep":
         return f"Deep feature {int(name[3:])}"
-    if name.startswith(("pleura_", "tumour_")):
+    if group == "pleura":
         words = name.split("_")
         unit = None
         if words[-1] in ("mm", "mm2", "mm3"):
