@@ -246,9 +246,3 @@ def binarise_mask(mask: Volume, *, label: int | None = None, min_voxels: int = 2
     if chosen.size < min_voxels:
         raise MaskError(f"ROI mask has only {chosen.size} labelled voxel(s); at least {min_voxels} are needed")
     return mask.with_array(binary)
-
-
-def mask_touches_border(mask: Volume) -> bool:
-    """True when any labelled voxel lies on the volume's outer faces."""
-    a = mask.array
-    return bool(a[0].any() or a[-1].any() or a[:, 0].any() or a[:, -1].any() or a[:, :, 0].any() or a[:, :, -1].any())

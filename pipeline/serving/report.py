@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -243,7 +242,7 @@ def report_pdf(result, *, clinical: ClinicalValues, roi_label: int | None = None
         sd = f", SD {result.tree_sd:.2f}" if result.tree_sd is not None else ""
         page.line(f"Tree spread: {result.tree_p05:.2f}–{result.tree_p95:.2f}{sd}", size=8.5, w=col_w)
         page.line(TREE_SPREAD_NOTE, size=7, colour=(84, 110, 122), w=col_w)
-    page.line(f"Bands (display only): low < 0.25 ≤ intermediate < 0.50 ≤ high.", size=7, colour=(84, 110, 122), w=col_w)
+    page.line("Bands (display only): low < 0.25 ≤ intermediate < 0.50 ≤ high.", size=7, colour=(84, 110, 122), w=col_w)
     y_text_end = pdf.get_y()
     gauge = figures.gauge_png(result.probability, threshold=result.threshold, tree_p05=result.tree_p05,
                               tree_p95=result.tree_p95)
@@ -325,15 +324,3 @@ def report_pdf(result, *, clinical: ClinicalValues, roi_label: int | None = None
               "together with all other findings. Inputs are identified only by sha256 content hashes.",
               size=7, colour=(84, 110, 122))
     return bytes(pdf.output())
-
-
-def write_reports(result, out_dir: str | os.PathLike[str], *, clinical: ClinicalValues,  # noqa: ANN001
-                  roi_label: int | None = None, stem: str = "pleurarisk_report") -> tuple[Path, Path]:
-    """Write ``<stem>.pdf`` and ``<stem>.json`` into ``out_dir``; return their paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    when = _utc(None)
-    pdf_path, json_path = out / f"{stem}.pdf", out / f"{stem}.json"
-    pdf_path.write_bytes(report_pdf(result, clinical=clinical, roi_label=roi_label, created=when))
-    json_path.write_bytes(report_json(result, clinical=clinical, roi_label=roi_label, created=when))
-    return pdf_path, json_path

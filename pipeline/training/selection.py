@@ -37,7 +37,7 @@ from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from pipeline.core.groups import CLINICAL_FEATURES, feature_group, group_columns  # noqa: F401 (re-export)
+from pipeline.core.groups import CLINICAL_FEATURES, feature_group, group_columns
 
 __all__ = ["FeatureSelector", "univariate_auc", "feature_group", "group_columns", "CLINICAL_FEATURES"]
 

@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.core.config import ValidationConfig
 from pipeline.core.errors import GeometryError, IntensityError, MaskError
-from pipeline.inputs.validate import align_mask, binarise_mask, check_ct_intensities, mask_touches_border
+from pipeline.inputs.validate import align_mask, binarise_mask, check_ct_intensities
 from pipeline.core.volume import Volume
 
 SPACING = (0.75, 0.75, 2.5)  # x, y, z mm
@@ -222,15 +222,6 @@ def test_negative_labels_refused():
 def test_too_few_voxels_refused():
     with pytest.raises(MaskError, match=r"only 5 labelled voxel\(s\); at least 20"):
         binarise_mask(_labels(1, n_each=5), min_voxels=20)
-
-
-def test_mask_touches_border():
-    _, roi = _chest()
-    assert not mask_touches_border(roi)
-    for index in [(0, 20, 20), (23, 20, 20), (10, 0, 20), (10, 47, 20), (10, 20, 0), (10, 20, 47)]:
-        touching = roi.array.copy()
-        touching[index] = 1
-        assert mask_touches_border(roi.with_array(touching)), index
 
 
 # --- IntensitySummariser: the check on a CT seen a block of slices at a time ----------------

@@ -6,7 +6,6 @@ import datetime as dt
 import io
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,11 +105,6 @@ def test_json_has_the_same_content_plus_inputs(result: CaseResult) -> None:
     assert data["report"]["created_utc"] == "2026-11-23T09:30:00Z"
     assert data["explanation"]["top_features"][0]["label"] == "CEA (ng/mL)"
     assert "Doe" not in json.dumps(data)
-
-
-def test_write_reports_writes_both_files(result: CaseResult, tmp_path: Path) -> None:
-    pdf_path, json_path = report.write_reports(result, tmp_path / "out", clinical=CLINICAL)
-    assert pdf_path.read_bytes().startswith(b"%PDF") and json.loads(json_path.read_text())["risk_band"] == result.risk_band
 
 
 def test_building_a_pdf_pins_no_caller_frames(result: CaseResult) -> None:

@@ -9,7 +9,8 @@ from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from pipeline.training.selection import FeatureSelector, feature_group, group_columns, univariate_auc
+from pipeline.core.groups import feature_group, group_columns
+from pipeline.training.selection import FeatureSelector, univariate_auc
 
 
 def _table(n: int = 120, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
