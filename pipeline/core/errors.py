@@ -106,3 +106,24 @@ class BundleError(PleuraRiskError):
     """A model bundle that is missing files, fails its sha256 check, or is incompatible."""
 
     code = "bundle"
+
+
+class StepError(RuntimeError):
+    """An unexpected failure (a bug or an environment fault, not a user error), re-raised with
+    the pipeline step it happened in so a report says where, e.g. ``while computing the
+    radiomics features: ValueError: …``. An ``OSError`` keeps only its reason, never the file
+    name (which may carry a patient's name). The original exception is the ``__cause__``."""
+
+    def __init__(self, step: str, exc: BaseException) -> None:
+        self.step = step
+        self.error_type = type(exc).__name__
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        super().__init__(f"while {step}: {self.error_type}: {detail}" if detail else f"while {step}: {self.error_type}")
+
+
+def reraise_with_step(step: str, exc: BaseException) -> None:
+    """Re-raise ``exc`` unchanged if it is a user-facing :class:`PleuraRiskError` (or already
+    carries a step, or is an interrupt / out-of-memory), else as :class:`StepError` naming ``step``."""
+    if isinstance(exc, (PleuraRiskError, StepError, MemoryError)) or not isinstance(exc, Exception):
+        raise exc
+    raise StepError(step, exc) from exc

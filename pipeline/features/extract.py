@@ -20,7 +20,7 @@ from pipeline.inputs.case import PreparedCase
 from pipeline.inputs.clinical import ClinicalValues
 from pipeline.core.config import PipelineConfig
 from pipeline.core.groups import group_columns
-from pipeline.core.errors import InputError
+from pipeline.core.errors import InputError, reraise_with_step
 from pipeline.features.groups import GROUPS, FeatureGroup
 
 ProgressFn = Callable[[str], None]
@@ -91,7 +91,10 @@ class FeatureExtractors:
 
         def run(group: FeatureGroup) -> tuple[dict[str, float], float]:
             t = time.perf_counter()
-            values = group.compute(case, clinical)
+            try:
+                values = group.compute(case, clinical)
+            except Exception as exc:  # noqa: BLE001 - re-raised, with the step when unexpected
+                reraise_with_step(f"computing the {group.name} features", exc)
             return values, time.perf_counter() - t
 
         # Concurrent groups (the CNN) run in a helper thread while the others run here: torch

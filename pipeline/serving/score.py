@@ -12,6 +12,7 @@ trees, not a calibrated confidence interval; it is labelled as such wherever it 
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from models.deploy import DeployedLateFusion
 
 from pipeline.serving.bundle import ModelBundle, load_bundle
 from pipeline.core.env import settings
+from pipeline.core.errors import reraise_with_step
 from pipeline.inputs.case import PreparedCase, load_case
 from pipeline.inputs.clinical import ClinicalValues
 from pipeline.serving.explain import Explanation, TreeExplainer, explain_case, explain_late_fusion
@@ -40,6 +42,28 @@ def risk_band(probability: float) -> str:
         if probability < upper:
             return name
     return RISK_BANDS[-1][1]
+
+
+def _names_failing_step(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a scoring method so an unexpected failure is re-raised as a
+    :class:`~pipeline.core.errors.StepError` naming the last step announced to ``progress``
+    (user errors pass unchanged)."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, progress: ProgressFn | None = None, **kwargs: Any) -> Any:
+        current = ["preparing the case"]
+
+        def say(step: str) -> None:
+            current[0] = step
+            if progress is not None:
+                progress(step)
+
+        try:
+            return method(self, *args, progress=say, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - re-raised, with the step when unexpected
+            reraise_with_step(current[0], exc)
+
+    return wrapper
 
 
 @dataclass(frozen=True, eq=False)
@@ -160,6 +184,7 @@ class Scorer:
             forest = _forest_of(estimator)
             self.explainer = TreeExplainer(forest) if hasattr(forest, "estimators_") else None
 
+    @_names_failing_step
     def score(self, ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str], clinical: ClinicalValues, *,
               label: int | None = None, progress: ProgressFn | None = None, keep_case: bool = False,
               hash_inputs: bool = True) -> CaseResult:
@@ -177,6 +202,7 @@ class Scorer:
         timings["read_validate_crop"] = time.perf_counter() - t0
         return self.score_prepared(case, clinical, progress=say, timings=timings, keep_case=keep_case)
 
+    @_names_failing_step
     def score_prepared(self, case: PreparedCase, clinical: ClinicalValues, *, progress: ProgressFn | None = None,
                        timings: dict[str, float] | None = None, keep_case: bool = False) -> CaseResult:
         say = progress or (lambda _step: None)

@@ -64,3 +64,21 @@ def test_bad_inputs_raise_input_errors(scorer: Scorer, first_case: dict):
 @pytest.mark.parametrize("p,band", [(0.1, "low"), (0.3, "intermediate"), (0.5, "high"), (1.0, "high")])
 def test_risk_bands(p, band):
     assert risk_band(p) == band
+
+
+def test_an_unexpected_failure_names_the_step_it_happened_in(scorer: Scorer, first_case: dict,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """MONAI-style: a bug deep inside a step surfaces as 'while computing the pleura features:
+    ValueError: …', not a bare ValueError; user errors are not wrapped."""
+    from pipeline.core.errors import StepError
+    from pipeline.features.groups import PleuraGroup
+
+    def broken(self, case, clinical):  # noqa: ANN001
+        raise ValueError("boom")
+
+    monkeypatch.setattr(PleuraGroup, "compute", broken)
+    steps: list[str] = []
+    with pytest.raises(StepError, match=r"^while computing the pleura features: ValueError: boom$") as info:
+        scorer.score(first_case["ct"], first_case["roi"], parse_clinical(cea="4", ca125="18", age="66"),
+                     progress=steps.append)
+    assert isinstance(info.value.__cause__, ValueError) and steps[0] == "reading and checking the images"
