@@ -21,9 +21,9 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,13 +60,38 @@ class ClinicalValues:
         return dict(zip(CLINICAL_FEATURE_NAMES, (self.cea_ng_ml, self.ca125_u_ml, self.age_years)))
 
 
+def _number_text(text: str, f: ClinicalField) -> float:
+    """A number typed or exported as text. A decimal comma is read as a decimal point only where
+    nothing else can be meant (``4,1`` → 4.1, ``0,25`` → 0.25); a number that may carry a
+    thousands separator (``1,000`` is 1000 or 1.0; ``12 500``, ``1.000.000``, ``1,000.5``) is
+    refused with the reason, never guessed. Python's ``1_000`` digit grouping is refused too.
+
+    Raises:
+        ClinicalValueError: ambiguous grouping. ValueError: not a number at all.
+    """
+    shown = text[:40]
+    commas, dots = text.count(","), text.count(".")
+    if "_" in text:
+        raise ValueError(text)
+    if commas == 1 and dots == 0 and re.fullmatch(r"[+-]?\d{1,3},\d{3}", text):
+        whole, frac = text.replace(",", ""), text.replace(",", ".")
+        raise ClinicalValueError(
+            f"{f.name} {shown!r} is ambiguous: the comma may separate thousands ({float(whole):g}) or decimals "
+            f"({float(frac):g}); write it without a thousands separator and with a decimal point ({f.unit})")
+    if (commas and dots) or commas > 1 or dots > 1 or re.search(r"\d[ '\u00a0\u202f]\d{3}", text):
+        raise ClinicalValueError(
+            f"{f.name} {shown!r} seems to contain a thousands separator; write the number without separators "
+            f"and with a decimal point, in {f.unit}")
+    return float(text.replace(",", "."))
+
+
 def _parse_one(value: object, f: ClinicalField) -> float:
     if value is None or (isinstance(value, str) and value.strip() == ""):
         raise ClinicalValueError(f"{f.name} is missing; enter it in {f.unit}")
     if isinstance(value, bool):
         raise ClinicalValueError(f"{f.name} must be a number in {f.unit} (got {value!r})")
     try:
-        number = float(str(value).strip().replace(",", ".")) if isinstance(value, str) else float(value)  # type: ignore[arg-type]
+        number = _number_text(value.strip(), f) if isinstance(value, str) else float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise ClinicalValueError(f"{f.name} must be a number in {f.unit} (got {str(value)[:40]!r})") from None
     except OverflowError:  # an integer or fraction beyond the float range
@@ -96,41 +121,32 @@ REQUIRED_COLUMNS = ("case_id", "CEA", "CA125", "age")
 
 def read_clinical_csv(path: str | os.PathLike[str]) -> dict[str, ClinicalValues | ClinicalValueError]:
     """Read a clinical CSV (columns ``case_id, CEA, CA125, age``; more allowed; header names are
-    matched case-insensitively).
+    matched case-insensitively; rules of :mod:`pipeline.csvtable`).
 
     Returns {case_id: ClinicalValues or the ClinicalValueError of that row}, so a batch can report
-    a bad row in that case's result instead of stopping. File-level problems (missing file or
-    columns, empty or duplicate case ids) raise :class:`CohortError`.
+    a bad row (a bad value, or more fields than columns) in that case's result instead of
+    stopping. File-level problems (missing file or columns, a column twice, empty or duplicate
+    case ids) raise :class:`CohortError`.
     """
+    from pipeline.inputs.csvtable import read_table
+
     path = Path(path)
     if not path.is_file():
         raise CohortError("clinical CSV not found")
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            header = reader.fieldnames or []
-            lookup = {h.strip().lower(): h for h in header if h}
-            missing = [c for c in REQUIRED_COLUMNS if c.lower() not in lookup]
-            if missing:
-                raise CohortError(
-                    f"clinical CSV lacks column(s) {', '.join(missing)}; required: {', '.join(REQUIRED_COLUMNS)}"
-                )
-            rows = list(reader)
-    except UnicodeDecodeError:
-        raise CohortError("clinical CSV is not UTF-8 text") from None
-    except csv.Error as exc:
-        raise CohortError(f"clinical CSV is malformed: {exc}") from None
+    table = read_table(path, what="clinical CSV", required=REQUIRED_COLUMNS)
     out: dict[str, ClinicalValues | ClinicalValueError] = {}
-    for line_no, row in enumerate(rows, start=2):
-        case_id = (row.get(lookup["case_id"]) or "").strip()
+    for row in table.rows:
+        case_id = (row.values.get("case_id") or "").strip()
         if not case_id:
-            raise CohortError(f"clinical CSV line {line_no} has an empty case_id")
+            raise CohortError(f"clinical CSV line {row.line} has an empty case_id")
         if case_id in out:
-            raise CohortError(f"clinical CSV lists case_id {case_id!r} more than once (line {line_no})")
+            raise CohortError(f"clinical CSV lists case_id {case_id!r} more than once (line {row.line})")
+        if row.problem:
+            out[case_id] = ClinicalValueError(row.problem)
+            continue
         try:
-            out[case_id] = parse_clinical(
-                cea=row.get(lookup["cea"]), ca125=row.get(lookup["ca125"]), age=row.get(lookup["age"])
-            )
+            out[case_id] = parse_clinical(cea=row.values.get("cea"), ca125=row.values.get("ca125"),
+                                          age=row.values.get("age"))
         except ClinicalValueError as err:
             out[case_id] = err
     if not out:

@@ -14,7 +14,6 @@ values all become cases that fail with a message in their own row — nothing is
 
 from __future__ import annotations
 
-import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,61 +35,70 @@ class CaseInput:
     problem_type: str | None = None
 
 
-def _find(folder: Path, stem: str) -> Path | None:
-    for suffix in IMAGE_SUFFIXES:
-        p = folder / f"{stem}{suffix}"
-        if p.is_file():
-            return p
-    d = folder / stem
-    return d if d.is_dir() else None
+_Images = dict[str, tuple[Path | None, Path | None]]
 
 
-def _scan_folder(root: Path) -> dict[str, tuple[Path | None, Path | None]]:
-    found: dict[str, list[Path | None]] = {}
+def _find(folder: Path, stem: str) -> list[Path]:
+    """Every image named ``stem`` in ``folder``: files ``stem.<image suffix>`` and a ``stem/`` folder."""
+    found = [p for suffix in IMAGE_SUFFIXES if (p := folder / f"{stem}{suffix}").is_file()]
+    return found + ([folder / stem] if (folder / stem).is_dir() else [])
+
+
+def _ambiguity(case_id: str, role: str, paths: list[Path]) -> str:
+    kinds = sorted({image_suffix(p) or "folder" for p in paths})
+    return (f"{len(paths)} {role} images found for this case ({', '.join(kinds)}); it is unclear which one to use, "
+            "keep only one")
+
+
+def _scan_folder(root: Path) -> tuple[_Images, dict[str, str]]:
+    """Images by case id, and a problem for each case whose CT or ROI is ambiguous (two files
+    for one role, or a case both as flat files and as a folder)."""
+    found: dict[str, list[list[Path]]] = {}
     for p in sorted(root.iterdir()):
         if p.is_file() and image_suffix(p):
             stem = p.name[: -len(image_suffix(p))]
             for role, idx in (("_ct", 0), ("_roi", 1)):
                 if stem.endswith(role):
-                    found.setdefault(stem[: -len(role)], [None, None])[idx] = p
+                    found.setdefault(stem[: -len(role)], [[], []])[idx].append(p)
         elif p.is_dir():
             ct, roi = _find(p, "ct"), _find(p, "roi")
-            if ct is not None or roi is not None:
-                found[p.name] = [ct, roi]
-    return {k: (v[0], v[1]) for k, v in found.items()}
+            if ct or roi:
+                slots = found.setdefault(p.name, [[], []])
+                slots[0].extend(ct)
+                slots[1].extend(roi)
+    images: _Images = {}
+    problems: dict[str, str] = {}
+    for cid, (cts, rois) in found.items():
+        for role, paths in (("CT", cts), ("ROI", rois)):
+            if len(paths) > 1:
+                problems.setdefault(cid, _ambiguity(cid, role, paths))
+        images[cid] = (cts[0] if cts else None, rois[0] if rois else None)
+    return images, problems
 
 
-def _read_manifest(path: Path) -> tuple[dict[str, tuple[Path | None, Path | None]], dict[str, dict[str, str]]]:
-    try:
-        return _parse_manifest(path)
-    except UnicodeDecodeError:
-        raise CohortError("case manifest is not UTF-8 text") from None
-    except csv.Error as exc:
-        raise CohortError(f"case manifest is malformed: {exc}") from None
+def _read_manifest(path: Path) -> tuple[_Images, dict[str, dict[str, str]], dict[str, str]]:
+    """Images, raw rows and per-row problems (more fields than columns) of a manifest CSV."""
+    from pipeline.inputs.csvtable import read_table
 
-
-def _parse_manifest(path: Path) -> tuple[dict[str, tuple[Path | None, Path | None]], dict[str, dict[str, str]]]:
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        header = {h.strip().lower(): h for h in (reader.fieldnames or []) if h}
-        missing = [c for c in ("case_id", "ct_path", "roi_path") if c not in header]
-        if missing:
-            raise CohortError(f"case manifest lacks column(s) {', '.join(missing)}")
-        images: dict[str, tuple[Path | None, Path | None]] = {}
-        rows: dict[str, dict[str, str]] = {}
-        for line_no, row in enumerate(reader, start=2):
-            cid = (row.get(header["case_id"]) or "").strip()
-            if not cid:
-                raise CohortError(f"case manifest line {line_no} has an empty case_id")
-            if cid in images:
-                raise CohortError(f"case manifest lists case_id {cid!r} more than once (line {line_no})")
-            paths = []
-            for col in ("ct_path", "roi_path"):
-                value = (row.get(header[col]) or "").strip()
-                paths.append((path.parent / value) if value else None)
-            images[cid] = (paths[0], paths[1])
-            rows[cid] = {k.strip().lower(): (v or "") for k, v in row.items() if k}
-    return images, rows
+    table = read_table(path, what="case manifest", required=("case_id", "ct_path", "roi_path"))
+    images: _Images = {}
+    rows: dict[str, dict[str, str]] = {}
+    problems: dict[str, str] = {}
+    for row in table.rows:
+        cid = (row.values.get("case_id") or "").strip()
+        if not cid:
+            raise CohortError(f"case manifest line {row.line} has an empty case_id")
+        if cid in images:
+            raise CohortError(f"case manifest lists case_id {cid!r} more than once (line {row.line})")
+        paths = []
+        for col in ("ct_path", "roi_path"):
+            value = (row.values.get(col) or "").strip()
+            paths.append((path.parent / value) if value else None)
+        images[cid] = (paths[0], paths[1])
+        rows[cid] = row.values
+        if row.problem:
+            problems[cid] = row.problem
+    return images, rows, problems
 
 
 def discover_cases(source: str | os.PathLike[str], *, clinical_csv: str | os.PathLike[str] | None = None) -> list[CaseInput]:
@@ -102,9 +110,9 @@ def discover_cases(source: str | os.PathLike[str], *, clinical_csv: str | os.Pat
     src = Path(source)
     manifest_rows: dict[str, dict[str, str]] = {}
     if src.is_file() and src.suffix.lower() == ".csv":
-        images, manifest_rows = _read_manifest(src)
+        images, manifest_rows, ambiguous = _read_manifest(src)
     elif src.is_dir():
-        images = _scan_folder(src)
+        images, ambiguous = _scan_folder(src)
     else:
         raise CohortError("batch source must be a folder of cases or a manifest .csv")
     clinical: dict[str, ClinicalValues | ClinicalValueError] = {}
@@ -114,6 +122,9 @@ def discover_cases(source: str | os.PathLike[str], *, clinical_csv: str | os.Pat
         from pipeline.inputs.clinical import parse_clinical
 
         for cid, row in manifest_rows.items():
+            if cid in ambiguous:  # the row's fields are shifted: its values cannot be trusted
+                clinical[cid] = ClinicalValueError(ambiguous[cid])
+                continue
             try:
                 clinical[cid] = parse_clinical(cea=row.get("cea"), ca125=row.get("ca125"), age=row.get("age"))
             except ClinicalValueError as err:
@@ -127,7 +138,9 @@ def discover_cases(source: str | os.PathLike[str], *, clinical_csv: str | os.Pat
         ct, roi = images.get(cid, (None, None))
         clin = clinical.get(cid)
         problem = ptype = None
-        if cid not in images:
+        if cid in ambiguous:
+            problem, ptype = ambiguous[cid], "cohort"
+        elif cid not in images:
             problem, ptype = "clinical CSV lists this case but no CT/ROI images were found for it", "cohort"
         elif ct is None:
             problem, ptype = "no CT image found for this case", "cohort"

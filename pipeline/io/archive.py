@@ -38,6 +38,7 @@ from pathlib import Path
 
 from pipeline.core.errors import ArchiveError, ImageReadError
 from pipeline.io.common import image_suffix
+from pipeline.io.detached import MAX_HEADER_BYTES, header_references, header_region
 
 SUPPORTED_HINT = "upload NIfTI (.nii, .nii.gz), NRRD (.nrrd), MHA (.mha) or a .zip of the DICOM series"
 
@@ -102,20 +103,31 @@ def sniff(head: bytes) -> str:
     return "unknown"
 
 
+def _names_data_file(data: bytes, kind: str) -> bool:
+    """Whether an upload's header (scanned whatever its length, :mod:`pipeline.detached`) names a
+    separate voxel data file; a file that is no header of that kind names none."""
+    header_kind = "nrrd" if kind == "nrrd" else "meta"
+    region = header_region(bytes(data[:MAX_HEADER_BYTES + 1]), kind=header_kind)
+    if region is None:  # no header end within 16 MB: a header only if the format said so
+        return kind in ("nrrd", "metaimage")
+    return bool(header_references(region, kind=header_kind))
+
+
 def storage_suffix(head: bytes, filename: str, *, role: str) -> str:
     """Suffix to store an uploaded image under (``.nii.gz``, ``.nii``, ``.nrrd``, ``.mha``, ``.zip``).
 
     The content decides; the file name only settles formats without a magic number (MHA).
+    ``head`` is the upload's bytes: its first 4 kB identify the format; for NRRD/MetaImage (or
+    unrecognised text) the header is scanned however long it is, and one naming a separate
+    voxel data file is refused (the image reader would open that file).
 
     Raises:
         ImageReadError: the content is a picture, document, single DICOM slice, or not a
             supported image; or the name promises one format and the content is another.
     """
-    kind = sniff(head)
+    kind = sniff(head[:4096])
     name_suffix = image_suffix(filename) or (".zip" if filename.lower().endswith(".zip") else "")
-    detached = (kind == "nrrd" and re.search(rb"(?im)^data ?file:", head)) or (
-        kind == "metaimage" and re.search(rb"(?m)^ElementDataFile\s*=\s*(?!LOCAL\b)\S", head))
-    if detached:
+    if kind in ("nrrd", "metaimage", "text", "unknown") and _names_data_file(head, kind):
         raise ImageReadError(f"{role}: this is a header whose voxel data live in a separate file; "
                              "convert it to a single file (.nrrd, .mha or .nii.gz) and upload that")
     by_kind = {"nifti.gz": ".nii.gz", "nifti": ".nii", "nrrd": ".nrrd", "zip": ".zip", "metaimage": ".mha"}
@@ -339,7 +351,7 @@ class UploadFolder:
             try:
                 if not data:
                     raise ImageReadError(f"{label} file is empty (0 bytes)")
-                suffix = storage_suffix(bytes(data[:4096]), filename, role=label)
+                suffix = storage_suffix(data, filename, role=label)
                 if suffix == ".zip":
                     folder = safe_extract_zip(data, slot / role, limits=self.limits, what=f"the {label} zip")
                     target = single_image_in(folder) or folder

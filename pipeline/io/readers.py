@@ -46,6 +46,7 @@ from pipeline.core.errors import ImageReadError, ImageShapeError
 from pipeline.core.hashing import path_sha256
 from pipeline.core.volume import Volume
 from pipeline.io.common import DEFAULT_MAX_VOXELS, IMAGE_IO, IMAGE_SUFFIXES, c_stderr_silenced, check_header, image_suffix
+from pipeline.io.detached import data_files, input_sha256
 from pipeline.io.dicom import read_dicom_series
 from pipeline.io.nifti import (NIFTI_FLOATS, NiftiHeader, SliceBlockFn, SliceSink, direct_dtype, nifti_data_problem,
                                raise_data_problem, read_nifti_direct, read_nifti_header, restore_non_finite,
@@ -70,7 +71,7 @@ def read_image(path: str | os.PathLike[str], *, role: str = "image", max_voxels:
 def read_image_hashed(path: str | os.PathLike[str], *, role: str = "image",
                       max_voxels: int = DEFAULT_MAX_VOXELS) -> tuple[Volume, str]:
     """:func:`read_image` plus the SHA-256 of the input (file bytes, or a folder's files as
-    :func:`pipeline.core.hashing.path_sha256` hashes them). A plain NIfTI file is hashed during the
+    :func:`pipeline.io.detached.input_sha256` hashes them: detached data files included). A plain NIfTI file is hashed during the
     same single pass that decompresses it.
     """
     return _read(path, role=role, max_voxels=max_voxels, want_hash=True)
@@ -115,6 +116,8 @@ def checked_file(path: str | os.PathLike[str], *, role: str, max_voxels: int) ->
     if nifti is not None and not nifti.geometry_finite:  # ITK's orientation maths can loop forever on ±Inf
         raise ImageReadError(f"{role} could not be read: its header's voxel spacing or orientation "
                              "(pixdim, qform or sform) contains NaN or infinite numbers")
+    if IMAGE_IO[suffix] in ("NrrdImageIO", "MetaImageIO"):
+        data_files(p, role=role)  # a detached data file must lie beside the header (pipeline.io.detached)
     reader = sitk.ImageFileReader()
     reader.SetImageIO(IMAGE_IO[suffix])
     reader.SetFileName(str(p))
@@ -154,7 +157,7 @@ def _read(path: str | os.PathLike[str], *, role: str, max_voxels: int, want_hash
     volume = Volume.from_sitk(image)
     if nifti is not None and nifti.datatype in NIFTI_FLOATS:
         restore_non_finite(volume.array, p, nifti)
-    return volume, (path_sha256(p) if want_hash else "")
+    return volume, (input_sha256(p) if want_hash else "")
 
 def stream_slices(path: str | os.PathLike[str], *, role: str, plan: Callable[[Volume], SliceBlockFn | None],
                   max_voxels: int = DEFAULT_MAX_VOXELS, want_hash: bool = False) -> tuple[Volume, str] | None:

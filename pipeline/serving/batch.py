@@ -41,7 +41,8 @@ from pipeline.core.env import available_cores, threads_per_worker
 from pipeline.core.journal import append_journal, open_journal, read_journal
 from pipeline.core.journal import journal_path as journal_file
 from pipeline.core.errors import PleuraRiskError
-from pipeline.core.hashing import bytes_sha256, path_sha256
+from pipeline.core.hashing import bytes_sha256
+from pipeline.io.detached import input_sha256
 
 RESULT_COLUMNS = (
     "case_id", "status", "probability", "risk_band", "tree_p05", "tree_p95", "top_features",
@@ -61,8 +62,8 @@ class BatchSummary:
 
 def input_key(case: CaseInput, model_id: str, label: int | None) -> tuple[str, str, str]:
     """(key, ct sha256, roi sha256): identity of a case's inputs for resuming."""
-    ct_sha = path_sha256(case.ct_path) if case.ct_path and os.path.exists(case.ct_path) else ""
-    roi_sha = path_sha256(case.roi_path) if case.roi_path and os.path.exists(case.roi_path) else ""
+    ct_sha = input_sha256(case.ct_path) if case.ct_path and os.path.exists(case.ct_path) else ""
+    roi_sha = input_sha256(case.roi_path) if case.roi_path and os.path.exists(case.roi_path) else ""
     payload = json.dumps({
         "ct": ct_sha, "roi": roi_sha, "clinical": asdict(case.clinical) if case.clinical else None,
         "problem": case.problem, "label": label, "model": model_id, "case_id": case.case_id,

@@ -30,7 +30,8 @@ from pipeline.serving.batch import run_pool
 from pipeline.inputs.clinical import parse_clinical
 from pipeline.core.config import PipelineConfig
 from pipeline.core.errors import CohortError, PleuraRiskError
-from pipeline.core.hashing import bytes_sha256, path_sha256
+from pipeline.core.hashing import bytes_sha256
+from pipeline.io.detached import input_sha256
 
 META_KEY = b"pleurarisk"
 
@@ -135,8 +136,8 @@ def extract_cohort_features(cohort_csv: str | os.PathLike[str], out_path: str | 
     previous = read_journal(journal)
     keyed = []
     for case in cases:
-        payload = json.dumps({"ct": path_sha256(case.ct_path) if os.path.exists(case.ct_path) else "",
-                              "roi": path_sha256(case.roi_path) if os.path.exists(case.roi_path) else "",
+        payload = json.dumps({"ct": input_sha256(case.ct_path) if os.path.exists(case.ct_path) else "",
+                              "roi": input_sha256(case.roi_path) if os.path.exists(case.roi_path) else "",
                               "case": [case.case_id, case.cea, case.ca125, case.age, case.label],
                               "settings": settings_key}, sort_keys=True)
         keyed.append((case, bytes_sha256(payload.encode())))
