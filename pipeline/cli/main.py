@@ -10,11 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
 from pipeline import __version__
+from pipeline.core.textsafe import printable
 
 EXIT_OK, EXIT_CASES_FAILED, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -33,7 +36,8 @@ def _progress_bar(total_label: str):  # noqa: ANN202
             return
         bar.update(done - bar.n)
         if row is not None and row.get("status") not in ("ok", None):
-            bar.write(f"  {row.get('case_id')}: {row.get('error_type') or ''} {row.get('error')}".rstrip(), file=sys.stderr)
+            line = f"  {row.get('case_id')}: {row.get('error_type') or ''} {row.get('error')}".rstrip()
+            bar.write(printable(line), file=sys.stderr)
         if done >= total:
             bar.close()
 
@@ -112,6 +116,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from pipeline.serving.batch import run_batch
     from pipeline.inputs.cohort import discover_cases
 
+    from pipeline.serving.outputs import check_output
+
+    check_output(args.out, inputs=[args.source, args.clinical], folders=[args.bundle])
     bundle_path, bundle_id, notice = _bundle_identity(args.bundle)
     cases = discover_cases(args.source, clinical_csv=args.clinical)
     bar = None if args.quiet else _progress_bar("scoring")
@@ -150,7 +157,7 @@ def cmd_features(args: argparse.Namespace) -> int:
     bad = table[table["status"] != "ok"]
     print(f"{len(table) - len(bad)} of {len(table)} cases extracted ({table.shape[1] - 5} features) → {args.out}")
     for _, row in bad.iterrows():
-        print(f"  failed: {row['case_id']}: {row['error']}")
+        print(printable(f"  failed: {row['case_id']}: {row['error']}"))
     return EXIT_CASES_FAILED if len(bad) else EXIT_OK
 
 
@@ -214,6 +221,19 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------------
+def _at_least(minimum: int):  # noqa: ANN202 - an argparse type
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {printable(text)[:40]!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    parse.__name__ = f"whole number ≥ {minimum}"
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pleura",
@@ -230,10 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cea", required=True, help="CEA in ng/mL")
     s.add_argument("--ca125", required=True, help="CA125 in U/mL")
     s.add_argument("--age", required=True, help="age in years")
-    s.add_argument("--label", type=int, default=None, help="ROI label to use when the mask has several")
+    s.add_argument("--label", type=_at_least(1), default=None, help="ROI label to use when the mask has several")
     s.add_argument("--bundle", default=None, help="model bundle folder (default weights/demo or $PLEURA_BUNDLE)")
-    s.add_argument("--threads", type=int, default=None, help="torch threads")
-    s.add_argument("--top", type=int, default=8, help="number of top features to print")
+    s.add_argument("--threads", type=_at_least(1), default=None, help="torch threads")
+    s.add_argument("--top", type=_at_least(0), default=8, help="number of top features to print")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=cmd_score)
 
@@ -241,10 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("source", help="folder of <case>_ct/<case>_roi images, one folder per case, or a manifest CSV")
     b.add_argument("--clinical", default=None, help="CSV with case_id, CEA, CA125, age")
     b.add_argument("--out", required=True, help="results CSV (re-running resumes)")
-    b.add_argument("--workers", type=int, default=int(os.environ.get("PLEURA_WORKERS", "1")), help="worker processes")
-    b.add_argument("--threads", type=int, default=None, help="torch threads per worker (default cores / workers)")
+    b.add_argument("--workers", type=_at_least(1), default=int(os.environ.get("PLEURA_WORKERS", "1")), help="worker processes")
+    b.add_argument("--threads", type=_at_least(1), default=None, help="torch threads per worker (default cores / workers)")
     b.add_argument("--bundle", default=None)
-    b.add_argument("--label", type=int, default=None)
+    b.add_argument("--label", type=_at_least(1), default=None)
     b.add_argument("--scheduler", default=os.environ.get("PLEURA_DASK_SCHEDULER"),
                    help="Dask scheduler address (tcp://HOST:8786): run cases on that cluster instead of local workers")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -262,8 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("cohort", help="cohort CSV: case_id, ct_path, roi_path, CEA, CA125, age, label")
     f.add_argument("--out", required=True)
     f.add_argument("--backbone", default="seed:0", help="seed:N, an official MedicalNet .pth, or a .safetensors")
-    f.add_argument("--workers", type=int, default=int(os.environ.get("PLEURA_WORKERS", "1")))
-    f.add_argument("--threads", type=int, default=None)
+    f.add_argument("--workers", type=_at_least(1), default=int(os.environ.get("PLEURA_WORKERS", "1")))
+    f.add_argument("--threads", type=_at_least(1), default=None)
     f.add_argument("--no-clamp", action="store_true", help="do not clamp HU to [-160, 240] before radiomics")
     f.add_argument("--quiet", action="store_true")
     f.set_defaults(func=cmd_features)
@@ -303,21 +323,32 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    terminated = []
+
+    def on_sigterm(signum: int, _frame: object) -> None:
+        terminated.append(signum)
+        raise KeyboardInterrupt  # unwinds like Ctrl-C: workers stopped, results so far kept
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_sigterm)
     try:
         return int(args.func(args))
     except PleuraRiskError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {printable(str(err))}", file=sys.stderr)
         return EXIT_INPUT
     except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {printable(str(err))}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        resume = " (finished cases are kept: run the same command again to resume)" if args.command == "batch" else ""
+        print(f"interrupted{resume}", file=sys.stderr)
+        return 128 + signal.SIGTERM if terminated else 130
     except Exception as exc:  # noqa: BLE001
         if args.debug:
             raise
-        print(f"internal error ({type(exc).__name__}): {exc} — rerun with --debug for details", file=sys.stderr)
+        # an OSError's text names its file, which may carry a patient's name: keep only the reason
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else printable(str(exc))
+        print(f"internal error ({type(exc).__name__}): {detail} — rerun with --debug for details", file=sys.stderr)
         return EXIT_INTERNAL
 
 

@@ -102,6 +102,12 @@ class ConfigError(PleuraRiskError, ValueError):
     or extraction setting): the message names the setting and what it accepts."""
 
 
+class OutputError(InputError):
+    """An output the user chose cannot be written safely (an input, a folder, locked, read-only)."""
+
+    code = "output"
+
+
 class BundleError(PleuraRiskError):
     """A model bundle that is missing files, fails its sha256 check, or is incompatible."""
 

@@ -41,7 +41,7 @@ def read_journal(path: Path) -> dict[str, dict[str, Any]]:
         for line in fh:
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):  # torn, or nested absurdly deep
                 continue
             if isinstance(row, dict) and row.get("input_key"):
                 rows[row["input_key"]] = row

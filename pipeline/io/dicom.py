@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -59,6 +60,8 @@ def _checked_dicom_files(folder: Path, staging: Path, *, role: str) -> Path:
         for name in files:
             path = Path(dirpath) / name
             try:
+                if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the read forever
+                    continue
                 problem = _dicom_problem_of(path)
             except (OSError, ValueError):
                 problem = "unreadable"

@@ -35,6 +35,7 @@ Example:
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -48,6 +49,7 @@ from pipeline.core.volume import Volume
 from pipeline.io.common import DEFAULT_MAX_VOXELS, IMAGE_IO, IMAGE_SUFFIXES, c_stderr_silenced, check_header, image_suffix
 from pipeline.io.detached import data_files, input_sha256
 from pipeline.io.dicom import read_dicom_series
+from pipeline.io.nifti2 import as_nifti1, is_nifti2
 from pipeline.io.nifti import (NIFTI_FLOATS, NiftiHeader, SliceBlockFn, SliceSink, direct_dtype, nifti_data_problem,
                                raise_data_problem, read_nifti_direct, read_nifti_header, restore_non_finite,
                                voxel_pass)
@@ -95,6 +97,8 @@ def checked_file(path: str | os.PathLike[str], *, role: str, max_voxels: int) ->
         raise ImageReadError(f"{role} file cannot be opened ({exc.strerror or type(exc).__name__})") from None
     if is_dir:
         return p
+    if not is_file and p.exists():  # a FIFO, device or socket: reading it could block forever
+        raise ImageReadError(f"{role} is not a regular file (a pipe, device or socket); give an image file")
     if not is_file:
         raise ImageReadError(f"{role} file not found")
     if size == 0:
@@ -134,7 +138,16 @@ def checked_file(path: str | os.PathLike[str], *, role: str, max_voxels: int) ->
     return CheckedFile(p, reader, nifti, dims)
 
 
+def _is_nifti2_file(path: str | os.PathLike[str]) -> bool:
+    return image_suffix(path) in (".nii", ".nii.gz") and os.path.isfile(path) and is_nifti2(path)
+
+
 def _read(path: str | os.PathLike[str], *, role: str, max_voxels: int, want_hash: bool) -> tuple[Volume, str]:
+    if _is_nifti2_file(path):  # ITK cannot open NIfTI-2: read an equivalent NIfTI-1 copy (pipeline.io.nifti2)
+        with tempfile.TemporaryDirectory(prefix="pleura-nifti2-") as folder:
+            copy = as_nifti1(path, folder, role=role, max_voxels=max_voxels)
+            volume, _ = _read(copy, role=role, max_voxels=max_voxels, want_hash=False)
+        return volume, (input_sha256(path) if want_hash else "")
     checked = checked_file(path, role=role, max_voxels=max_voxels)
     if isinstance(checked, Path):
         volume = read_dicom_series(checked, role=role, max_voxels=max_voxels)
@@ -176,6 +189,8 @@ def stream_slices(path: str | os.PathLike[str], *, role: str, plan: Callable[[Vo
         NIfTI the direct reader handles (other formats, DICOM, scaled or foreign-byte-order
         data, …) or ``plan`` declined: the caller then uses :func:`read_image`.
     """
+    if _is_nifti2_file(path):  # read through a NIfTI-1 copy by read_image (pipeline.io.nifti2)
+        return None
     checked = checked_file(path, role=role, max_voxels=max_voxels)
     if isinstance(checked, Path) or checked.nifti is None:
         return None

@@ -149,7 +149,7 @@ def read_audit(path: str | os.PathLike[str] | None = None) -> list[dict[str, Any
     for line in target.read_text(encoding="ascii", errors="replace").splitlines():
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             continue
         if isinstance(record, dict):
             out.append(record)

@@ -286,7 +286,7 @@ def verify_bundle(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
     raw = mpath.read_bytes()
     try:
         manifest = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: nested absurdly deep
         raise BundleError(f"model bundle {root.name!r}: {MANIFEST} is not valid JSON") from None
     if not isinstance(manifest, dict) or manifest.get("format") != "pleurarisk-bundle":
         raise BundleError(f"model bundle {root.name!r}: {MANIFEST} is not a PleuraRisk manifest")
