@@ -21,6 +21,10 @@ if str(ROOT) not in sys.path:  # `streamlit run /elsewhere/app.py` still finds t
 
 st.set_page_config(page_title="PleuraRisk", page_icon=":material/pulmonology:", layout="wide")
 
+from pipeline.io.upload_sweep import sweep_once  # noqa: E402
+
+sweep_once()  # uploads of an earlier server killed by SIGKILL (patient data) do not stay on disk
+
 pages = [
     st.Page(str(ROOT / "pages" / "home.py"), title="Home", icon=":material/home:", default=True),
     st.Page(str(ROOT / "pages" / "predict.py"), title="Predict", icon=":material/monitor_heart:", url_path="predict"),

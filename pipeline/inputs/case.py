@@ -24,6 +24,7 @@ import numpy as np
 
 from pipeline.core.config import PipelineConfig
 from pipeline.core.errors import InputError
+from pipeline.inputs.plausible import check_ct_geometry, check_roi_span
 from pipeline.io.readers import read_image, read_image_hashed, stream_slices
 from pipeline.preprocess import CropRecord
 from pipeline.preprocess.crop import crop_record, roi_bbox
@@ -154,6 +155,7 @@ def load_case(ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str],
     with ThreadPoolExecutor(max_workers=1) as pool:
         roi_future = pool.submit(read_roi)
         ct, ct_sha256 = read(ct_path, "CT")
+        check_ct_geometry(ct)
         roi_read, roi_sha256 = roi_future.result()
     check_ct_intensities(ct, config=v)
     roi_kept: Volume | None = None  # the whole mask on the CT grid, only when keep_full
@@ -204,6 +206,8 @@ class _CropPlan:
         lo_sub, hi_sub = roi_bbox(binary_sub.array)
         start = tuple(a + b for a, b in zip(box.start, lo_sub))
         stop = tuple(a + b for a, b in zip(box.start, hi_sub))
+        check_roi_span(tuple((b - a) * s for a, b, s in zip(start, stop, ct.spacing_zyx)),  # type: ignore[arg-type]
+                       spacing_xyz=ct.spacing_xyz, target_spacing_mm=p.target_spacing_mm)
         crop = crop_record(ct.shape_zyx, ct.spacing_zyx, start, stop, margin_mm=p.crop_margin_mm,  # type: ignore[arg-type]
                            min_margin_voxels=p.crop_min_margin_voxels)
         edge = any(a == 0 for a in start) or any(b == n for b, n in zip(stop, ct.shape_zyx))
@@ -258,6 +262,7 @@ def _load_streamed(ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[
     planned: list[tuple[_CropPlan, _RoiBox, np.ndarray, IntensitySummariser]] = []
 
     def plan(ct_geometry: Volume):  # noqa: ANN202
+        check_ct_geometry(ct_geometry)
         if not same_grid(ct_geometry, roi_box.geometry, config=v):
             return None
         box = replace(roi_box, geometry=ct_geometry.with_array(roi_box.geometry.array))

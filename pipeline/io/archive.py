@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -38,6 +39,7 @@ from pathlib import Path
 
 from pipeline.core.errors import ArchiveError, ImageReadError
 from pipeline.io.common import image_suffix
+from pipeline.io.upload_sweep import mark_owner
 from pipeline.io.detached import MAX_HEADER_BYTES, header_references, header_region
 
 SUPPORTED_HINT = "upload NIfTI (.nii, .nii.gz), NRRD (.nrrd), MHA (.mha) or a .zip of the DICOM series"
@@ -148,13 +150,26 @@ def storage_suffix(head: bytes, filename: str, *, role: str) -> str:
 # ------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ArchiveLimits:
-    """Limits for extracting one zip: entries and total decompressed bytes."""
+    """Limits for extracting zips.
+
+    Attributes:
+        max_files: entries in one zip.
+        max_total_bytes: decompressed bytes of one zip.
+        max_ratio, ratio_floor_bytes: one zip may expand to at most ``max_ratio`` × its own size,
+            once past ``ratio_floor_bytes`` (a DICOM zip expands 1–20×; a 2 MB zip of 2 GiB of
+            zeros, 1000×, is a bomb whatever the total limit says).
+        max_session_bytes: all uploads one :class:`UploadFolder` (an app session) holds at once.
+    """
 
     max_files: int = 20_000
     max_total_bytes: int = 6 * 1024**3
+    max_ratio: float = 100.0
+    ratio_floor_bytes: int = 256 * 1024**2
+    max_session_bytes: int = 8 * 1024**3
 
     def __post_init__(self) -> None:
-        if self.max_files < 1 or self.max_total_bytes < 1:
+        if min(self.max_files, self.max_total_bytes, self.max_ratio, self.ratio_floor_bytes,
+               self.max_session_bytes) <= 0:
             raise ValueError("archive limits must be positive")
 
 
@@ -182,11 +197,14 @@ def _member_parts(info: zipfile.ZipInfo, what: str) -> list[str] | None:
 
 
 def safe_extract_zip(source: bytes | str | os.PathLike[str], dest: str | os.PathLike[str], *,
-                     limits: ArchiveLimits = ArchiveLimits(), what: str = "the zip archive") -> Path:
+                     limits: ArchiveLimits = ArchiveLimits(), what: str = "the zip archive",
+                     budget: int | None = None) -> Path:
     """Extract a zip (bytes or path) into ``dest`` after checking every entry; return ``dest``.
 
     Args:
         what: how messages name the archive ("the CT zip", "the batch zip").
+        budget: bytes the caller may still store (an app session's remaining upload space);
+            ``None``: no limit beyond ``limits``.
 
     Raises:
         ArchiveError: not a zip, unsafe entry, too many entries, too large once decompressed,
@@ -215,6 +233,9 @@ def safe_extract_zip(source: bytes | str | os.PathLike[str], dest: str | os.Path
             if declared > limits.max_total_bytes:
                 raise ArchiveError(f"{what} would decompress to {declared / 1e9:.1f} GB, more than the limit of "
                                    f"{limits.max_total_bytes / 1e9:.1f} GB")
+            zipped = len(source) if isinstance(source, (bytes, bytearray, memoryview)) else os.path.getsize(source)
+            too_much = _expansion_limit(zipped, what=what, limits=limits, budget=budget)
+            too_much(declared)
             total = 0
             for info, parts in plan:
                 target = root.joinpath(*parts)
@@ -232,6 +253,7 @@ def safe_extract_zip(source: bytes | str | os.PathLike[str], dest: str | os.Path
                             if total > limits.max_total_bytes:
                                 raise ArchiveError(f"{what} decompresses to more than the limit of "
                                                    f"{limits.max_total_bytes / 1e9:.1f} GB; refused")
+                            too_much(total)
                             dst.write(chunk)
                 except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError, RuntimeError) as exc:
                     # ValueError: e.g. a corrupted local-header offset ("negative seek value", found
@@ -246,6 +268,22 @@ def safe_extract_zip(source: bytes | str | os.PathLike[str], dest: str | os.Path
         raise
     fh.close()
     return out
+
+
+def _expansion_limit(zipped: int, *, what: str, limits: ArchiveLimits, budget: int | None):  # noqa: ANN202
+    """A check raising :class:`ArchiveError` once ``n`` decompressed bytes exceed the zip's
+    expansion ratio limit or the caller's ``budget`` (each with its own message)."""
+    ratio_cap = max(limits.ratio_floor_bytes, int(limits.max_ratio * zipped))
+
+    def check(n: int) -> None:
+        if n > ratio_cap:
+            raise ArchiveError(f"{what} expands to more than {limits.max_ratio:g} times its own size (over "
+                               f"{ratio_cap / 1e6:,.0f} MB from {zipped / 1e6:,.1f} MB); refused as a likely zip bomb")
+        if budget is not None and n > budget:
+            raise ArchiveError(f"{what} decompresses to more than the upload space this session has left "
+                               f"({max(budget, 0) / 1e9:.2f} GB of {limits.max_session_bytes / 1e9:.1f} GB); "
+                               "remove other uploads or start a new session")
+    return check
 
 
 def single_image_in(folder: str | os.PathLike[str]) -> Path | None:
@@ -277,6 +315,7 @@ class UploadFolder:
     def __init__(self, *, parent: str | os.PathLike[str] | None = None, limits: ArchiveLimits = ArchiveLimits()) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="pleura-upload-", dir=parent))
         os.chmod(self.root, 0o700)
+        mark_owner(self.root)  # lets a restarted app remove it if this process is killed (pipeline.io.upload_sweep)
         self.limits = limits
         self._entries: dict[str, tuple[str, Path]] = {}
         self._failures: dict[str, tuple[str, BaseException]] = {}
@@ -313,6 +352,27 @@ class UploadFolder:
         """Delete the whole folder now."""
         self._entries.clear()
         self._finalizer()
+
+    def used_bytes(self, *, besides: str | None = None) -> int:
+        """Bytes stored in this folder (every role's upload except ``besides``)."""
+        total = 0
+        for dirpath, _dirs, files in os.walk(self.root):
+            rel = Path(dirpath).relative_to(self.root).parts
+            if besides is not None and rel and rel[0] == besides:
+                continue
+            for name in files:
+                with contextlib.suppress(OSError):
+                    total += os.lstat(os.path.join(dirpath, name)).st_size
+        return total
+
+    def _left(self, role: str) -> int:
+        """Bytes ``role``'s new upload may take (it replaces ``role``'s previous one)."""
+        return self.limits.max_session_bytes - self.used_bytes(besides=role)
+
+    def _fits(self, n: int, role: str, label: str) -> None:
+        if n > self._left(role):
+            raise ImageReadError(f"{label}: the upload space of this session is full ({self.limits.max_session_bytes / 1e9:.1f} "
+                                 "GB); remove other uploads or start a new session")
 
     def _slot(self, role: str) -> Path:
         if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", role):
@@ -353,9 +413,11 @@ class UploadFolder:
                     raise ImageReadError(f"{label} file is empty (0 bytes)")
                 suffix = storage_suffix(data, filename, role=label)
                 if suffix == ".zip":
-                    folder = safe_extract_zip(data, slot / role, limits=self.limits, what=f"the {label} zip")
+                    folder = safe_extract_zip(data, slot / role, limits=self.limits, what=f"the {label} zip",
+                                              budget=self._left(role))
                     target = single_image_in(folder) or folder
                 else:
+                    self._fits(len(data), role, label)
                     target = slot / f"{role}{suffix}"
                     target.write_bytes(data)
             except (ImageReadError, ArchiveError) as err:
@@ -377,6 +439,9 @@ class UploadFolder:
             if token is not None and (known := self.lookup(role, token)) is not None:
                 return known
             self._entries.pop(role, None)
+            if len(data) > self._left(role):
+                raise ArchiveError(f"the {role} file does not fit in the upload space this session has left; "
+                                   "remove other uploads or start a new session")
             slot = self._slot(role)
             target = slot / f"{role}{suffix}"
             target.write_bytes(data)
@@ -398,7 +463,7 @@ class UploadFolder:
             try:
                 if sniff(bytes(data[:4096])) != "zip":
                     raise ArchiveError(f"{what} is not a zip file")
-                folder = safe_extract_zip(data, slot / "files", limits=self.limits, what=what)
+                folder = safe_extract_zip(data, slot / "files", limits=self.limits, what=what, budget=self._left(role))
             except ArchiveError as err:
                 shutil.rmtree(slot, ignore_errors=True)
                 if token is not None:

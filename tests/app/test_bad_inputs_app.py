@@ -52,6 +52,7 @@ from pipeline.io.readers import read_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
 from bad_input_corpus import BY_ID, CORPUS, GOOD_CLINICAL, ZIP_LIMITS, BadInput, Good  # noqa: E402
+from hostile_corpus import UPLOAD_DETACHED, write_clinical_row  # noqa: E402
 
 UPLOAD_FIRST = "Upload a CT scan"  # the follow-up InputError when Predict is pressed without a usable file
 
@@ -61,8 +62,14 @@ APP_MESSAGE: dict[str, tuple[type[PleuraRiskError], str]] = {
     "ct_png_bytes_as_nii_gz": (ImageReadError, "CT: this file is a PNG picture, not a 3-D image"),
     "ct_pdf_bytes_as_nii_gz": (ImageReadError, "CT: this file is a PDF document, not a 3-D image"),
     "ct_png_bytes_as_nrrd": (ImageReadError, "CT: this file is a PNG picture, not a 3-D image"),
+    # a header naming a separate data file is refused at upload (nothing beside it to read)
+    "ct_nhdr_data_file_outside": (ImageReadError, UPLOAD_DETACHED),
+    "ct_nrrd_cr_relative_escape": (ImageReadError, UPLOAD_DETACHED),
+    "ct_mha_comment_line_outside": (ImageReadError, UPLOAD_DETACHED),
+    "ct_nhdr_file_list": (ImageReadError, UPLOAD_DETACHED),
+    "roi_mhd_data_file_outside": (ImageReadError, UPLOAD_DETACHED.replace("CT", "ROI mask")),
 }
-NOT_IN_THE_FORM = {"clin_text", "clin_infinite"}  # number inputs accept only finite numbers
+NOT_IN_THE_FORM = {"clin_text", "clin_infinite", "clin_thousands_separator", "clin_grouped_digits"}  # number inputs accept only finite numbers
 
 PREDICT = [e for e in CORPUS if e.kind in ("case", "zip") or (e.kind == "clinical" and e.id not in NOT_IN_THE_FORM)]
 PREDICT_REFUSED = [e for e in PREDICT if e.error is not None]
@@ -126,7 +133,7 @@ class ScaledUploads(UploadFolder):
 
 
 def _limits_for(entry: BadInput, monkeypatch: pytest.MonkeyPatch) -> None:
-    if entry.id == "zip_bomb":
+    if entry.id in ("zip_bomb", "zip_expands_1000x"):
         monkeypatch.setattr(session, "UploadFolder", ScaledUploads)
 
 
@@ -253,7 +260,8 @@ def _clinical_csv(rows: dict[str, dict[str, str]]) -> bytes:
     writer = csv.writer(buf)
     writer.writerow(["case_id", "CEA", "CA125", "age"])
     for case_id, row in sorted(rows.items()):
-        writer.writerow([case_id, row["CEA"], row["CA125"], row["age"]])
+        if not write_clinical_row(buf, case_id, row):  # a row given verbatim ({"raw": …})
+            writer.writerow([case_id, row["CEA"], row["CA125"], row["age"]])
     return buf.getvalue().encode()
 
 

@@ -5,7 +5,8 @@ one-sentence message the user must see. Entries whose ``error`` is ``None`` are 
 warning*: the message is the warning. The builders write each input from one good phantom case
 (:class:`Good`); ``kind`` says what an entry's builder returns (see :class:`BadInput`).
 
-Checked by ``tests/reliability/test_bad_inputs.py`` (library, CLI, ``pleura batch``) and by
+Entries from ``ct_nhdr_data_file_outside`` on come from ``hostile_corpus.py`` (issue 15: hostile and
+careless inputs). Checked by ``tests/reliability/test_bad_inputs.py`` (library, CLI, ``pleura batch``) and by
 ``tests/app/test_bad_inputs_app.py`` (the Predict and Batch pages of the app).
 
 The corpus (id → class → message fragment) — kept equal to :data:`CORPUS` by a test:
@@ -79,6 +80,25 @@ zip_damaged_local_header       ArchiveError         the CT zip is damaged or use
 zip_damaged                    ArchiveError         the CT zip is not a valid zip file (damaged or another format)
 upload_png_as_ct               ImageReadError       CT: this file is a PNG picture, not a 3-D image
 upload_pdf_as_ct               ImageReadError       CT: this file is a PDF document, not a 3-D image
+ct_nhdr_data_file_outside      ImageReadError       CT: its header names a voxel data file outside the header's own folder
+ct_nrrd_cr_relative_escape     ImageReadError       CT: its header names a voxel data file outside the header's own folder
+ct_mha_comment_line_outside    ImageReadError       CT: its header names a voxel data file outside the header's own folder
+roi_mhd_data_file_outside      ImageReadError       ROI mask: its header names a voxel data file outside the header's own folder
+ct_nhdr_file_list              ImageReadError       CT: its header spreads the voxel data over several files
+upload_nrrd_long_detached      ImageReadError       CT: this is a header whose voxel data live in a separate file
+upload_mha_comment_detached    ImageReadError       CT: this is a header whose voxel data live in a separate file
+ct_one_slice                   ImageShapeError      CT has only 1 slice along z
+ct_spacing_micrometres         GeometryError        CT voxel spacing 0.001 × 0.001 × 0.001 mm (x × y × z) is not one a CT can have
+ct_origin_far                  GeometryError        CT origin (1e+20, 1e+20, 1e+20 mm) is implausibly far
+ct_spacing_squeezes_tumour     MaskError            with the CT's voxel spacing of 0.1 × 0.1 × 10 mm: less than 3 mm along an axis
+clin_thousands_separator       ClinicalValueError   CA125 '1,000' is ambiguous: the comma may separate thousands (1000) or decimals (1)
+clin_grouped_digits            ClinicalValueError   CEA '12 500' seems to contain a thousands separator
+row_thousands_separator        ClinicalValueError   CA125 '1,000' is ambiguous
+row_unquoted_decimal_comma     ClinicalValueError   has 5 fields for 4 columns (a decimal comma without quotes?)
+csv_column_twice               CohortError          clinical CSV has the column age more than once (age and Age)
+row_two_ct_files               CohortError          2 CT images found for this case (.nii.gz, .nrrd)
+bundle_manifest_deeply_nested  BundleError          manifest.json is not valid JSON
+zip_expands_1000x              ArchiveError         the CT zip expands to more than 100 times its own size
 =============================  ===================  ==============================================================
 """
 
@@ -459,7 +479,8 @@ def _bundle(damage: Callable[[Path], None]) -> Callable[[Path, Good], Path]:
     return build
 
 
-ZIP_LIMITS = ArchiveLimits(max_total_bytes=50 * 1024**2)  # the app's limit, scaled down for the test
+ZIP_LIMITS = ArchiveLimits(max_total_bytes=50 * 1024**2,  # the app's limits, scaled down for the test
+                           ratio_floor_bytes=10 * 1024**2)
 
 
 def _upload(name: str, make: Callable[[Good], bytes]) -> Callable[[Path, Good], tuple[str, bytes]]:
@@ -634,4 +655,7 @@ CORPUS: list[BadInput] = [
     BadInput("upload_pdf_as_ct", _upload("scan.nii.gz", lambda g: PDF_BYTES), ImageReadError,
              "CT: this file is a PDF document, not a 3-D image", "zip"),
 ]
+import hostile_corpus  # noqa: E402 - its builders use this module's helpers
+
+CORPUS.extend(hostile_corpus.entries())
 BY_ID = {entry.id: entry for entry in CORPUS}

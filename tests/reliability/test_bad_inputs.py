@@ -36,6 +36,7 @@ import numpy as np
 import pytest
 
 import bad_input_corpus
+from hostile_corpus import write_clinical_row
 from bad_input_corpus import BOMB_EXTRA_BYTES, BY_ID, CORPUS, GOOD_CLINICAL, ZIP_LIMITS, BadInput, Good
 from pipeline.io.archive import UploadFolder
 from pipeline.serving.bundle import bundle_config, load_bundle
@@ -104,7 +105,8 @@ def built(phantom_cohort: Path, tiny_bundle: Path, tmp_path_factory: pytest.Temp
         writer = csv.writer(fh)
         writer.writerow(["case_id", "CEA", "CA125", "age"])
         for case_id, row in sorted(clinical_rows.items()):
-            writer.writerow([case_id, row["CEA"], row["CA125"], row["age"]])
+            if not write_clinical_row(fh, case_id, row):  # a row given verbatim ({"raw": …})
+                writer.writerow([case_id, row["CEA"], row["CA125"], row["age"]])
     return Built(good, root, clinical, outputs)
 
 
