@@ -270,6 +270,10 @@ def safe_extract_zip(source: bytes | str | os.PathLike[str], dest: str | os.Path
     return out
 
 
+def _size(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
+
+
 def _expansion_limit(zipped: int, *, what: str, limits: ArchiveLimits, budget: int | None):  # noqa: ANN202
     """A check raising :class:`ArchiveError` once ``n`` decompressed bytes exceed the zip's
     expansion ratio limit or the caller's ``budget`` (each with its own message)."""
@@ -281,7 +285,7 @@ def _expansion_limit(zipped: int, *, what: str, limits: ArchiveLimits, budget: i
                                f"{ratio_cap / 1e6:,.0f} MB from {zipped / 1e6:,.1f} MB); refused as a likely zip bomb")
         if budget is not None and n > budget:
             raise ArchiveError(f"{what} decompresses to more than the upload space this session has left "
-                               f"({max(budget, 0) / 1e9:.2f} GB of {limits.max_session_bytes / 1e9:.1f} GB); "
+                               f"({_size(max(budget, 0))} of {_size(limits.max_session_bytes)}); "
                                "remove other uploads or start a new session")
     return check
 
@@ -371,8 +375,8 @@ class UploadFolder:
 
     def _fits(self, n: int, role: str, label: str) -> None:
         if n > self._left(role):
-            raise ImageReadError(f"{label}: the upload space of this session is full ({self.limits.max_session_bytes / 1e9:.1f} "
-                                 "GB); remove other uploads or start a new session")
+            raise ImageReadError(f"{label}: the upload space of this session is full ({_size(self.limits.max_session_bytes)}); "
+                                 "remove other uploads or start a new session")
 
     def _slot(self, role: str) -> Path:
         if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", role):
