@@ -121,7 +121,7 @@ REQUIRED_COLUMNS = ("case_id", "CEA", "CA125", "age")
 
 def read_clinical_csv(path: str | os.PathLike[str]) -> dict[str, ClinicalValues | ClinicalValueError]:
     """Read a clinical CSV (columns ``case_id, CEA, CA125, age``; more allowed; header names are
-    matched case-insensitively; rules of :mod:`pipeline.csvtable`).
+    matched case-insensitively; rules of :mod:`pipeline.inputs.csvtable`).
 
     Returns {case_id: ClinicalValues or the ClinicalValueError of that row}, so a batch can report
     a bad row (a bad value, or more fields than columns) in that case's result instead of

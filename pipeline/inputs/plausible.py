@@ -16,11 +16,11 @@ Limits (generous: any real CT passes):
 
 Example:
     >>> import numpy as np
-    >>> from pipeline.volume import Volume
+    >>> from pipeline.core.volume import Volume
     >>> check_ct_geometry(Volume(np.zeros((1, 64, 64), np.int16)))
     Traceback (most recent call last):
     ...
-    pipeline.errors.ImageShapeError: CT has only 1 slice along z; a 3-D CT with at least 3 slices is needed
+    pipeline.core.errors.ImageShapeError: CT has only 1 slice along z; a 3-D CT with at least 3 slices is needed
 """
 
 from __future__ import annotations

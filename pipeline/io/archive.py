@@ -106,7 +106,7 @@ def sniff(head: bytes) -> str:
 
 
 def _names_data_file(data: bytes, kind: str) -> bool:
-    """Whether an upload's header (scanned whatever its length, :mod:`pipeline.detached`) names a
+    """Whether an upload's header (scanned whatever its length, :mod:`pipeline.io.detached`) names a
     separate voxel data file; a file that is no header of that kind names none."""
     header_kind = "nrrd" if kind == "nrrd" else "meta"
     region = header_region(bytes(data[:MAX_HEADER_BYTES + 1]), kind=header_kind)

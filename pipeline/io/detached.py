@@ -24,7 +24,7 @@ Example:
     >>> data_files(p, role="CT")
     Traceback (most recent call last):
     ...
-    pipeline.errors.ImageReadError: CT: its header names a voxel data file outside the header's own folder; refused for safety (put the data file beside the header)
+    pipeline.core.errors.ImageReadError: CT: its header names a voxel data file outside the header's own folder; refused for safety (put the data file beside the header)
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Remove upload folders left behind by app processes that died without cleaning up.
 
-Each :class:`~pipeline.archive.UploadFolder` (``$TMPDIR/pleura-upload-*``, one per app session)
+Each :class:`~pipeline.io.archive.UploadFolder` (``$TMPDIR/pleura-upload-*``, one per app session)
 is removed when its session ends or its process exits normally. A server killed with SIGKILL
 (out-of-memory killer, ``docker kill``) runs no clean-up, and its sessions' uploads (DICOM files
 carry patient names) would stay on disk for ever. Every upload folder therefore records its

@@ -204,7 +204,7 @@ def score_one(case: CaseInput, label: int | None, scorer=None) -> dict[str, Any]
 # atomic CSV
 def write_csv_atomic(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     """Write the results CSV via a temporary file + rename; text cells a spreadsheet would run
-    as formulas get a leading ``'`` (:func:`pipeline.outputs.spreadsheet_safe`, which says how
+    as formulas get a leading ``'`` (:func:`pipeline.serving.outputs.spreadsheet_safe`, which says how
     to recover the original)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -397,8 +397,8 @@ def run_batch(cases: list[CaseInput], *, out_path: str | os.PathLike[str], bundl
               scheduler: str | Any | None = None) -> BatchSummary:
     """Score ``cases`` into ``out_path`` (CSV), resuming from its journal. See module docstring.
 
-    Before any work, ``out_path`` is checked (:func:`pipeline.outputs.check_output`: not a folder,
-    not an input, writable) and locked for the whole run (:class:`pipeline.outputs.OutputLock`:
+    Before any work, ``out_path`` is checked (:func:`pipeline.serving.outputs.check_output`: not a folder,
+    not an input, writable) and locked for the whole run (:class:`pipeline.serving.outputs.OutputLock`:
     a second run on it is refused, naming the holder). Interrupted (Ctrl-C, SIGTERM turned into
     an exception by the caller), the workers are stopped at once and the CSV is written from the
     journal, so running the same command again resumes.

@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from pipeline.errors import (ArchiveError, BundleError, ClinicalValueError, CohortError, GeometryError, ImageReadError,
+from pipeline.core.errors import (ArchiveError, BundleError, ClinicalValueError, CohortError, GeometryError, ImageReadError,
                              ImageShapeError, MaskError)
-from pipeline.io import write_image
-from pipeline.volume import Volume
+from pipeline.core.volume import Volume
+from pipeline.io.readers import write_image
 
 OUTSIDE = "CT: its header names a voxel data file outside the header's own folder"
 UPLOAD_DETACHED = "CT: this is a header whose voxel data live in a separate file"

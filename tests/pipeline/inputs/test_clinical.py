@@ -143,3 +143,35 @@ def test_csv_not_found(tmp_path: Path):
     with pytest.raises(CohortError) as err:
         read_clinical_csv(tmp_path / "DOE_JANE.csv")
     assert "not found" in str(err.value) and "DOE_JANE" not in str(err.value)
+
+
+# ------------------------------------------------------------------------------------------------
+# number formats (issue 15, item 2): a thousands separator is never read as a decimal point
+@pytest.mark.parametrize("text, why", [
+    ("1,000", "'1,000' is ambiguous: the comma may separate thousands (1000) or decimals (1)"),
+    ("10,500", "'10,500' is ambiguous"),
+    ("1,000.5", "seems to contain a thousands separator"),
+    ("1.000.000", "seems to contain a thousands separator"),
+    ("12 500", "seems to contain a thousands separator"),
+    ("1'000", "seems to contain a thousands separator"),
+    ("1,2,3", "seems to contain a thousands separator"),
+    ("1_000", "must be a number"),
+])
+def test_ambiguous_or_grouped_numbers_are_refused_with_the_reason(text: str, why: str) -> None:
+    with pytest.raises(ClinicalValueError) as err:
+        parse_clinical(cea="3", ca125=text, age="60")
+    assert str(err.value).startswith("CA125 ") and why in str(err.value)
+
+
+@pytest.mark.parametrize("text, number", [("4,1", 4.1), ("0,25", 0.25), ("100,5", 100.5), ("1,0001", 1.0001),
+                                          ("1000", 1000.0), ("1.000", 1.0)])
+def test_a_decimal_comma_is_read_where_nothing_else_can_be_meant(text: str, number: float) -> None:
+    assert parse_clinical(cea="3", ca125=text, age="60").ca125_u_ml == number
+
+
+def test_a_thousands_separator_in_the_clinical_csv_fails_its_row(tmp_path: Path) -> None:
+    path = tmp_path / "clinical.csv"
+    path.write_text('case_id,CEA,CA125,age\nP1,3,"1,000",60\nP2,3,1000,60\n', encoding="utf-8")
+    values = read_clinical_csv(path)
+    assert isinstance(values["P1"], ClinicalValueError) and "ambiguous" in str(values["P1"])
+    assert values["P2"] == ClinicalValues(3.0, 1000.0, 60.0)

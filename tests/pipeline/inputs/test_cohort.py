@@ -170,3 +170,30 @@ def test_empty_folder_and_empty_clinical_csv_refused(tmp_path: Path):
     src.mkdir()
     with pytest.raises(CohortError, match=r"no rows"):
         discover_cases(src, clinical_csv=_clinical(tmp_path, ""))
+
+
+# ------------------------------------------------------------------------------------------------
+# case discovery ambiguity (issue 15, item 4): two images for one role are refused in the row
+def _touch(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x")
+    return path
+
+
+def test_two_ct_files_for_one_case_are_refused_in_its_row(tmp_path: Path) -> None:
+    for name in ("P1_ct.nii.gz", "P1_ct.nrrd", "P1_roi.nii.gz", "P2_ct.nii.gz", "P2_roi.nii.gz", "P2_roi.mha",
+                 "P3_ct.nii.gz", "P3_roi.nii.gz"):
+        _touch(tmp_path / "cases" / name)
+    _touch(tmp_path / "cases" / "P4" / "ct.nii.gz")
+    (tmp_path / "cases" / "P4" / "ct").mkdir()  # a DICOM folder and a file
+    _touch(tmp_path / "cases" / "P4" / "roi.nii.gz")
+    _touch(tmp_path / "cases" / "P3" / "ct.nii.gz")  # P3 both flat and as a folder
+    clinical = tmp_path / "clinical.csv"
+    clinical.write_text("case_id,CEA,CA125,age\n" + "".join(f"P{i},3,10,60\n" for i in range(1, 5)))
+    by_id = {c.case_id: c for c in discover_cases(tmp_path / "cases", clinical_csv=clinical)}
+    assert by_id["P1"].problem == ("2 CT images found for this case (.nii.gz, .nrrd); it is unclear which one to use, "
+                                   "keep only one")
+    assert by_id["P2"].problem.startswith("2 ROI images found for this case (.mha, .nii.gz)")
+    assert by_id["P3"].problem.startswith("2 CT images found")
+    assert by_id["P4"].problem.startswith("2 CT images found for this case (.nii.gz, folder)")
+    assert {c.problem_type for c in by_id.values()} == {"cohort"}
