@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import streamlit as st
 
 from pipeline.app import prediction, session
 from pipeline.serving import figures
 from pipeline.core.errors import InputError, PleuraRiskError
+from pipeline.io.dicom import dicom_series_in
 
 log = logging.getLogger("pleurarisk.app")
 IMAGE_HELP = ("NIfTI (.nii, .nii.gz), NRRD (.nrrd), MHA (.mha), or for the CT a .zip of the DICOM series. "
@@ -56,6 +58,24 @@ for role, upload in (("ct", ct_file), ("roi", roi_file)):
         session.show_error(err)
 
 
+# A DICOM folder holding several series: the user chooses the one the ROI was drawn on (the
+# largest is preselected; the result's warnings name the series read).
+series: str | None = None
+if isinstance(paths.get("ct"), Path) and paths["ct"].is_dir():
+    listed = st.session_state.get("_series_list")
+    if listed is None or listed[0] != tokens["ct"]:
+        try:
+            listed = (tokens["ct"], dicom_series_in(paths["ct"]))
+        except PleuraRiskError:
+            listed = (tokens["ct"], [])  # reading the CT will say what is wrong
+        st.session_state["_series_list"] = listed
+    if len(listed[1]) > 1:
+        with col_img:
+            counts = dict(listed[1])
+            series = st.selectbox("DICOM series (the CT folder holds several: choose the one the ROI was drawn on)",
+                                  list(counts), key="dicom_series", format_func=lambda uid: f"{counts[uid]} slices · {uid}")
+
+
 def current_signature() -> str:
     try:
         clinical = prediction.clinical_from_form(cea=cea, ca125=ca125, age=age)
@@ -89,7 +109,8 @@ def predict() -> None:
             on_step("loading the model")
             scorer = session.cached_scorer(info.path)
             outcome = prediction.run_prediction(scorer, ct_path=paths["ct"], roi_path=paths["roi"], clinical=clinical,
-                                         roi_label=label, progress=on_step, signature=current_signature())
+                                         roi_label=label, series=series, progress=on_step,
+                                         signature=current_signature())
         except Exception as err:  # noqa: BLE001 - every failure becomes one message; the page stays usable
             if not isinstance(err, PleuraRiskError):
                 log.exception("prediction failed")

@@ -148,7 +148,7 @@ def input_signature(*, ct_token: str, roi_token: str, clinical: ClinicalValues |
 
 
 def run_prediction(scorer, *, ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str],  # noqa: ANN001
-                   clinical: ClinicalValues, roi_label: int | None = None,
+                   clinical: ClinicalValues, roi_label: int | None = None, series: str | None = None,
                    progress: Callable[[str], None] | None = None, signature: str = "",
                    audit: bool = True, audit_path: str | os.PathLike[str] | None = None,
                    source: str = "app") -> PredictionOutcome:
@@ -170,7 +170,8 @@ def run_prediction(scorer, *, ct_path: str | os.PathLike[str], roi_path: str | o
         say("waiting for another prediction to finish")
         SCORING_LOCK.acquire()
     try:
-        result = scorer.score(ct_path, roi_path, clinical, label=roi_label, progress=say, keep_case=True)
+        result = scorer.score(ct_path, roi_path, clinical, label=roi_label, progress=say, keep_case=True,
+                              series=series)
     finally:
         SCORING_LOCK.release()
     say("preparing the result view")

@@ -71,7 +71,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     # is refused in about a second instead of after the imports and weights (10+ s).
     config = bundle_config(args.bundle)
     t = time.perf_counter()
-    case = load_case(args.ct, args.roi, config=config, label=args.label)
+    case = load_case(args.ct, args.roi, config=config, label=args.label, series=args.series)
     timings = {"read_validate_crop": time.perf_counter() - t}
     from pipeline.serving.score import Scorer
 
@@ -251,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ca125", required=True, help="CA125 in U/mL")
     s.add_argument("--age", required=True, help="age in years")
     s.add_argument("--label", type=_at_least(1), default=None, help="ROI label to use when the mask has several")
+    s.add_argument("--series", default=None, metavar="UID",
+                   help="DICOM series (SeriesInstanceUID) to read when the CT folder holds several")
     s.add_argument("--bundle", default=None, help="model bundle folder (default weights/demo or $PLEURA_BUNDLE)")
     s.add_argument("--threads", type=_at_least(1), default=None, help="torch threads")
     s.add_argument("--top", type=_at_least(0), default=8, help="number of top features to print")

@@ -123,8 +123,12 @@ class _RoiBox:
 
 
 def load_case(ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str], *, config: PipelineConfig,
-              label: int | None = None, keep_full: bool = False, hash_inputs: bool = True) -> PreparedCase:
+              label: int | None = None, keep_full: bool = False, hash_inputs: bool = True,
+              series: str | None = None) -> PreparedCase:
     """Read and validate a CT/ROI pair and crop it (see module docstring for the order of checks).
+
+    ``series`` chooses the DICOM series of a CT folder holding several (SeriesInstanceUID);
+    without it the largest is read and a warning names it.
 
     Raises:
         InputError subclasses naming the problem (unreadable file, not 3-D, too large, not HU,
@@ -140,10 +144,13 @@ def load_case(ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str],
     # reported before an ROI error, as if they were read one after the other. The ROI thread
     # keeps only the box around the labelled voxels (streamed, so the whole mask, 79 MB for
     # 512×512×300, is not even held while it is read).
+    notes: list[str] = []  # e.g. which DICOM series of several was read
+
     def read(path: str | os.PathLike[str], role: str) -> tuple[Volume, str]:
+        choice = {"series": series, "notes": notes} if role == "CT" else {}
         if hash_inputs:
-            return read_image_hashed(path, role=role, max_voxels=v.max_voxels)
-        return read_image(path, role=role, max_voxels=v.max_voxels), ""
+            return read_image_hashed(path, role=role, max_voxels=v.max_voxels, **choice)
+        return read_image(path, role=role, max_voxels=v.max_voxels, **choice), ""
 
     def read_roi() -> tuple[_RoiBox, str]:
         streamed_box = _RoiBox.streamed(roi_path, role="ROI mask", max_voxels=v.max_voxels, want_hash=hash_inputs)
@@ -175,7 +182,7 @@ def load_case(ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str],
     if keep_full:  # a mask on the CT grid is pasted from its box: np.zeros' untouched pages cost nothing
         roi_full = ct.with_array((roi_kept.array == plan.chosen).astype(np.uint8) if roi_kept is not None
                                  else box.paste(ct.shape_zyx, (0, 0, 0), plan.chosen))
-    return plan.case(ct, np.ascontiguousarray(ct.array[plan.slices]), box, warnings=list(warnings),
+    return plan.case(ct, np.ascontiguousarray(ct.array[plan.slices]), box, warnings=notes + list(warnings),
                      ct_sha256=ct_sha256, roi_sha256=roi_sha256, ct_full=ct if keep_full else None,
                      roi_full=roi_full)
 

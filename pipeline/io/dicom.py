@@ -39,16 +39,43 @@ def _slice_positions(files: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_dicom_series(folder: str | os.PathLike[str], *, role: str = "CT", max_voxels: int = DEFAULT_MAX_VOXELS,
-                      spacing_tolerance: float = 0.01) -> Volume:
-    """Read the DICOM series with the most slices found under ``folder``.
+                      spacing_tolerance: float = 0.01, series: str | None = None,
+                      notes: list[str] | None = None) -> Volume:
+    """Read the DICOM series ``series`` (a SeriesInstanceUID) found under ``folder``, or without
+    one the series with the most slices.
 
     Slices are ordered by position along the slice normal; the gaps between consecutive slices
     must agree within ``spacing_tolerance`` (relative), otherwise the series is refused (missing
-    slices or uneven spacing would silently distort every 3-D measurement).
+    slices or uneven spacing would silently distort every 3-D measurement). When the folder holds
+    several series and none was chosen, a sentence saying which one was used (its UID and slice
+    count, and the others') is appended to ``notes``: a ROI drawn on another series would
+    otherwise be resampled onto the wrong scan, or another patient's.
     """
     with tempfile.TemporaryDirectory(prefix="pleura-dicom-") as staging:
         return _read_dicom_series(_checked_dicom_files(Path(folder), Path(staging), role=role), role=role,
-                                  max_voxels=max_voxels, spacing_tolerance=spacing_tolerance)
+                                  max_voxels=max_voxels, spacing_tolerance=spacing_tolerance, series=series,
+                                  notes=notes)
+
+
+def dicom_series_in(folder: str | os.PathLike[str]) -> list[tuple[str, int]]:
+    """(SeriesInstanceUID, slices) of every DICOM series under ``folder``, most slices first
+    (for a choice offered to the user; no other tag is read)."""
+    with tempfile.TemporaryDirectory(prefix="pleura-dicom-") as staging:
+        found = _series_candidates(_checked_dicom_files(Path(folder), Path(staging), role="CT"))
+    return sorted(((sid, n) for n, sid, _files in found), key=lambda c: (-c[1], c[0]))
+
+
+def _series_candidates(folder: Path) -> list[tuple[int, str, list[str]]]:
+    candidates: list[tuple[int, str, list[str]]] = []
+    for dirpath, _dirs, _files in os.walk(folder):
+        try:
+            ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(dirpath)
+        except RuntimeError:
+            continue
+        for sid in ids:
+            files = list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(dirpath, sid))
+            candidates.append((len(files), sid, files))
+    return candidates
 
 
 def _checked_dicom_files(folder: Path, staging: Path, *, role: str) -> Path:
@@ -85,24 +112,32 @@ def _dicom_problem_of(path: Path) -> str | None:
             return dicom_file_problem(view)
 
 
-def _read_dicom_series(folder: Path, *, role: str, max_voxels: int, spacing_tolerance: float) -> Volume:
-    candidates: list[tuple[int, str, list[str]]] = []
-    for dirpath, _dirs, _files in os.walk(folder):
-        try:
-            ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(dirpath)
-        except RuntimeError:
-            continue
-        for sid in ids:
-            files = list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(dirpath, sid))
-            candidates.append((len(files), sid, files))
+def _describe(candidates: list[tuple[int, str, list[str]]]) -> str:
+    return "; ".join(f"{sid} ({n} slices)" for n, sid, _f in sorted(candidates, key=lambda c: (-c[0], c[1])))
+
+
+def _read_dicom_series(folder: Path, *, role: str, max_voxels: int, spacing_tolerance: float,
+                       series: str | None = None, notes: list[str] | None = None) -> Volume:
+    candidates = _series_candidates(folder)
     if not candidates:
         raise DicomError(f"{role}: no DICOM image series found in the folder")
-    n_files, _sid, files = max(candidates, key=lambda c: c[0])
+    if series is not None:
+        chosen = [c for c in candidates if c[1] == series.strip()]
+        if not chosen:
+            raise DicomError(f"{role}: the folder holds no DICOM series with the chosen UID; it holds "
+                             f"{_describe(candidates)}")
+        candidates = chosen
+    n_files, sid, files = max(candidates, key=lambda c: c[0])
     if sum(1 for c in candidates if c[0] == n_files) > 1:
         raise DicomError(
             f"{role}: the folder holds several DICOM series of {n_files} slices each and it is unclear which "
-            "one to use; put only the series the ROI was drawn on in the folder"
+            "one to use; put only the series the ROI was drawn on in the folder, or choose one (--series UID)"
         )
+    if len(candidates) > 1 and notes is not None:
+        others = _describe([c for c in candidates if c[1] != sid])
+        notes.append(f"the {role} folder holds {len(candidates)} DICOM series; used {sid} ({n_files} slices), not "
+                     f"{others}: if the ROI was drawn on another series, choose it (--series UID, or the series "
+                     "box in the app)")
     if n_files < 3:
         raise DicomError(f"{role}: the largest DICOM series has only {n_files} slice(s); a 3-D CT needs more")
     try:

@@ -58,7 +58,8 @@ __all__ = ["DEFAULT_MAX_VOXELS", "IMAGE_SUFFIXES", "image_suffix", "read_dicom_s
            "read_image_hashed", "stream_slices", "write_image"]
 
 
-def read_image(path: str | os.PathLike[str], *, role: str = "image", max_voxels: int = DEFAULT_MAX_VOXELS) -> Volume:
+def read_image(path: str | os.PathLike[str], *, role: str = "image", max_voxels: int = DEFAULT_MAX_VOXELS,
+               series: str | None = None, notes: list[str] | None = None) -> Volume:
     """Read one 3-D image file or DICOM folder as a :class:`Volume` (see module contract).
 
     Args:
@@ -66,17 +67,19 @@ def read_image(path: str | os.PathLike[str], *, role: str = "image", max_voxels:
             DICOM files.
         role: how errors name this input ("CT", "ROI mask").
         max_voxels: largest accepted number of voxels, checked on the header.
+        series, notes: for a DICOM folder, the SeriesInstanceUID to read, and a list that gets a
+            sentence naming the series used when there were several (:func:`read_dicom_series`).
     """
-    return _read(path, role=role, max_voxels=max_voxels, want_hash=False)[0]
+    return _read(path, role=role, max_voxels=max_voxels, want_hash=False, series=series, notes=notes)[0]
 
 
-def read_image_hashed(path: str | os.PathLike[str], *, role: str = "image",
-                      max_voxels: int = DEFAULT_MAX_VOXELS) -> tuple[Volume, str]:
+def read_image_hashed(path: str | os.PathLike[str], *, role: str = "image", max_voxels: int = DEFAULT_MAX_VOXELS,
+                      series: str | None = None, notes: list[str] | None = None) -> tuple[Volume, str]:
     """:func:`read_image` plus the SHA-256 of the input (file bytes, or a folder's files as
     :func:`pipeline.io.detached.input_sha256` hashes them: detached data files included). A plain NIfTI file is hashed during the
     same single pass that decompresses it.
     """
-    return _read(path, role=role, max_voxels=max_voxels, want_hash=True)
+    return _read(path, role=role, max_voxels=max_voxels, want_hash=True, series=series, notes=notes)
 
 
 class CheckedFile(NamedTuple):
@@ -142,7 +145,8 @@ def _is_nifti2_file(path: str | os.PathLike[str]) -> bool:
     return image_suffix(path) in (".nii", ".nii.gz") and os.path.isfile(path) and is_nifti2(path)
 
 
-def _read(path: str | os.PathLike[str], *, role: str, max_voxels: int, want_hash: bool) -> tuple[Volume, str]:
+def _read(path: str | os.PathLike[str], *, role: str, max_voxels: int, want_hash: bool, series: str | None = None,
+          notes: list[str] | None = None) -> tuple[Volume, str]:
     if _is_nifti2_file(path):  # ITK cannot open NIfTI-2: read an equivalent NIfTI-1 copy (pipeline.io.nifti2)
         with tempfile.TemporaryDirectory(prefix="pleura-nifti2-") as folder:
             copy = as_nifti1(path, folder, role=role, max_voxels=max_voxels)
@@ -150,7 +154,7 @@ def _read(path: str | os.PathLike[str], *, role: str, max_voxels: int, want_hash
         return volume, (input_sha256(path) if want_hash else "")
     checked = checked_file(path, role=role, max_voxels=max_voxels)
     if isinstance(checked, Path):
-        volume = read_dicom_series(checked, role=role, max_voxels=max_voxels)
+        volume = read_dicom_series(checked, role=role, max_voxels=max_voxels, series=series, notes=notes)
         return volume, (path_sha256(checked) if want_hash else "")
     p, reader, nifti, dims = checked
     if nifti is not None and (direct := read_nifti_direct(reader, p, nifti, role=role,

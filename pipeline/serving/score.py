@@ -187,7 +187,7 @@ class Scorer:
     @_names_failing_step
     def score(self, ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str], clinical: ClinicalValues, *,
               label: int | None = None, progress: ProgressFn | None = None, keep_case: bool = False,
-              hash_inputs: bool = True) -> CaseResult:
+              hash_inputs: bool = True, series: str | None = None) -> CaseResult:
         """Read, validate, extract, score and explain one case.
 
         Raises:
@@ -198,7 +198,7 @@ class Scorer:
         t0 = time.perf_counter()
         say("reading and checking the images")
         case = load_case(ct_path, roi_path, config=self.bundle.config, label=label, keep_full=keep_case,
-                         hash_inputs=hash_inputs)
+                         hash_inputs=hash_inputs, series=series)
         timings["read_validate_crop"] = time.perf_counter() - t0
         return self.score_prepared(case, clinical, progress=say, timings=timings, keep_case=keep_case)
 

@@ -243,3 +243,28 @@ def test_a_fifo_in_a_dicom_folder_is_skipped_not_waited_for(tmp_path: Path) -> N
     r = _run("score", str(fifo_ct), str(fifo_ct), "--cea", "3", "--ca125", "10", "--age", "60")
     assert r.returncode == 2 and r.stderr.strip() == (
         "error: CT is not a regular file (a pipe, device or socket); give an image file")
+
+
+# ------------------------------------------------------------------------------------------------
+# two DICOM series in one CT folder (item 11): the series used is named; --series chooses
+def test_score_names_the_dicom_series_it_read_and_series_chooses_another(phantom_cohort: Path, tiny_bundle: Path,
+                                                                        tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO / "tests" / "reliability"))
+    from bad_input_corpus import UID, write_dicom_series
+
+    from pipeline.io.readers import read_image
+
+    ct = read_image(phantom_cohort.parent / "case_0000_ct.nii.gz")
+    hu = ct.array.astype("int16")
+    write_dicom_series(tmp_path / "ct" / "a", hu, uid=UID + ".64", spacing_xyz=ct.spacing_xyz, origin_xyz=ct.origin_xyz)
+    x, y, z = ct.origin_xyz
+    write_dicom_series(tmp_path / "ct" / "b", hu[:30], uid=UID + ".30", spacing_xyz=ct.spacing_xyz,
+                       origin_xyz=(x, y, z + 400.0), prefix="B")  # another scan, elsewhere
+    args = ["score", str(tmp_path / "ct"), str(phantom_cohort.parent / "case_0000_roi.nii.gz"), "--cea", "3",
+            "--ca125", "10", "--age", "60", "--bundle", str(tiny_bundle)]
+    r = _run(*args)
+    assert r.returncode == 0, r.stderr
+    assert (f"warning: the CT folder holds 2 DICOM series; used {UID}.64 (64 slices), not {UID}.30 (30 slices): if "
+            "the ROI was drawn on another series, choose it (--series UID, or the series box in the app)") in r.stdout
+    r = _run(*args, "--series", f"{UID}.30")
+    assert r.returncode == 2 and "ROI mask and CT do not overlap in space" in r.stderr, r.stderr
