@@ -93,3 +93,20 @@ def test_a_session_cannot_fill_the_disk_with_uploads(tmp_path: Path) -> None:
     assert uploads.used_bytes() < 2_100_000, "the refused zip was removed"
     uploads.clear("clinical")
     assert uploads.store_image("ct", filename="ct.zip", data=buf.getvalue()).is_dir()
+
+
+def test_predict_page_offers_the_series_of_a_two_series_dicom_zip(env: Path, tmp_path: Path) -> None:
+    from bad_input_corpus import UID, _small_hu, write_dicom_series
+
+    write_dicom_series(tmp_path / "ct", _small_hu(30), uid=UID + ".30", prefix="A")
+    write_dicom_series(tmp_path / "ct" / "other", _small_hu(40), uid=UID + ".40", prefix="B")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for p in sorted((tmp_path / "ct").rglob("*.dcm")):
+            zf.write(p, str(p.relative_to(tmp_path)))
+    at = open_page("pages/predict.py")
+    at.file_uploader(key="ct_upload").set_value(("ct.zip", buf.getvalue(), "application/zip"))
+    at.run()
+    assert not at.exception and not errors(at), errors(at)
+    box = at.selectbox(key="dicom_series")
+    assert box.options == [f"40 slices · {UID}.40", f"30 slices · {UID}.30"] and box.value == f"{UID}.40"
