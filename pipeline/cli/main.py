@@ -145,8 +145,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 def cmd_features(args: argparse.Namespace) -> int:
     from pipeline.core.config import PipelineConfig, RadiomicsConfig
+    from pipeline.serving.outputs import check_output
     from pipeline.training.dataset import extract_cohort_features
 
+    check_output(args.out, inputs=[args.cohort])  # e.g. --out cohort.csv would overwrite the cohort
     config = PipelineConfig()
     if args.no_clamp:
         config = PipelineConfig(radiomics=RadiomicsConfig(clamp_hu=None))

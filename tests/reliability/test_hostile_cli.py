@@ -172,6 +172,15 @@ def test_outputs_that_are_inputs_folders_or_read_only_are_refused_before_any_wor
                                 "(Permission denied); choose another --out")
 
 
+def test_features_refuses_an_output_that_is_its_cohort(tmp_path: Path) -> None:
+    cohort = tmp_path / "cohort.csv"
+    cohort.write_text("case_id,ct_path,roi_path,CEA,CA125,age,label\n")
+    r = _run("features", str(cohort), "--out", str(cohort))
+    assert r.returncode == 2 and r.stderr.strip() == (
+        "error: --out would overwrite one of this run's inputs; choose another results file")
+    assert cohort.read_text() == "case_id,ct_path,roi_path,CEA,CA125,age,label\n"
+
+
 def test_an_unreadable_ct_fails_its_row_and_the_others_are_scored(cases: tuple[Path, Path, Path]) -> None:
     _needs_unprivileged_user()
     folder = cases[0]
