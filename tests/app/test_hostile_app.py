@@ -62,7 +62,7 @@ def test_app_start_removes_uploads_of_a_killed_server_only(env: Path, tmp_path: 
 
 
 def test_formula_case_ids_are_neutralised_in_the_downloaded_results(env: Path, tmp_path: Path) -> None:
-    from pipeline.synth.phantom import write_cohort
+    from pipeline.synth import write_cohort
 
     src = write_cohort(tmp_path / "src", n=1, seed=7, size="small").parent
     buf = io.BytesIO()
