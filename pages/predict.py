@@ -58,8 +58,9 @@ for role, upload in (("ct", ct_file), ("roi", roi_file)):
         session.show_error(err)
 
 
-# A DICOM folder holding several series: the user chooses the one the ROI was drawn on (the
-# largest is preselected; the result's warnings name the series read).
+# A DICOM folder holding several series: the user may choose the one the ROI was drawn on. Nothing
+# is preselected: left empty, the largest is read and the result's warnings name it (several of
+# the largest size are refused until one is chosen), as `pleura score` without --series.
 series: str | None = None
 if isinstance(paths.get("ct"), Path) and paths["ct"].is_dir():
     listed = st.session_state.get("_series_list")
@@ -73,7 +74,8 @@ if isinstance(paths.get("ct"), Path) and paths["ct"].is_dir():
         with col_img:
             counts = dict(listed[1])
             series = st.selectbox("DICOM series (the CT folder holds several: choose the one the ROI was drawn on)",
-                                  list(counts), key="dicom_series", format_func=lambda uid: f"{counts[uid]} slices · {uid}")
+                                  list(counts), index=None, key="dicom_series", placeholder="the largest",
+                                  format_func=lambda uid: f"{counts[uid]} slices · {uid}")
 
 
 def current_signature() -> str:

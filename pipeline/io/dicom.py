@@ -131,7 +131,8 @@ def _read_dicom_series(folder: Path, *, role: str, max_voxels: int, spacing_tole
     if sum(1 for c in candidates if c[0] == n_files) > 1:
         raise DicomError(
             f"{role}: the folder holds several DICOM series of {n_files} slices each and it is unclear which "
-            "one to use; put only the series the ROI was drawn on in the folder, or choose one (--series UID)"
+            "one to use; put only the series the ROI was drawn on in the folder, or choose one (--series UID, or the "
+            "series box in the app)"
         )
     if len(candidates) > 1 and notes is not None:
         others = _describe([c for c in candidates if c[1] != sid])

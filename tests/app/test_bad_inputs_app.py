@@ -54,7 +54,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
 from bad_input_corpus import BY_ID, CORPUS, GOOD_CLINICAL, ZIP_LIMITS, BadInput, Good  # noqa: E402
 from hostile_corpus import UPLOAD_DETACHED, write_clinical_row  # noqa: E402
 
-UPLOAD_FIRST = "Upload a CT scan"  # the follow-up InputError when Predict is pressed without a usable file
+# the follow-up InputError when Predict is pressed without a usable file
+UPLOAD_FIRST = ("Upload a CT scan", "Upload a tumour ROI mask")
 
 # id → (class, message) the app shows where its upload check speaks before the image reader.
 APP_MESSAGE: dict[str, tuple[type[PleuraRiskError], str]] = {
