@@ -2,7 +2,7 @@
 
 Rasterisers compared, each on the same CT grid:
 
-* ``pleurarisk``: :func:`pipeline.dicom_roi.rtstruct_mask` (pydicom + scikit-image
+* ``pleurarisk``: :func:`pipeline.io.dicom_roi.rtstruct_mask` (pydicom + scikit-image
   ``draw.polygon``: voxel centre inside the polygon, sub-voxel vertices, XOR per slice);
 * ``rt-utils``: ``RTStructBuilder.create_from(...).get_roi_mask_by_name`` (OpenCV ``fillPoly``
   on vertices rounded to whole pixels); it matches contours to slices by the per-contour
@@ -114,8 +114,8 @@ def matplotlib_mask(rtstruct: Path, name: str, grid) -> np.ndarray:  # noqa: ANN
 
 
 def main() -> None:
-    from pipeline.dicom_folder import choose_series, scan_dicom_folder, series_geometry
-    from pipeline.dicom_roi import rtstruct_mask
+    from pipeline.io.dicom_folder import choose_series, scan_dicom_folder, series_geometry
+    from pipeline.io.dicom_roi import rtstruct_mask
 
     ap = argparse.ArgumentParser()
     ap.add_argument("folder")

@@ -66,13 +66,28 @@ def cmd_score(args: argparse.Namespace) -> int:
     # Images are checked (with the model's settings) before the model is loaded, so a bad file
     # is refused in about a second instead of after the imports and weights (10+ s).
     config = bundle_config(args.bundle)
-    t = time.perf_counter()
-    case = load_case(args.ct, args.roi, config=config, label=args.label)
-    timings = {"read_validate_crop": time.perf_counter() - t}
-    from pipeline.serving.score import Scorer
+    from pipeline.inputs.dicom_inputs import resolve_inputs
 
-    scorer = Scorer(args.bundle, num_threads=args.threads)
-    result = scorer.score_prepared(case, clinical, timings=timings)
+    if args.dicom_out:
+        from pipeline.io.dicom_out import check_output_folder
+
+        check_output_folder(args.dicom_out, inputs=[args.ct] + ([args.roi] if args.roi else []))
+    t = time.perf_counter()
+    with resolve_inputs(args.ct, args.roi, roi_name=args.roi_name, series_uid=args.series) as inputs:
+        for note in inputs.notes:
+            print(f"note: {note}", file=sys.stderr)
+        case = load_case(inputs.ct_path, inputs.roi_path, config=config, label=args.label)
+        timings = {"read_validate_crop": time.perf_counter() - t}
+        from pipeline.serving.score import Scorer
+
+        scorer = Scorer(args.bundle, num_threads=args.threads)
+        result = scorer.score_prepared(case, clinical, timings=timings)
+        if args.dicom_out:
+            from pipeline.io.dicom_out import write_dicom_results
+
+            for path in write_dicom_results(result, case=case, series=inputs.series, clinical=clinical,
+                                            out_dir=args.dicom_out, roi_name=inputs.roi_name):
+                print(f"note: wrote {path}", file=sys.stderr)
     from pipeline.serving.audit import log_prediction
 
     log_prediction(result, source="cli")
@@ -225,8 +240,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     s = sub.add_parser("score", help="score one case (CT + ROI + labs)")
-    s.add_argument("ct", help="CT: .nii/.nii.gz/.nrrd/.mha file or DICOM folder (HU)")
-    s.add_argument("roi", help="tumour ROI mask on the same CT")
+    s.add_argument("ct", help="CT: .nii/.nii.gz/.nrrd/.mha file, DICOM folder or .zip of one (HU)")
+    s.add_argument("roi", nargs="?", default=None,
+                   help="tumour ROI: mask image on the same CT, DICOM RTSTRUCT or SEG file (or a folder/zip "
+                        "holding one); optional when the CT's DICOM folder holds the RTSTRUCT/SEG")
+    s.add_argument("--roi-name", default=None,
+                   help="RTSTRUCT ROI name or SEG segment label to score (e.g. GTV-1)")
+    s.add_argument("--series", default=None, metavar="UID",
+                   help="Series Instance UID of the CT series when the DICOM folder holds several")
+    s.add_argument("--dicom-out", default=None, metavar="DIR",
+                   help="also write a DICOM SEG of the scored ROI, a Comprehensive 3D SR and the PDF report "
+                        "(Encapsulated PDF) into DIR (needs a DICOM CT)")
     s.add_argument("--cea", required=True, help="CEA in ng/mL")
     s.add_argument("--ca125", required=True, help="CA125 in U/mL")
     s.add_argument("--age", required=True, help="age in years")

@@ -13,12 +13,12 @@
 Both check that the object belongs to the CT series: same FrameOfReferenceUID and every
 referenced slice a slice of that series (a structure set of another series is refused, saying
 what differs). Only volume ROIs count: POINT contours and MARKER/ISOCENTER ROIs are left out of
-the names offered. Errors are :class:`~pipeline.errors.InputError` sentences naming the role
+the names offered. Errors are :class:`~pipeline.core.errors.InputError` sentences naming the role
 ("the ROI structure set", "the ROI segmentation"), never a file name.
 
-Arrays are (z, y, x); the CT grid is a :class:`~pipeline.volume.Volume` (spacing/origin in ITK
+Arrays are (z, y, x); the CT grid is a :class:`~pipeline.core.volume.Volume` (spacing/origin in ITK
 (x, y, z) order, mm, LPS) plus the series' SOP Instance UIDs in z order
-(:class:`~pipeline.dicom_folder.ImageSeries`).
+(:class:`~pipeline.io.dicom_folder.ImageSeries`).
 
 Example:
     >>> names = roi_names("rtstruct.dcm")  # doctest: +SKIP
@@ -33,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .dicom_folder import RTSTRUCT_SOP_CLASS, SEG_SOP_CLASS, ImageSeries, read_header
-from .errors import DicomError, MaskError
-from .volume import Volume
+from pipeline.io.dicom_folder import RTSTRUCT_SOP_CLASS, SEG_SOP_CLASS, ImageSeries, read_header
+from pipeline.core.errors import DicomError, MaskError
+from pipeline.core.volume import Volume
 
 RTSTRUCT_ROLE = "the ROI structure set (RTSTRUCT)"
 SEG_ROLE = "the ROI segmentation (DICOM SEG)"
@@ -190,7 +190,7 @@ def rtstruct_mask(path: str | os.PathLike[str], *, series: ImageSeries, grid: Vo
     Args:
         path: the RTSTRUCT file.
         series: the CT series (its FrameOfReferenceUID and SOP Instance UIDs are checked).
-        grid: the CT's voxel grid (:func:`pipeline.dicom_folder.series_geometry`; only the
+        grid: the CT's voxel grid (:func:`pipeline.io.dicom_folder.series_geometry`; only the
             geometry and the (z, y, x) shape are used).
         roi_name: the ROI to use (exact name, else case-insensitive); may be omitted when the
             structure set holds a single volume ROI.

@@ -3,7 +3,7 @@ everything else (RTPLAN, RTDOSE, SR, …), read from the file headers with pydic
 
 A planning-system export puts the CT slices, the RTSTRUCT, the RTPLAN and the RTDOSE side by
 side in one flat folder. :func:`scan_dicom_folder` sorts them out: every file is first checked
-structurally (:mod:`pipeline.dicom_guard`, so a truncated file is refused before any reader
+structurally (:mod:`pipeline.io.dicom_guard`, so a truncated file is refused before any reader
 allocates what it claims), then read header-only; non-image objects are listed in
 ``skipped`` with a note and never taken for the image. :func:`choose_series` picks the image
 series (the one a structure set in the folder references, else the one with the most slices;
@@ -12,7 +12,7 @@ series' voxel grid from its headers alone, so a contour can be rasterised onto i
 without) decoding any pixel data.
 
 Arrays are (z, y, x); spacing and origin are ITK (x, y, z), millimetres, LPS. Slices are ordered
-by position along the slice normal, exactly as :func:`pipeline.io.read_dicom_series` orders them.
+by position along the slice normal, exactly as :func:`pipeline.io.readers.read_dicom_series` orders them.
 
 Example:
     >>> inv = scan_dicom_folder("export/", role="CT")  # doctest: +SKIP
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .dicom_guard import NOT_DICOM
-from .errors import DicomError
+from pipeline.io.dicom_guard import NOT_DICOM
+from pipeline.core.errors import DicomError
 
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
@@ -93,8 +93,8 @@ class DicomInventory:
 
 def dicom_problem(path: Path) -> str | None:
     """The structural problem of one file (``NOT_DICOM`` when it is not DICOM Part 10 at all),
-    ``None`` when every element header fits the file (see :mod:`pipeline.dicom_guard`)."""
-    from .io import _dicom_problem_of  # the mapped, header-only check the CT reader uses
+    ``None`` when every element header fits the file (see :mod:`pipeline.io.dicom_guard`)."""
+    from pipeline.io.readers import _dicom_problem_of  # the mapped, header-only check the CT reader uses
 
     try:
         return _dicom_problem_of(path)
@@ -258,12 +258,12 @@ def choose_series(inventory: DicomInventory, *, role: str = "CT", series_uid: st
 
 def series_geometry(series: ImageSeries, *, role: str = "CT", spacing_tolerance: float = 0.01):  # noqa: ANN201
     """The voxel grid of ``series`` from its headers (no pixel data): a
-    :class:`~pipeline.volume.Volume` whose array is a zero-stride (z, y, x) view of zeros, with
+    :class:`~pipeline.core.volume.Volume` whose array is a zero-stride (z, y, x) view of zeros, with
     origin (mm, LPS, centre of the first slice's first voxel), spacing (x, y, z) in mm (z: the
     median gap between slice positions) and direction cosines — the grid GDCM reads the series
-    onto. Uneven or duplicate slice positions are refused as :func:`pipeline.io.read_dicom_series`
+    onto. Uneven or duplicate slice positions are refused as :func:`pipeline.io.readers.read_dicom_series`
     refuses them."""
-    from .volume import Volume
+    from pipeline.core.volume import Volume
 
     if series.n_slices < 3:
         raise DicomError(f"{role}: the DICOM series has only {series.n_slices} slice(s); a 3-D CT needs more")
