@@ -128,7 +128,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from pipeline.inputs.cohort import discover_cases
 
     bundle_path, bundle_id, notice = _bundle_identity(args.bundle)
-    cases = discover_cases(args.source, clinical_csv=args.clinical)
+    if args.dicom_out:
+        from pipeline.io.dicom_out import check_output_folder
+
+        check_output_folder(args.dicom_out, inputs=[args.source if Path(args.source).is_dir()
+                                                    else str(Path(args.source).parent)])
+    cases = discover_cases(args.source, clinical_csv=args.clinical, roi_name=args.roi_name)
     bar = None if args.quiet else _progress_bar("scoring")
 
     def progress(done: int, total: int, row: dict | None) -> None:
@@ -141,7 +146,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     # local pool: cores / workers; on a Dask cluster each worker sizes itself (cores / workers on its machine)
     threads = args.threads or (None if args.scheduler else max(1, (os.cpu_count() or 1) // workers))
     summary = run_batch(cases, out_path=args.out, bundle_path=bundle_path, model_id=bundle_id, notice=notice,
-                        workers=workers, label=args.label, num_threads=threads,
+                        workers=workers, label=args.label, num_threads=threads, dicom_out=args.dicom_out,
                         progress=progress, scheduler=args.scheduler)
     print(f"{summary.n_ok} of {summary.n_cases} cases scored, {summary.n_error} failed"
           f"{f', {summary.n_skipped} already done (resumed)' if summary.n_skipped else ''}; "
@@ -269,6 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=int, default=None, help="torch threads per worker (default cores / workers)")
     b.add_argument("--bundle", default=None)
     b.add_argument("--label", type=int, default=None)
+    b.add_argument("--roi-name", default=None,
+                   help="RTSTRUCT ROI / SEG segment to score in every case (a manifest's roi_name column overrides it)")
+    b.add_argument("--dicom-out", default=None, metavar="DIR",
+                   help="write each case's DICOM SEG, SR and Encapsulated PDF into DIR/<case_id>/ (DICOM CTs only)")
     b.add_argument("--scheduler", default=os.environ.get("PLEURA_DASK_SCHEDULER"),
                    help="Dask scheduler address (tcp://HOST:8786): run cases on that cluster instead of local workers")
     b.add_argument("--quiet", action="store_true", help="no progress bar")

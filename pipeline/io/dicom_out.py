@@ -61,14 +61,15 @@ _MEASUREMENTS = (
 
 
 def check_output_folder(out_dir: str | os.PathLike[str], *, inputs: list[str | os.PathLike[str]]) -> Path:
-    """``out_dir`` resolved; refused when it lies inside (or is) an input folder or file's folder
-    of a DICOM input, so results are never written into the export they came from."""
+    """``out_dir`` resolved; refused when it is, or lies inside, an input folder (a folder given
+    as an input, or the folder holding an input file), so results are never written into the
+    export they came from."""
     out = Path(out_dir).resolve()
     for given in inputs:
         p = Path(given).resolve()
-        folder = p if p.is_dir() else None
-        if folder is not None and (out == folder or folder in out.parents):
-            raise InputError("--dicom-out must not be inside the input DICOM folder; choose another folder")
+        folder = p if p.is_dir() else p.parent
+        if out == folder or folder in out.parents:
+            raise InputError("--dicom-out must not be inside an input folder; choose another folder")
     if out.exists() and not out.is_dir():
         raise InputError("--dicom-out must be a folder")
     return out

@@ -63,9 +63,12 @@ def input_key(case: CaseInput, model_id: str, label: int | None) -> tuple[str, s
     """(key, ct sha256, roi sha256): identity of a case's inputs for resuming."""
     ct_sha = path_sha256(case.ct_path) if case.ct_path and os.path.exists(case.ct_path) else ""
     roi_sha = path_sha256(case.roi_path) if case.roi_path and os.path.exists(case.roi_path) else ""
+    if not case.roi_path and ct_sha:  # the RTSTRUCT/SEG sits in the CT's DICOM folder: that hash covers it
+        roi_sha = ct_sha
     payload = json.dumps({
         "ct": ct_sha, "roi": roi_sha, "clinical": asdict(case.clinical) if case.clinical else None,
         "problem": case.problem, "label": label, "model": model_id, "case_id": case.case_id,
+        **({"roi_name": case.roi_name} if case.roi_name else {}),
     }, sort_keys=True)
     return bytes_sha256(payload.encode()), ct_sha, roi_sha
 
@@ -145,24 +148,29 @@ def _init_worker(bundle_path: str, num_threads: int | None) -> None:
     _SCORER = _worker_scorer(bundle_path, num_threads)
 
 
-def _score_in_worker(case: CaseInput, label: int | None, scorer=None) -> dict[str, Any]:  # noqa: ANN001
+def _score_in_worker(case: CaseInput, label: int | None, scorer=None,  # noqa: ANN001
+                     dicom_out: str | None = None) -> dict[str, Any]:
     """Worker task: :func:`score_one` (the pool worker's scorer unless given), then give freed memory back."""
     try:
-        return score_one(case, label, scorer)
+        return score_one(case, label, scorer, dicom_out=dicom_out)
     finally:
         release_free_memory()
 
 
-def score_one(case: CaseInput, label: int | None, scorer=None) -> dict[str, Any]:  # noqa: ANN001
-    """Score one case into a result row; never raises for a bad case."""
+def score_one(case: CaseInput, label: int | None, scorer=None, *, dicom_out: str | None = None  # noqa: ANN001
+              ) -> dict[str, Any]:
+    """Score one case into a result row; never raises for a bad case.
+
+    DICOM inputs (a CT folder or zip, an RTSTRUCT/SEG as the ROI or inside the CT folder, the
+    case's ``roi_name``) are resolved by :func:`pipeline.inputs.dicom_inputs.resolve_inputs`;
+    ``dicom_out``: write the case's SEG/SR/PDF into ``dicom_out/<case_id>/``."""
     scorer = scorer or _SCORER
     t = time.perf_counter()
     if case.problem:
         row = _error_row(case.case_id, case.problem_type or "input", case.problem)
     else:
         try:
-            # the batch already hashed the inputs (input key); don't read the files twice
-            result = scorer.score(case.ct_path, case.roi_path, case.clinical, label=label, hash_inputs=False)
+            result = _score_resolved(case, label, scorer, dicom_out)
             row = _ok_row(case.case_id, result)
         except PleuraRiskError as err:
             row = _error_row(case.case_id, err.code, str(err))
@@ -174,6 +182,23 @@ def score_one(case: CaseInput, label: int | None, scorer=None) -> dict[str, Any]
             row = _error_row(case.case_id, "internal", f"internal error ({type(exc).__name__}): {detail}")
     row["seconds"] = round(time.perf_counter() - t, 3)
     return row
+
+
+def _score_resolved(case: CaseInput, label: int | None, scorer, dicom_out: str | None):  # noqa: ANN001, ANN202
+    from pipeline.inputs.dicom_inputs import resolve_inputs
+
+    with resolve_inputs(case.ct_path, case.roi_path, roi_name=case.roi_name) as inputs:
+        if not dicom_out:  # the batch already hashed the inputs (input key); don't read the files twice
+            return scorer.score(inputs.ct_path, inputs.roi_path, case.clinical, label=label, hash_inputs=False)
+        from pipeline.inputs.case import load_case
+        from pipeline.io.dicom_out import write_dicom_results
+
+        prepared = load_case(inputs.ct_path, inputs.roi_path, config=scorer.bundle.config, label=label,
+                             hash_inputs=False)
+        result = scorer.score_prepared(prepared, case.clinical)
+        write_dicom_results(result, case=prepared, series=inputs.series, clinical=case.clinical,
+                            out_dir=Path(dicom_out) / case.case_id, roi_name=inputs.roi_name)
+        return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -333,8 +358,10 @@ def _crash_row(case: CaseInput) -> dict[str, Any]:
 def run_batch(cases: list[CaseInput], *, out_path: str | os.PathLike[str], bundle_path: str | os.PathLike[str],
               model_id: str, notice: str = "", workers: int = 1, label: int | None = None, num_threads: int | None = None,
               progress: Callable[[int, int, dict[str, Any] | None], None] | None = None,
-              scheduler: str | Any | None = None) -> BatchSummary:
+              scheduler: str | Any | None = None, dicom_out: str | os.PathLike[str] | None = None) -> BatchSummary:
     """Score ``cases`` into ``out_path`` (CSV), resuming from its journal. See module docstring."""
+    if dicom_out and scheduler is not None:
+        raise ValueError("--dicom-out is not available with a Dask scheduler; run the batch with local workers")
     t0 = time.perf_counter()
     out = Path(out_path)
     journal_path = journal_file(out)
@@ -374,7 +401,8 @@ def run_batch(cases: list[CaseInput], *, out_path: str | os.PathLike[str], bundl
             results = run_dask(pending(), scheduler=scheduler, bundle_path=str(Path(bundle_path).resolve()),
                                label=label, num_threads=num_threads)
         else:
-            results = run_pool(pending(), fn=_score_in_worker, extra_args=(label,), workers=workers,
+            results = run_pool(pending(), fn=_score_in_worker,
+                               extra_args=(label, None, str(dicom_out) if dicom_out else None), workers=workers,
                                initializer=_init_worker, initargs=(str(bundle_path), num_threads), on_crash=_crash_row)
         for key, row in results:
             ct_sha, roi_sha = meta[key]

@@ -166,8 +166,33 @@ def test_dicom_out_inside_the_input_folder_is_refused(export: dict, capsys: pyte
     folder = export["case"].folder
     assert main(["score", str(folder), "--roi-name", "GTV-1", *CLINICAL, "--bundle", str(DEMO),
                  "--dicom-out", str(folder / "out")]) == 2
-    assert "--dicom-out must not be inside the input DICOM folder" in capsys.readouterr().err
+    assert "--dicom-out must not be inside an input folder" in capsys.readouterr().err
     assert not (folder / "out").exists()
+
+
+def test_batch_with_rtstruct_seg_and_a_broken_case(export: dict, tmp_path: Path):
+    """Per-case folders: A's CT folder holds its RTSTRUCT, B has a SEG beside its CT folder, C's
+    structure set lacks the ROI: A and B scored with DICOM output, C's row says why."""
+    src = tmp_path / "cases"
+    shutil.copytree(export["case"].folder, src / "A" / "ct")
+    (src / "B").mkdir()
+    (src / "B" / "ct").mkdir()
+    for f in export["case"].files:
+        (src / "B" / "ct" / f.name).symlink_to(f)
+    write_seg(export["case"], {"GTV-1": export["tumour"]}, src / "B" / "tumour.dcm")
+    shutil.copytree(export["case"].folder, src / "C" / "ct")
+    write_rtstruct(export["case"], {"Box": export["tumour"]}, src / "C" / "ct" / "rtstruct.dcm")
+    (tmp_path / "clinical.csv").write_text("case_id,CEA,CA125,age\nA,4,18,66\nB,4,18,66\nC,4,18,66\n")
+    out = tmp_path / "dicom-out"
+    r = run("batch", str(src), "--clinical", str(tmp_path / "clinical.csv"), "--out", str(tmp_path / "res.csv"),
+            "--roi-name", "GTV-1", "--dicom-out", str(out), "--bundle", str(DEMO), "--quiet")
+    assert r.returncode == 1, r.stderr  # one case failed
+    rows = {row["case_id"]: row for row in __import__("csv").DictReader((tmp_path / "res.csv").open())}
+    assert rows["A"]["status"] == rows["B"]["status"] == "ok"
+    assert rows["C"]["status"] == "error" and "has no ROI named 'GTV-1'; its volume ROIs are: 'Box'" in rows["C"]["error"]
+    for cid in ("A", "B"):
+        assert {p.name for p in (out / cid).iterdir()} == {"seg.dcm", "sr.dcm", "report.dcm"}
+    assert not (out / "C").exists()
 
 
 @pytest.mark.slow
