@@ -233,6 +233,15 @@ def cmd_app(args: argparse.Namespace) -> int:
     return EXIT_OK  # pragma: no cover
 
 
+def _label_number(text: str) -> int:
+    """``--label``: a label number of a mask image; a name points to ``--roi-name``."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes a label number of a mask image; for an RTSTRUCT ROI or SEG segment "
+                                         f"name use --roi-name {text!r}") from None
+
+
 # ------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -259,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cea", required=True, help="CEA in ng/mL")
     s.add_argument("--ca125", required=True, help="CA125 in U/mL")
     s.add_argument("--age", required=True, help="age in years")
-    s.add_argument("--label", type=int, default=None, help="ROI label to use when the mask has several")
+    s.add_argument("--label", type=_label_number, default=None, help="ROI label to use when the mask has several")
     s.add_argument("--bundle", default=None, help="model bundle folder (default weights/demo or $PLEURA_BUNDLE)")
     s.add_argument("--threads", type=int, default=None, help="torch threads")
     s.add_argument("--top", type=int, default=8, help="number of top features to print")
@@ -273,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--workers", type=int, default=int(os.environ.get("PLEURA_WORKERS", "1")), help="worker processes")
     b.add_argument("--threads", type=int, default=None, help="torch threads per worker (default cores / workers)")
     b.add_argument("--bundle", default=None)
-    b.add_argument("--label", type=int, default=None)
+    b.add_argument("--label", type=_label_number, default=None)
     b.add_argument("--roi-name", default=None,
                    help="RTSTRUCT ROI / SEG segment to score in every case (a manifest's roi_name column overrides it)")
     b.add_argument("--dicom-out", default=None, metavar="DIR",

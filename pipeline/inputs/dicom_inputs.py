@@ -29,8 +29,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.io.dicom_folder import DicomInventory, ImageSeries, choose_series, referenced_series_uids, scan_dicom_folder, \
-    series_geometry
+from pipeline.io.dicom_folder import DicomInventory, ImageSeries, choose_series, read_header, referenced_series_uids, \
+    scan_dicom_folder, series_geometry
 from pipeline.core.errors import DicomError, MaskError
 from pipeline.io.readers import image_suffix, write_image
 
@@ -153,13 +153,17 @@ def _resolve(ct: Path, roi: Path | None, *, roi_name: str | None, series_uid: st
         if roi_name is not None:
             raise MaskError("--roi-name applies to an RTSTRUCT or DICOM SEG; for a label mask image use --label")
         return ResolvedInputs(Path(ct_path), Path(roi), tuple(notes), series, None, "image")
-    if series is None:
-        raise DicomError("the ROI is a DICOM RTSTRUCT/SEG, which is placed on the DICOM CT series it was drawn on; "
-                         "give the CT as its DICOM folder (or zip), not as a converted image")
     from pipeline.io.dicom_roi import dicom_roi_kind, roi_entries, roi_mask
 
+    kind = dicom_roi_kind(roi_file)
+    if kind is None:  # not an RTSTRUCT/SEG: say why (not DICOM, damaged, another object)
+        read_header(roi_file, role="the ROI (RTSTRUCT or SEG)")
+        raise DicomError("the ROI DICOM file is neither an RT Structure Set nor a Segmentation; "
+                         "give the RTSTRUCT or SEG file, or a NIfTI mask")
+    if series is None:
+        raise DicomError(f"the ROI is a DICOM {kind}, which is placed on the DICOM CT series it was drawn on; "
+                         "give the CT as its DICOM folder (or zip), not as a converted image")
     mask = roi_mask(roi_file, series=series, grid=series_geometry(series, role="CT"), roi_name=roi_name)
-    kind = dicom_roi_kind(roi_file) or "RTSTRUCT"
     used = roi_name
     if used is None:
         used = next(e.name for e in roi_entries(roi_file) if e.is_volume)

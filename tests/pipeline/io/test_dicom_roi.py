@@ -70,6 +70,27 @@ def test_box_roi_and_case_insensitive_name(dicom_case):
     assert np.array_equal(mask.array & inner, inner) and not (mask.array & (1 - box)).any()
 
 
+def test_holes_and_several_islands_per_slice(dicom_case, tmp_path: Path):
+    """A ring (outer contour + inner contour on the same slice) keeps its hole; two separate
+    islands on one slice both count (contours on a slice combine by exclusive or)."""
+    case, *_ = dicom_case
+    ring = np.zeros((64, 128, 128), np.uint8)
+    ring[30:33, 40:80, 40:80] = 1
+    ring[30:33, 52:68, 52:68] = 0
+    islands = np.zeros_like(ring)
+    islands[10:12, 20:30, 20:30] = 1
+    islands[10:12, 60:75, 90:110] = 1
+    path = write_rtstruct(case, {"Ring": ring, "Islands": islands}, tmp_path / "shapes.dcm")
+    _, series, grid = _series(case.folder)
+    got = rtstruct_mask(path, series=series, grid=grid, roi_name="Ring").array
+    hole = np.zeros_like(ring)
+    hole[30:33, 53:67, 53:67] = 1  # the hole minus its boundary ring (the inner contour runs through it)
+    assert not (got & hole).any() and got[31, 45, 45] == 1 and got[31, 60, 45] == 1
+    assert not (got & (1 - ring)).any() and got.sum() > 0.8 * ring.sum()
+    got = rtstruct_mask(path, series=series, grid=grid, roi_name="Islands").array
+    assert got[10, 25, 25] == 1 and got[11, 67, 100] == 1 and not (got & (1 - islands)).any()
+
+
 def test_missing_roi_name_lists_the_volume_rois(dicom_case):
     case, *_ = dicom_case
     inv, series, grid = _series(case.folder)
