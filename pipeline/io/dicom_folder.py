@@ -176,7 +176,7 @@ def scan_dicom_folder(folder: str | os.PathLike[str], *, role: str = "CT") -> Di
                 what = getattr(getattr(ds.get("SOPClassUID"), "name", None), "strip", lambda: "")() or sop_class
                 skipped[f"{kind} ({what})"] = skipped.get(f"{kind} ({what})", 0) + 1
     if not seen_any:
-        raise DicomError(f"{role}: no DICOM files found in the folder")
+        raise DicomError(f"{role}: no DICOM image series found in the folder (it holds no DICOM files)")
     series = []
     for uid, slices in by_series.items():
         slices.sort(key=lambda s: s[0])
@@ -243,8 +243,8 @@ def choose_series(inventory: DicomInventory, *, role: str = "CT", series_uid: st
         if len(ref) == 1:
             chosen, how = ref[0], "the one the structure set references"
         elif candidates[0].n_slices == candidates[1].n_slices:
-            raise DicomError(f"{role}: the folder holds several image series and it is unclear which one to use "
-                             f"({listing}); choose one with --series UID")
+            raise DicomError(f"{role}: the folder holds several DICOM series of {candidates[0].n_slices} slices each "
+                             f"and it is unclear which one to use ({listing}); choose one with --series UID")
         else:
             chosen, how = candidates[0], "the one with the most slices"
     note = f"{role}: used series {chosen.label()}"
