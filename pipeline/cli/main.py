@@ -74,9 +74,9 @@ def cmd_score(args: argparse.Namespace) -> int:
         check_output_folder(args.dicom_out, inputs=[args.ct] + ([args.roi] if args.roi else []))
     t = time.perf_counter()
     with resolve_inputs(args.ct, args.roi, roi_name=args.roi_name, series_uid=args.series) as inputs:
-        for note in inputs.notes:
-            print(f"note: {note}", file=sys.stderr)
         case = load_case(inputs.ct_path, inputs.roi_path, config=config, label=args.label)
+        for note in inputs.notes:  # after the checks: a refused input prints its one error line only
+            print(f"note: {note}", file=sys.stderr)
         timings = {"read_validate_crop": time.perf_counter() - t}
         from pipeline.serving.score import Scorer
 
