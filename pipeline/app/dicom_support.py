@@ -78,7 +78,7 @@ def dicom_choices(*, ct_path: str | os.PathLike[str] | None, roi_path: str | os.
 def dicom_result_files(result, *, case, series, clinical, roi_name: str | None, pdf: bytes) -> dict[str, bytes]:  # noqa: ANN001
     """SEG, SR and Encapsulated PDF of a scored case as bytes, keyed by file name
     (``seg.dcm``, ``sr.dcm``, ``report.dcm``); written through a private temporary folder."""
-    from pipeline.io.dicom_out import write_dicom_results
+    from pipeline.serving.dicom_out import write_dicom_results
 
     with tempfile.TemporaryDirectory(prefix="pleura-dicom-out-") as tmp:
         paths = write_dicom_results(result, case=case, series=series, clinical=clinical, out_dir=tmp,

@@ -69,7 +69,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from pipeline.inputs.dicom_inputs import resolve_inputs
 
     if args.dicom_out:
-        from pipeline.io.dicom_out import check_output_folder
+        from pipeline.serving.dicom_out import check_output_folder
 
         check_output_folder(args.dicom_out, inputs=[args.ct] + ([args.roi] if args.roi else []))
     t = time.perf_counter()
@@ -83,7 +83,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         scorer = Scorer(args.bundle, num_threads=args.threads)
         result = scorer.score_prepared(case, clinical, timings=timings)
         if args.dicom_out:
-            from pipeline.io.dicom_out import write_dicom_results
+            from pipeline.serving.dicom_out import write_dicom_results
 
             for path in write_dicom_results(result, case=case, series=inputs.series, clinical=clinical,
                                             out_dir=args.dicom_out, roi_name=inputs.roi_name):
@@ -129,7 +129,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     bundle_path, bundle_id, notice = _bundle_identity(args.bundle)
     if args.dicom_out:
-        from pipeline.io.dicom_out import check_output_folder
+        from pipeline.serving.dicom_out import check_output_folder
 
         check_output_folder(args.dicom_out, inputs=[args.source if Path(args.source).is_dir()
                                                     else str(Path(args.source).parent)])

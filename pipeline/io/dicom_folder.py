@@ -94,10 +94,10 @@ class DicomInventory:
 def dicom_problem(path: Path) -> str | None:
     """The structural problem of one file (``NOT_DICOM`` when it is not DICOM Part 10 at all),
     ``None`` when every element header fits the file (see :mod:`pipeline.io.dicom_guard`)."""
-    from pipeline.io.readers import _dicom_problem_of  # the mapped, header-only check the CT reader uses
+    from pipeline.io.dicom import dicom_problem_of  # the mapped, header-only check the CT reader uses
 
     try:
-        return _dicom_problem_of(path)
+        return dicom_problem_of(path)
     except (OSError, ValueError):
         return "unreadable"
 

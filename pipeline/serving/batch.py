@@ -191,7 +191,7 @@ def _score_resolved(case: CaseInput, label: int | None, scorer, dicom_out: str |
         if not dicom_out:  # the batch already hashed the inputs (input key); don't read the files twice
             return scorer.score(inputs.ct_path, inputs.roi_path, case.clinical, label=label, hash_inputs=False)
         from pipeline.inputs.case import load_case
-        from pipeline.io.dicom_out import write_dicom_results
+        from pipeline.serving.dicom_out import write_dicom_results
 
         prepared = load_case(inputs.ct_path, inputs.roi_path, config=scorer.bundle.config, label=label,
                              hash_inputs=False)

@@ -29,8 +29,8 @@ class DicomCase:
     spacing_xyz: tuple[float, float, float]
 
 
-def phantom(seed: int = 7):  # noqa: ANN201 - pipeline.synth.phantom.Phantom
-    from pipeline.synth.phantom import PhantomSpec, TumourSpec, make_phantom
+def phantom(seed: int = 7):  # noqa: ANN201 - pipeline.synth.render.Phantom
+    from pipeline.synth import PhantomSpec, TumourSpec, make_phantom
 
     return make_phantom(PhantomSpec.for_size("small", tumour=TumourSpec(diameter_mm=25.0, distance_to_pleura_mm=0.0),
                                              seed=seed))
