@@ -195,6 +195,23 @@ def test_batch_with_rtstruct_seg_and_a_broken_case(export: dict, tmp_path: Path)
     assert not (out / "C").exists()
 
 
+def test_features_cohort_with_roi_name(export: dict, tmp_path: Path):
+    """``pleura features``: a cohort row may give the CT's DICOM folder and an roi_name (roi_path
+    empty); a wrong name fails in its own row."""
+    import pandas as pd
+
+    from pipeline.cli.main import main
+
+    folder = export["case"].folder
+    cohort = tmp_path / "cohort.csv"
+    cohort.write_text("case_id,ct_path,roi_path,roi_name,CEA,CA125,age,label\n"
+                      f"good,{folder},,GTV-1,4,18,66,1\nwrong,{folder},,Tumour,4,18,66,0\n")
+    assert main(["features", str(cohort), "--out", str(tmp_path / "f.parquet"), "--quiet", "--workers", "1"]) == 1
+    table = pd.read_parquet(tmp_path / "f.parquet").set_index("case_id")
+    assert table.loc["good", "status"] == "ok" and table.loc["good", "tumour_volume_mm3"] > 0
+    assert "has no ROI named 'Tumour'; its volume ROIs are: 'GTV-1', 'Box'" in table.loc["wrong", "error"]
+
+
 @pytest.mark.slow
 def test_lung1_rtstruct_agrees_with_an_independent_rasteriser(tmp_path: Path):
     """LUNG1-001: scoring the folder with --roi-name GTV-1 agrees within 0.02 with scoring a NIfTI
