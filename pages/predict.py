@@ -27,7 +27,7 @@ col_img, col_lab = st.columns(2, gap="large")
 with col_img:
     st.subheader("Images")
     ct_file = st.file_uploader("CT scan", key="ct_upload", help=IMAGE_HELP)
-    roi_file = st.file_uploader("Tumour ROI (drawn on this CT)", key="roi_upload",
+    roi_file = st.file_uploader("Tumour ROI mask, RTSTRUCT or SEG (drawn on this CT)", key="roi_upload",
                                 help="A mask with the tumour labelled (non-zero) on the same grid as the CT "
                                      "(NIfTI, NRRD or MHA), or a DICOM RTSTRUCT or SEG file. Not needed when the "
                                      "CT zip holds the RTSTRUCT/SEG.")
