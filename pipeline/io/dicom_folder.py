@@ -172,9 +172,8 @@ def scan_dicom_folder(folder: str | os.PathLike[str], *, role: str = "CT") -> Di
                     raise DicomError(f"{role}: DICOM slices lack readable position/orientation tags") from None
                 by_series.setdefault(str(ds.SeriesInstanceUID), []).append((z, path, ds))
             else:
-                kind = modality or "unknown"
-                what = getattr(getattr(ds.get("SOPClassUID"), "name", None), "strip", lambda: "")() or sop_class
-                skipped[f"{kind} ({what})"] = skipped.get(f"{kind} ({what})", 0) + 1
+                key = f"{modality or 'unknown'} ({getattr(ds.get('SOPClassUID'), 'name', '') or sop_class})"
+                skipped[key] = skipped.get(key, 0) + 1
     if not seen_any:
         raise DicomError(f"{role}: no DICOM image series found in the folder (it holds no DICOM files)")
     series = []

@@ -84,9 +84,10 @@ def full_mask(case) -> np.ndarray:  # noqa: ANN001 - PreparedCase
 
 
 def _keep_only_copied_identifiers(ds) -> None:  # noqa: ANN001
-    """Remove the Patient-module (group 0010) attributes that are not in :data:`COPIED_ATTRIBUTES`."""
+    """Remove the patient (group 0010) and clinical-trial / de-identification (group 0012)
+    attributes that are not in :data:`COPIED_ATTRIBUTES`."""
     for element in list(ds):
-        if element.tag.group == 0x0010 and element.keyword not in COPIED_ATTRIBUTES:
+        if element.tag.group in (0x0010, 0x0012) and element.keyword not in COPIED_ATTRIBUTES:
             del ds[element.tag]
 
 
@@ -94,10 +95,6 @@ def _code(value: str, scheme: str, meaning: str):  # noqa: ANN202
     import highdicom as hd
 
     return hd.sr.CodedConcept(value=value, scheme_designator=scheme, meaning=meaning)
-
-
-def _equipment() -> dict:
-    return {"manufacturer": MANUFACTURER}
 
 
 def write_seg(*, series: ImageSeries, mask_zyx: np.ndarray, roi_label: str, out_path: Path):  # noqa: ANN201
