@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import streamlit as st
 
+from pipeline.app import dicom_support as dsup
 from pipeline.app import prediction, session
 from pipeline.serving import figures
 from pipeline.core.errors import InputError, PleuraRiskError
-from pipeline.io.dicom import dicom_series_in
 
 log = logging.getLogger("pleurarisk.app")
 IMAGE_HELP = ("NIfTI (.nii, .nii.gz), NRRD (.nrrd), MHA (.mha), or for the CT a .zip of the DICOM series. "
@@ -28,9 +27,11 @@ col_img, col_lab = st.columns(2, gap="large")
 with col_img:
     st.subheader("Images")
     ct_file = st.file_uploader("CT scan", key="ct_upload", help=IMAGE_HELP)
-    roi_file = st.file_uploader("Tumour ROI mask (drawn on this CT)", key="roi_upload",
-                                help="A mask with the tumour labelled (non-zero) on the same grid as the CT; "
-                                     "NIfTI, NRRD or MHA.")
+    roi_file = st.file_uploader("Tumour ROI mask, RTSTRUCT or SEG (drawn on this CT)", key="roi_upload",
+                                help="A mask with the tumour labelled (non-zero) on the same grid as the CT "
+                                     "(NIfTI, NRRD or MHA), or a DICOM RTSTRUCT or SEG file. Not needed when the "
+                                     "CT zip holds the RTSTRUCT/SEG.")
+    dicom_slot = st.container()
 with col_lab:
     st.subheader("Clinical values")
     cea = st.number_input("CEA (ng/mL)", value=None, step=0.1, format="%.2f", key="cea",
@@ -52,30 +53,31 @@ for role, upload in (("ct", ct_file), ("roi", roi_file)):
         continue
     tokens[role] = upload.file_id
     try:
-        paths[role] = uploads.lookup(role, upload.file_id) or uploads.store_image(
-            role, filename=upload.name, data=upload.getvalue(), token=upload.file_id)
+        paths[role] = uploads.lookup(role, upload.file_id) or (
+            dsup.store_roi_upload(uploads, filename=upload.name, data=upload.getvalue(), token=upload.file_id)
+            if role == "roi" else
+            uploads.store_image(role, filename=upload.name, data=upload.getvalue(), token=upload.file_id))
     except PleuraRiskError as err:
         session.show_error(err)
 
-
-# A DICOM folder holding several series: the user may choose the one the ROI was drawn on. Nothing
-# is preselected: left empty, the largest is read and the result's warnings name it (several of
-# the largest size are refused until one is chosen), as `pleura score` without --series.
-series: str | None = None
-if isinstance(paths.get("ct"), Path) and paths["ct"].is_dir():
-    listed = st.session_state.get("_series_list")
-    if listed is None or listed[0] != tokens["ct"]:
-        try:
-            listed = (tokens["ct"], dicom_series_in(paths["ct"]))
-        except PleuraRiskError:
-            listed = (tokens["ct"], [])  # reading the CT will say what is wrong
-        st.session_state["_series_list"] = listed
-    if len(listed[1]) > 1:
-        with col_img:
-            counts = dict(listed[1])
-            series = st.selectbox("DICOM series (the CT folder holds several: choose the one the ROI was drawn on)",
-                                  list(counts), index=None, key="dicom_series", placeholder="the largest",
-                                  format_func=lambda uid: f"{counts[uid]} slices · {uid}")
+# A DICOM upload: choose the CT series (when several) and the ROI of its RTSTRUCT/SEG.
+series_uid = roi_name = None
+choices = dsup.DicomChoices()
+if "ct" in paths or "roi" in paths:
+    try:
+        choices = dsup.dicom_choices(ct_path=paths.get("ct"), roi_path=paths.get("roi"))
+    except PleuraRiskError:
+        pass  # a damaged DICOM upload: Predict reports it, once
+with dicom_slot:
+    if len(choices.series) > 1:
+        labels = dict(choices.series)
+        series_uid = st.selectbox("CT series", list(labels), format_func=labels.get, key="dicom_series", index=None,
+                                  placeholder="chosen automatically (the one the structure set references)",
+                                  help="The DICOM upload holds several image series; the ROI must be drawn on this one.")
+    if choices.roi_names:
+        default = next((i for i, n in enumerate(choices.roi_names) if n.upper().startswith("GTV")), 0)
+        roi_name = st.selectbox(f"Tumour ROI in the {choices.roi_kind}", choices.roi_names, index=default,
+                                key="dicom_roi_name", help="Volume ROIs only (points and markers are not listed).")
 
 
 def current_signature() -> str:
@@ -83,14 +85,16 @@ def current_signature() -> str:
         clinical = prediction.clinical_from_form(cea=cea, ca125=ca125, age=age)
     except PleuraRiskError:
         clinical = None
-    return prediction.input_signature(ct_token=tokens.get("ct", ""), roi_token=tokens.get("roi", ""), clinical=clinical,
+    return prediction.input_signature(ct_token=f"{tokens.get('ct', '')}|{series_uid or ''}",
+                                      roi_token=f"{tokens.get('roi', '')}|{roi_name or ''}", clinical=clinical,
                                roi_label=None if roi_label is None else int(roi_label), model_id=info.bundle_id)
 
 
 def predict() -> None:
     st.session_state.pop("outcome", None)
     try:
-        if "ct" not in paths or "roi" not in paths:
+        roi_in_ct = "roi" not in paths and bool(choices.roi_names)  # the CT zip holds the RTSTRUCT/SEG
+        if "ct" not in paths or ("roi" not in paths and not roi_in_ct):
             missing = " and ".join(n for r, n in (("ct", "a CT scan"), ("roi", "a tumour ROI mask")) if r not in paths)
             raise InputError(f"Upload {missing} first (and fix any file error shown above).")
         clinical = prediction.clinical_from_form(cea=cea, ca125=ca125, age=age)
@@ -110,9 +114,9 @@ def predict() -> None:
         try:
             on_step("loading the model")
             scorer = session.cached_scorer(info.path)
-            outcome = prediction.run_prediction(scorer, ct_path=paths["ct"], roi_path=paths["roi"], clinical=clinical,
-                                         roi_label=label, series=series, progress=on_step,
-                                         signature=current_signature())
+            outcome = prediction.run_prediction(scorer, ct_path=paths["ct"], roi_path=paths.get("roi"),
+                                                clinical=clinical, roi_label=label, progress=on_step,
+                                                signature=current_signature(), roi_name=roi_name, series_uid=series_uid)
         except Exception as err:  # noqa: BLE001 - every failure becomes one message; the page stays usable
             if not isinstance(err, PleuraRiskError):
                 log.exception("prediction failed")
@@ -159,6 +163,8 @@ with c_gauge:
     st.plotly_chart(figures.probability_gauge(r.probability, threshold=r.threshold, tree_p05=r.tree_p05,
                                               tree_p95=r.tree_p95), key="gauge", config={"displayModeBar": False})
 
+for note in outcome.notes:
+    st.caption(note)
 if r.warnings:
     st.warning("**Validation warnings**\n" + "\n".join(f"- {w}" for w in r.warnings), icon=":material/warning:")
 else:
@@ -227,4 +233,22 @@ with report_slot.container():
         st.download_button("Download JSON", outcome.json_bytes, file_name=f"{outcome.file_stem()}.json",
                            mime="application/json", key=f"download_json_{outcome.uid}", on_click="ignore",
                            icon=":material/data_object:")
+if outcome.dicom_source is not None:
+    st.markdown("**DICOM results** (new series in the CT's study, for a PACS)")
+    try:
+        files = dsup.outcome_dicom(outcome)
+    except Exception:  # noqa: BLE001 - the result stays usable without them
+        log.exception("DICOM results failed")
+        files = None
+    if files is None:
+        st.warning("The DICOM results could not be created; the PDF and JSON reports hold the same result.")
+    else:
+        for column, (name, label, icon) in zip(st.columns(3), (
+                ("seg.dcm", "Download DICOM SEG (scored ROI)", ":material/layers:"),
+                ("sr.dcm", "Download DICOM SR (measurements)", ":material/description:"),
+                ("report.dcm", "Download DICOM PDF report", ":material/picture_as_pdf:"))):
+            with column:
+                st.download_button(label, files[name], file_name=f"{outcome.file_stem()}_{name}",
+                                   mime="application/dicom", key=f"download_{name}_{outcome.uid}", on_click="ignore",
+                                   icon=icon)
 st.caption(f"{r.notice} Reports identify the inputs only by sha256 content hashes; no file names.")

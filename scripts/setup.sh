@@ -3,7 +3,7 @@
 # PyRadiomics' install quirk handled, and the `pleura` command installed.
 #
 #   bash scripts/setup.sh          # runtime (app, CLI)
-#   bash scripts/setup.sh --dev    # + test tools and Debian's chromium for browser tests
+#   bash scripts/setup.sh --dev    # + test tools, Debian's chromium (browser tests) and dicom3tools (dciodvfy)
 #
 # Environment: PLEURA_VENV (default ./.venv; the Dockerfile uses /opt/venv),
 #              PLEURA_PYTHON (default python3.11, else python3),
@@ -74,6 +74,14 @@ if [ "$DEV" = "1" ]; then
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils >/dev/null
     else
       echo "note: /usr/bin/chromium missing and not root: browser tests will be skipped" >&2
+    fi
+  fi
+  if ! command -v dciodvfy >/dev/null; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+      echo "==> installing Debian's dicom3tools (dciodvfy validates the DICOM output in the tests)"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dicom3tools >/dev/null
+    else
+      echo "note: dciodvfy missing and not root: the DICOM output validation tests will be skipped" >&2
     fi
   fi
 fi

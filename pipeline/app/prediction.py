@@ -113,6 +113,9 @@ class PredictionOutcome:
     pdf_bytes: bytes | None = None
     audit_error: str | None = None
     uid: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    notes: tuple[str, ...] = ()  # series used, objects skipped, ROI rasterised (DICOM inputs)
+    dicom_source: Any = None  # (series, case crop, ROI name) for pipeline.app.dicom_support.outcome_dicom
+    dicom_files: dict[str, bytes] | None = None
     _pdf_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def pdf(self) -> bytes:
@@ -147,12 +150,15 @@ def input_signature(*, ct_token: str, roi_token: str, clinical: ClinicalValues |
     return json.dumps([ct_token, roi_token, clin, roi_label, model_id])
 
 
-def run_prediction(scorer, *, ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str],  # noqa: ANN001
-                   clinical: ClinicalValues, roi_label: int | None = None, series: str | None = None,
+def run_prediction(scorer, *, ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str] | None,  # noqa: ANN001
+                   clinical: ClinicalValues, roi_label: int | None = None,
                    progress: Callable[[str], None] | None = None, signature: str = "",
                    audit: bool = True, audit_path: str | os.PathLike[str] | None = None,
-                   source: str = "app") -> PredictionOutcome:
+                   source: str = "app", roi_name: str | None = None, series_uid: str | None = None) -> PredictionOutcome:
     """Score one case with ``scorer`` and build everything the result view needs.
+
+    DICOM inputs (CT folder, RTSTRUCT/SEG, ``roi_name``, ``series_uid``): see
+    :func:`pipeline.inputs.dicom_inputs.resolve_inputs`.
 
     Writes one audit line (unless ``audit=False``); an unwritable audit log does not lose the
     result but is reported in :attr:`PredictionOutcome.audit_error`.
@@ -169,9 +175,12 @@ def run_prediction(scorer, *, ct_path: str | os.PathLike[str], roi_path: str | o
     if not SCORING_LOCK.acquire(blocking=False):
         say("waiting for another prediction to finish")
         SCORING_LOCK.acquire()
+    from pipeline.inputs.dicom_inputs import resolve_inputs
+
     try:
-        result = scorer.score(ct_path, roi_path, clinical, label=roi_label, progress=say, keep_case=True,
-                              series=series)
+        with resolve_inputs(ct_path, roi_path, roi_name=roi_name, series_uid=series_uid) as inputs:
+            result = scorer.score(inputs.ct_path, inputs.roi_path, clinical, label=roi_label, progress=say,
+                                  keep_case=True)
     finally:
         SCORING_LOCK.release()
     say("preparing the result view")
@@ -179,12 +188,16 @@ def run_prediction(scorer, *, ct_path: str | os.PathLike[str], roi_path: str | o
     case = result.case
     if case is not None and case.ct_full is not None and case.roi_full is not None:
         viewer = viewer_volumes(case.ct_full, case.roi_full)
+    dicom_source = None
+    if inputs.series is not None and case is not None:  # keep only the crop (the full volumes go)
+        dicom_source = (inputs.series, replace(case, ct_full=None, roi_full=None), inputs.roi_name)
     result = replace(result, case=None)
     created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
     outcome = PredictionOutcome(
         result=result, viewer=viewer, clinical=clinical, roi_label=roi_label, signature=signature,
         created=created, seconds=0.0,
         json_bytes=report_json(result, clinical=clinical, roi_label=roi_label, created=created),
+        notes=inputs.notes, dicom_source=dicom_source,
     )
     if audit:
         try:

@@ -70,13 +70,28 @@ def cmd_score(args: argparse.Namespace) -> int:
     # Images are checked (with the model's settings) before the model is loaded, so a bad file
     # is refused in about a second instead of after the imports and weights (10+ s).
     config = bundle_config(args.bundle)
-    t = time.perf_counter()
-    case = load_case(args.ct, args.roi, config=config, label=args.label, series=args.series)
-    timings = {"read_validate_crop": time.perf_counter() - t}
-    from pipeline.serving.score import Scorer
+    from pipeline.inputs.dicom_inputs import resolve_inputs
 
-    scorer = Scorer(args.bundle, num_threads=args.threads)
-    result = scorer.score_prepared(case, clinical, timings=timings)
+    if args.dicom_out:
+        from pipeline.serving.dicom_out import check_output_folder
+
+        check_output_folder(args.dicom_out, inputs=[args.ct] + ([args.roi] if args.roi else []))
+    t = time.perf_counter()
+    with resolve_inputs(args.ct, args.roi, roi_name=args.roi_name, series_uid=args.series) as inputs:
+        case = load_case(inputs.ct_path, inputs.roi_path, config=config, label=args.label)
+        for note in inputs.notes:  # after the checks: a refused input prints its one error line only
+            print(f"note: {note}", file=sys.stderr)
+        timings = {"read_validate_crop": time.perf_counter() - t}
+        from pipeline.serving.score import Scorer
+
+        scorer = Scorer(args.bundle, num_threads=args.threads)
+        result = scorer.score_prepared(case, clinical, timings=timings)
+        if args.dicom_out:
+            from pipeline.serving.dicom_out import write_dicom_results
+
+            for path in write_dicom_results(result, case=case, series=inputs.series, clinical=clinical,
+                                            out_dir=args.dicom_out, roi_name=inputs.roi_name):
+                print(f"note: wrote {path}", file=sys.stderr)
     from pipeline.serving.audit import log_prediction
 
     log_prediction(result, source="cli")
@@ -120,7 +135,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     check_output(args.out, inputs=[args.source, args.clinical], folders=[args.bundle])
     bundle_path, bundle_id, notice = _bundle_identity(args.bundle)
-    cases = discover_cases(args.source, clinical_csv=args.clinical)
+    if args.dicom_out:
+        from pipeline.serving.dicom_out import check_output_folder
+
+        check_output_folder(args.dicom_out, inputs=[args.source if Path(args.source).is_dir()
+                                                    else str(Path(args.source).parent)])
+    cases = discover_cases(args.source, clinical_csv=args.clinical, roi_name=args.roi_name)
     bar = None if args.quiet else _progress_bar("scoring")
 
     def progress(done: int, total: int, row: dict | None) -> None:
@@ -133,7 +153,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     # local pool: cores / workers; on a Dask cluster each worker sizes itself (cores / workers on its machine)
     threads = args.threads or (None if args.scheduler else max(1, (os.cpu_count() or 1) // workers))
     summary = run_batch(cases, out_path=args.out, bundle_path=bundle_path, model_id=bundle_id, notice=notice,
-                        workers=workers, label=args.label, num_threads=threads,
+                        workers=workers, label=args.label, num_threads=threads, dicom_out=args.dicom_out,
                         progress=progress, scheduler=args.scheduler)
     print(f"{summary.n_ok} of {summary.n_cases} cases scored, {summary.n_error} failed"
           f"{f', {summary.n_skipped} already done (resumed)' if summary.n_skipped else ''}; "
@@ -222,6 +242,18 @@ def cmd_app(args: argparse.Namespace) -> int:
     return EXIT_OK  # pragma: no cover
 
 
+def _label_number(text: str) -> int:
+    """``--label``: a label number of a mask image; a name points to ``--roi-name``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes a label number of a mask image; for an RTSTRUCT ROI or SEG segment "
+                                         f"name use --roi-name {printable(text)[:40]!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 # ------------------------------------------------------------------------------------------------
 def _at_least(minimum: int):  # noqa: ANN202 - an argparse type
     def parse(text: str) -> int:
@@ -247,14 +279,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     s = sub.add_parser("score", help="score one case (CT + ROI + labs)")
-    s.add_argument("ct", help="CT: .nii/.nii.gz/.nrrd/.mha file or DICOM folder (HU)")
-    s.add_argument("roi", help="tumour ROI mask on the same CT")
+    s.add_argument("ct", help="CT: .nii/.nii.gz/.nrrd/.mha file, DICOM folder or .zip of one (HU)")
+    s.add_argument("roi", nargs="?", default=None,
+                   help="tumour ROI: mask image on the same CT, DICOM RTSTRUCT or SEG file (or a folder/zip "
+                        "holding one); optional when the CT's DICOM folder holds the RTSTRUCT/SEG")
+    s.add_argument("--roi-name", default=None,
+                   help="RTSTRUCT ROI name or SEG segment label to score (e.g. GTV-1)")
+    s.add_argument("--series", default=None, metavar="UID",
+                   help="Series Instance UID of the CT series when the DICOM folder holds several")
+    s.add_argument("--dicom-out", default=None, metavar="DIR",
+                   help="also write a DICOM SEG of the scored ROI, a Comprehensive 3D SR and the PDF report "
+                        "(Encapsulated PDF) into DIR (needs a DICOM CT)")
     s.add_argument("--cea", required=True, help="CEA in ng/mL")
     s.add_argument("--ca125", required=True, help="CA125 in U/mL")
     s.add_argument("--age", required=True, help="age in years")
-    s.add_argument("--label", type=_at_least(1), default=None, help="ROI label to use when the mask has several")
-    s.add_argument("--series", default=None, metavar="UID",
-                   help="DICOM series (SeriesInstanceUID) to read when the CT folder holds several")
+    s.add_argument("--label", type=_label_number, default=None, help="ROI label to use when the mask has several")
     s.add_argument("--bundle", default=None, help="model bundle folder (default weights/demo or $PLEURA_BUNDLE)")
     s.add_argument("--threads", type=_at_least(1), default=None, help="torch threads")
     s.add_argument("--top", type=_at_least(0), default=8, help="number of top features to print")
@@ -268,7 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--workers", type=_at_least(1), default=int(os.environ.get("PLEURA_WORKERS", "1")), help="worker processes")
     b.add_argument("--threads", type=_at_least(1), default=None, help="torch threads per worker (default cores / workers)")
     b.add_argument("--bundle", default=None)
-    b.add_argument("--label", type=_at_least(1), default=None)
+    b.add_argument("--label", type=_label_number, default=None)
+    b.add_argument("--roi-name", default=None,
+                   help="RTSTRUCT ROI / SEG segment to score in every case (a manifest's roi_name column overrides it)")
+    b.add_argument("--dicom-out", default=None, metavar="DIR",
+                   help="write each case's DICOM SEG, SR and Encapsulated PDF into DIR/<case_id>/ (DICOM CTs only)")
     b.add_argument("--scheduler", default=os.environ.get("PLEURA_DASK_SCHEDULER"),
                    help="Dask scheduler address (tcp://HOST:8786): run cases on that cluster instead of local workers")
     b.add_argument("--quiet", action="store_true", help="no progress bar")

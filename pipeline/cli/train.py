@@ -318,7 +318,8 @@ def _score_cohort(bundle_path: Path, cases: list, *, workers: int) -> list[dict[
             clin, problem = parse_clinical(cea=c.cea, ca125=c.ca125, age=c.age), None
         except ClinicalValueError as err:
             clin, problem = None, str(err)
-        inputs.append((CaseInput(c.case_id, c.ct_path, c.roi_path, clin, problem, "clinical" if problem else None), c.case_id))
+        inputs.append((CaseInput(c.case_id, c.ct_path, c.roi_path or None, clin, problem, "clinical" if problem else None,
+                                  c.roi_name or None), c.case_id))
     threads = max(1, (os.cpu_count() or 1) // workers)
     rows = dict(run_pool(inputs, fn=_score_in_worker, extra_args=(None,), workers=workers, initializer=_init_worker,
                          initargs=(str(bundle_path), threads), on_crash=_crash_row))

@@ -33,6 +33,7 @@ class CaseInput:
     clinical: ClinicalValues | None
     problem: str | None = None
     problem_type: str | None = None
+    roi_name: str | None = None
 
 
 _Images = dict[str, tuple[Path | None, Path | None]]
@@ -41,7 +42,16 @@ _Images = dict[str, tuple[Path | None, Path | None]]
 def _find(folder: Path, stem: str) -> list[Path]:
     """Every image named ``stem`` in ``folder``: files ``stem.<image suffix>`` and a ``stem/`` folder."""
     found = [p for suffix in IMAGE_SUFFIXES if (p := folder / f"{stem}{suffix}").is_file()]
-    return found + ([folder / stem] if (folder / stem).is_dir() else [])
+    found += [folder / stem] if (folder / stem).is_dir() else []
+    return found + ([z] if stem == "ct" and (z := folder / "ct.zip").is_file() else [])
+
+
+def _dicom_roi_in(folder: Path) -> Path | None:
+    """The one RTSTRUCT/SEG file directly in a case folder (None when there is none or several)."""
+    from pipeline.io.dicom_roi import dicom_roi_kind
+
+    found = [p for p in sorted(folder.iterdir()) if p.is_file() and not image_suffix(p) and dicom_roi_kind(p)]
+    return found[0] if len(found) == 1 else None
 
 
 def _ambiguity(case_id: str, role: str, paths: list[Path]) -> str:
@@ -62,6 +72,8 @@ def _scan_folder(root: Path) -> tuple[_Images, dict[str, str]]:
                     found.setdefault(stem[: -len(role)], [[], []])[idx].append(p)
         elif p.is_dir():
             ct, roi = _find(p, "ct"), _find(p, "roi")
+            if ct and not roi and (structure := _dicom_roi_in(p)) is not None:
+                roi = [structure]
             if ct or roi:
                 slots = found.setdefault(p.name, [[], []])
                 slots[0].extend(ct)
@@ -101,8 +113,12 @@ def _read_manifest(path: Path) -> tuple[_Images, dict[str, dict[str, str]], dict
     return images, rows, problems
 
 
-def discover_cases(source: str | os.PathLike[str], *, clinical_csv: str | os.PathLike[str] | None = None) -> list[CaseInput]:
+def discover_cases(source: str | os.PathLike[str], *, clinical_csv: str | os.PathLike[str] | None = None,
+                   roi_name: str | None = None) -> list[CaseInput]:
     """All cases of ``source`` (folder or manifest CSV), in a stable order (sorted case ids).
+
+    ``roi_name``: RTSTRUCT ROI / SEG segment to score in every case (a manifest's ``roi_name``
+    column overrides it per case).
 
     Raises:
         CohortError: source missing/empty, malformed CSVs, duplicate case ids.
@@ -144,12 +160,13 @@ def discover_cases(source: str | os.PathLike[str], *, clinical_csv: str | os.Pat
             problem, ptype = "clinical CSV lists this case but no CT/ROI images were found for it", "cohort"
         elif ct is None:
             problem, ptype = "no CT image found for this case", "cohort"
-        elif roi is None:
+        elif roi is None and not (ct.is_dir() or ct.name.lower().endswith(".zip")):
             problem, ptype = "no ROI mask found for this case", "cohort"
         elif clin is None:
             problem, ptype = "no clinical values (CEA, CA125, age) for this case in the clinical CSV", "clinical"
         elif isinstance(clin, ClinicalValueError):
             problem, ptype = str(clin), clin.code
         cases.append(CaseInput(cid, str(ct) if ct else None, str(roi) if roi else None,
-                               clin if isinstance(clin, ClinicalValues) else None, problem, ptype))
+                               clin if isinstance(clin, ClinicalValues) else None, problem, ptype,
+                               (manifest_rows.get(cid, {}).get("roi_name") or "").strip() or roi_name))
     return cases

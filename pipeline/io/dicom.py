@@ -89,7 +89,7 @@ def _checked_dicom_files(folder: Path, staging: Path, *, role: str) -> Path:
             try:
                 if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the read forever
                     continue
-                problem = _dicom_problem_of(path)
+                problem = dicom_problem_of(path)
             except (OSError, ValueError):
                 problem = "unreadable"
             if problem == NOT_DICOM:
@@ -102,7 +102,7 @@ def _checked_dicom_files(folder: Path, staging: Path, *, role: str) -> Path:
     return staging
 
 
-def _dicom_problem_of(path: Path) -> str | None:
+def dicom_problem_of(path: Path) -> str | None:
     """:func:`dicom_file_problem` of a file, mapped rather than read: only the pages holding
     element headers are touched, so a slice's pixel data is not read here and again by GDCM."""
     with path.open("rb") as fh:

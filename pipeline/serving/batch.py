@@ -77,6 +77,8 @@ def _hashes(case: CaseInput) -> tuple[str, str, str | None]:
             except OSError as exc:
                 problem = problem or f"the {role} cannot be opened ({(exc.strerror or type(exc).__name__).lower()})"
         shas.append(sha)
+    if not case.roi_path and shas[0]:  # the RTSTRUCT/SEG sits in the CT's DICOM folder: that hash covers it
+        shas[1] = shas[0]
     return shas[0], shas[1], problem
 
 
@@ -84,6 +86,7 @@ def _key(case: CaseInput, ct_sha: str, roi_sha: str, model_id: str, label: int |
     payload = json.dumps({
         "ct": ct_sha, "roi": roi_sha, "clinical": asdict(case.clinical) if case.clinical else None,
         "problem": case.problem, "label": label, "model": model_id, "case_id": case.case_id,
+        **({"roi_name": case.roi_name} if case.roi_name else {}),
     }, sort_keys=True)
     return bytes_sha256(payload.encode())
 
@@ -169,24 +172,29 @@ def _init_worker(bundle_path: str, num_threads: int | None) -> None:
     _SCORER = _worker_scorer(bundle_path, num_threads)
 
 
-def _score_in_worker(case: CaseInput, label: int | None, scorer=None) -> dict[str, Any]:  # noqa: ANN001
+def _score_in_worker(case: CaseInput, label: int | None, scorer=None,  # noqa: ANN001
+                     dicom_out: str | None = None) -> dict[str, Any]:
     """Worker task: :func:`score_one` (the pool worker's scorer unless given), then give freed memory back."""
     try:
-        return score_one(case, label, scorer)
+        return score_one(case, label, scorer, dicom_out=dicom_out)
     finally:
         release_free_memory()
 
 
-def score_one(case: CaseInput, label: int | None, scorer=None) -> dict[str, Any]:  # noqa: ANN001
-    """Score one case into a result row; never raises for a bad case."""
+def score_one(case: CaseInput, label: int | None, scorer=None, *, dicom_out: str | None = None  # noqa: ANN001
+              ) -> dict[str, Any]:
+    """Score one case into a result row; never raises for a bad case.
+
+    DICOM inputs (a CT folder or zip, an RTSTRUCT/SEG as the ROI or inside the CT folder, the
+    case's ``roi_name``) are resolved by :func:`pipeline.inputs.dicom_inputs.resolve_inputs`;
+    ``dicom_out``: write the case's SEG/SR/PDF into ``dicom_out/<case_id>/``."""
     scorer = scorer or _SCORER
     t = time.perf_counter()
     if case.problem:
         row = _error_row(case.case_id, case.problem_type or "input", case.problem)
     else:
         try:
-            # the batch already hashed the inputs (input key); don't read the files twice
-            result = scorer.score(case.ct_path, case.roi_path, case.clinical, label=label, hash_inputs=False)
+            result = _score_resolved(case, label, scorer, dicom_out)
             row = _ok_row(case.case_id, result)
         except PleuraRiskError as err:
             row = _error_row(case.case_id, err.code, str(err))
@@ -198,6 +206,23 @@ def score_one(case: CaseInput, label: int | None, scorer=None) -> dict[str, Any]
             row = _error_row(case.case_id, "internal", f"internal error ({type(exc).__name__}): {detail}")
     row["seconds"] = round(time.perf_counter() - t, 3)
     return row
+
+
+def _score_resolved(case: CaseInput, label: int | None, scorer, dicom_out: str | None):  # noqa: ANN001, ANN202
+    from pipeline.inputs.dicom_inputs import resolve_inputs
+
+    with resolve_inputs(case.ct_path, case.roi_path, roi_name=case.roi_name) as inputs:
+        if not dicom_out:  # the batch already hashed the inputs (input key); don't read the files twice
+            return scorer.score(inputs.ct_path, inputs.roi_path, case.clinical, label=label, hash_inputs=False)
+        from pipeline.inputs.case import load_case
+        from pipeline.serving.dicom_out import write_dicom_results
+
+        prepared = load_case(inputs.ct_path, inputs.roi_path, config=scorer.bundle.config, label=label,
+                             hash_inputs=False)
+        result = scorer.score_prepared(prepared, case.clinical)
+        write_dicom_results(result, case=prepared, series=inputs.series, clinical=case.clinical,
+                            out_dir=Path(dicom_out) / case.case_id, roi_name=inputs.roi_name)
+        return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -394,7 +419,7 @@ def _crash_row(case: CaseInput) -> dict[str, Any]:
 def run_batch(cases: list[CaseInput], *, out_path: str | os.PathLike[str], bundle_path: str | os.PathLike[str],
               model_id: str, notice: str = "", workers: int = 1, label: int | None = None, num_threads: int | None = None,
               progress: Callable[[int, int, dict[str, Any] | None], None] | None = None,
-              scheduler: str | Any | None = None) -> BatchSummary:
+              scheduler: str | Any | None = None, dicom_out: str | os.PathLike[str] | None = None) -> BatchSummary:
     """Score ``cases`` into ``out_path`` (CSV), resuming from its journal. See module docstring.
 
     Before any work, ``out_path`` is checked (:func:`pipeline.serving.outputs.check_output`: not a folder,
@@ -411,6 +436,8 @@ def run_batch(cases: list[CaseInput], *, out_path: str | os.PathLike[str], bundl
         raise ValueError(f"the number of threads per worker must be at least 1 (got {num_threads})")
     if workers < 1:
         raise ValueError(f"the number of workers must be at least 1 (got {workers})")
+    if dicom_out and scheduler is not None:
+        raise ValueError("--dicom-out is not available with a Dask scheduler; run the batch with local workers")
     t0 = time.perf_counter()
     out = check_output(out_path, inputs=[p for c in cases for p in (c.ct_path, c.roi_path)],
                        folders=[bundle_path, *(p for c in cases for p in (c.ct_path, c.roi_path)
@@ -418,13 +445,13 @@ def run_batch(cases: list[CaseInput], *, out_path: str | os.PathLike[str], bundl
     with OutputLock(out):
         return _run_locked(cases, out=out, t0=t0, bundle_path=bundle_path, model_id=model_id, notice=notice,
                            workers=workers, label=label, num_threads=num_threads, progress=progress,
-                           scheduler=scheduler)
+                           scheduler=scheduler, dicom_out=dicom_out)
 
 
 def _run_locked(cases: list[CaseInput], *, out: Path, t0: float, bundle_path: str | os.PathLike[str], model_id: str,
                 notice: str, workers: int, label: int | None, num_threads: int | None,
                 progress: Callable[[int, int, dict[str, Any] | None], None] | None,
-                scheduler: str | Any | None) -> BatchSummary:
+                scheduler: str | Any | None, dicom_out: str | os.PathLike[str] | None = None) -> BatchSummary:
     journal_path = journal_file(out)
     previous = read_journal(journal_path)
     total = len(cases)
@@ -465,7 +492,8 @@ def _run_locked(cases: list[CaseInput], *, out: Path, t0: float, bundle_path: st
             results = run_dask(pending(), scheduler=scheduler, bundle_path=str(Path(bundle_path).resolve()),
                                label=label, num_threads=num_threads)
         else:
-            results = run_pool(pending(), fn=_score_in_worker, extra_args=(label,), workers=workers,
+            results = run_pool(pending(), fn=_score_in_worker,
+                               extra_args=(label, None, str(dicom_out) if dicom_out else None), workers=workers,
                                initializer=_init_worker, initargs=(str(bundle_path), num_threads), on_crash=_crash_row)
         try:
             for key, row in results:

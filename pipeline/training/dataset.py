@@ -1,7 +1,9 @@
 """Feature tables for training/validation: extract every feature of every case of a cohort.
 
 ``pleura features COHORT.csv --out features.parquet`` reads a cohort CSV (``case_id, ct_path,
-roi_path, CEA, CA125, age, label``; paths relative to the CSV; ``pleura synth`` writes one),
+roi_path, CEA, CA125, age, label``; paths relative to the CSV; ``pleura synth`` writes one;
+optional ``roi_name``: the RTSTRUCT ROI / SEG segment to use, ``roi_path`` then an RTSTRUCT/SEG
+file or empty when the CT's DICOM folder holds it),
 extracts all feature groups in parallel, and writes one row per case: ``case_id``, ``status``,
 ``error``, ``label`` (and ``p_true`` for synthetic cohorts), then the features in vector order.
 Resumable like ``pleura batch`` (journal + atomic final file). The parquet's metadata records the
@@ -46,6 +48,7 @@ class CohortCase:
     age: str
     label: float
     p_true: float
+    roi_name: str = ""  # RTSTRUCT ROI / SEG segment ("" for a mask image); roi_path "" = in the CT folder
 
 
 def read_cohort(path: str | os.PathLike[str]) -> list[CohortCase]:
@@ -69,10 +72,11 @@ def read_cohort(path: str | os.PathLike[str]) -> list[CohortCase]:
             seen.add(cid)
             label = get("label")
             p_true = get("p_true")
-            cases.append(CohortCase(cid, str(path.parent / get("ct_path")), str(path.parent / get("roi_path")),
+            roi = get("roi_path")
+            cases.append(CohortCase(cid, str(path.parent / get("ct_path")), str(path.parent / roi) if roi else "",
                                     get("cea"), get("ca125"), get("age"),
                                     float(label) if label not in ("", None) else math.nan,
-                                    float(p_true) if p_true not in ("", None) else math.nan))
+                                    float(p_true) if p_true not in ("", None) else math.nan, get("roi_name")))
     if not cases:
         raise CohortError("cohort CSV has no rows")
     return cases
@@ -99,12 +103,14 @@ def _init_extractors(config_json: str, backbone_spec: str, num_threads: int | No
 def extract_one(case: CohortCase) -> dict[str, Any]:
     """Feature row of one cohort case; failures become ``status=error`` rows."""
     from pipeline.inputs.case import load_case
+    from pipeline.inputs.dicom_inputs import resolve_inputs
 
     t = time.perf_counter()
     row: dict[str, Any] = {"case_id": case.case_id, "label": case.label, "p_true": case.p_true}
     try:
         clinical = parse_clinical(cea=case.cea, ca125=case.ca125, age=case.age)
-        prepared = load_case(case.ct_path, case.roi_path, config=_EXTRACTORS.config, hash_inputs=False)
+        with resolve_inputs(case.ct_path, case.roi_path or None, roi_name=case.roi_name or None) as inputs:
+            prepared = load_case(inputs.ct_path, inputs.roi_path, config=_EXTRACTORS.config, hash_inputs=False)
         vector = _EXTRACTORS.extract(prepared, clinical)
         row.update(status="ok", error="", features=vector.as_dict())
     except PleuraRiskError as err:
@@ -139,6 +145,7 @@ def extract_cohort_features(cohort_csv: str | os.PathLike[str], out_path: str | 
         payload = json.dumps({"ct": input_sha256(case.ct_path) if os.path.exists(case.ct_path) else "",
                               "roi": input_sha256(case.roi_path) if os.path.exists(case.roi_path) else "",
                               "case": [case.case_id, case.cea, case.ca125, case.age, case.label],
+                              **({"roi_name": case.roi_name} if case.roi_name else {}),
                               "settings": settings_key}, sort_keys=True)
         keyed.append((case, bytes_sha256(payload.encode())))
     done = {k: previous[k] for _c, k in keyed if k in previous and not str(previous[k].get("error", "")).startswith("internal")}

@@ -253,14 +253,14 @@ def test_cli_prints_one_error_line_and_exits_2(cli_runs: dict[str, subprocess.Co
     assert r.stdout == ""
 
 
-def test_cli_refuses_a_zip_asking_to_unzip_it(built: Built):
+def test_cli_reads_a_zipped_ct_and_refuses_a_zip_without_files(built: Built):
     name, data = built.outputs["zip_without_files"]
     path = built.batch_root.parent / name
     path.write_bytes(data)
     r = _run("score", str(path), str(built.good.roi), "--cea", "4.2", "--ca125", "15", "--age", "63",
              "--bundle", str(built.good.bundle))
     assert r.returncode == 2
-    assert r.stderr.strip() == "error: CT: a .zip archive cannot be read directly; unzip it and give the DICOM folder"
+    assert r.stderr.strip() == "error: the CT zip contains no files"
 
 
 def _check_warned_cli(built: Built, entry: BadInput) -> None:
