@@ -134,8 +134,8 @@ def external_validation_line(*, label: str, n_scored: int, metrics: Mapping[str,
     Example:
         >>> m = dict(auc=0.8, auc_ci_low=0.7, auc_ci_high=0.9, brier=0.15, calibration_slope=1.1,
         ...          calibration_intercept=0.0, sensitivity=0.75, specificity=0.6, threshold=0.4)
-        >>> external_validation_line(label="site B", n_scored=40, metrics=m)[:40]
-        '- site B: 40 cases, AUC 0.800 (95% CI 0.7'
+        >>> external_validation_line(label="site B", n_scored=40, metrics=m)[:50]
+        '- site B: 40 cases, AUC 0.800 (95% CI 0.700–0.900)'
     """
     d = metrics
     line = (f"- {label}: {n_scored} cases, AUC {_f(d['auc'])} (95% CI {_f(d['auc_ci_low'])}–{_f(d['auc_ci_high'])}), "
