@@ -9,8 +9,6 @@ Modules:
     batch       uploads → cases (same layouts as ``pleura batch``) → resumable batch
     session     Streamlit glue, imported lazily: model cache, the session's upload folder and
                 bundle, the notice banner, errors shown to the user
-    launch      the Streamlit command line and ``launch_app`` (``pleura app`` execs the server)
 
-Depends on ``pipeline.serving`` and everything below it; in ``pipeline`` only the CLI's ``pleura app``
-imports it (``launch``, which imports nothing from ``pipeline``).
+Depends on ``pipeline.serving`` and everything below it; nothing in ``pipeline`` imports it.
 """

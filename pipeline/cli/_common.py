@@ -1,19 +1,13 @@
-"""What the command groups share: exit codes, the progress bar, the default torch threads."""
+"""What the command groups share: exit codes and the progress bar."""
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 
 EXIT_OK, EXIT_CASES_FAILED, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
 CaseProgress = Callable[[int, int, "dict | None"], None]
-
-
-def threads_per_worker(workers: int) -> int:
-    """Torch threads for each of ``workers`` local processes: cores / workers, at least 1."""
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
 def progress_bar(total_label: str) -> CaseProgress:

@@ -15,6 +15,8 @@ import sys
 from pipeline import __version__
 from pipeline.cli import app, scoring, training
 from pipeline.cli._common import EXIT_CASES_FAILED, EXIT_INPUT, EXIT_INTERNAL, EXIT_OK
+from pipeline.core.env import Settings
+from pipeline.core.env import settings as env_settings
 
 __all__ = ["EXIT_OK", "EXIT_CASES_FAILED", "EXIT_INPUT", "EXIT_INTERNAL", "build_parser", "main"]
 
@@ -23,7 +25,13 @@ _COMMANDS = (scoring.add_score, scoring.add_batch, training.add_synth, training.
 """Sub-command adders, in the order ``pleura --help`` lists them."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
+    """The ``pleura`` parser; option defaults from ``settings`` (default: the checked ``PLEURA_*`` environment).
+
+    Raises:
+        ConfigError: a ``PLEURA_*`` variable is unusable (read only when ``settings`` is None).
+    """
+    settings = settings or env_settings()
     p = argparse.ArgumentParser(
         prog="pleura",
         description="PleuraRisk: visceral pleural invasion risk from chest CT + tumour ROI + CEA/CA125/age. "
@@ -33,14 +41,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks for internal errors")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in _COMMANDS:
-        add(sub)
+        add(sub, settings)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     from pipeline.core.errors import PleuraRiskError
 
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except PleuraRiskError as err:  # an unusable PLEURA_* setting: one line naming the variable
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_INPUT
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
 from pipeline.cli._common import EXIT_CASES_FAILED, EXIT_OK, progress_bar
+from pipeline.core.env import Settings
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -62,7 +62,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_score(sub: argparse._SubParsersAction) -> None:
+def add_score(sub: argparse._SubParsersAction, settings: Settings) -> None:
     s = sub.add_parser("score", help="score one case (CT + ROI + labs)")
     s.add_argument("ct", help="CT: .nii/.nii.gz/.nrrd/.mha file or DICOM folder (HU)")
     s.add_argument("roi", help="tumour ROI mask on the same CT")
@@ -77,22 +77,22 @@ def add_score(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_score)
 
 
-def add_batch(sub: argparse._SubParsersAction) -> None:
+def add_batch(sub: argparse._SubParsersAction, settings: Settings) -> None:
     b = sub.add_parser("batch", help="score a folder (or manifest CSV) of cases; resumable")
     b.add_argument("source", help="folder of <case>_ct/<case>_roi images, one folder per case, or a manifest CSV")
     b.add_argument("--clinical", default=None, help="CSV with case_id, CEA, CA125, age")
     b.add_argument("--out", required=True, help="results CSV (re-running resumes)")
-    b.add_argument("--workers", type=int, default=int(os.environ.get("PLEURA_WORKERS", "1")), help="worker processes")
+    b.add_argument("--workers", type=int, default=settings.workers, help="worker processes")
     b.add_argument("--threads", type=int, default=None, help="torch threads per worker (default cores / workers)")
     b.add_argument("--bundle", default=None)
     b.add_argument("--label", type=int, default=None)
-    b.add_argument("--scheduler", default=os.environ.get("PLEURA_DASK_SCHEDULER"),
+    b.add_argument("--scheduler", default=settings.dask_scheduler,
                    help="Dask scheduler address (tcp://HOST:8786): run cases on that cluster instead of local workers")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=cmd_batch)
 
 
-def add_verify(sub: argparse._SubParsersAction) -> None:
+def add_verify(sub: argparse._SubParsersAction, settings: Settings) -> None:
     v = sub.add_parser("verify", help="check a model bundle's files against its manifest")
     v.add_argument("bundle", nargs="?", default=None)
     v.set_defaults(func=cmd_verify)

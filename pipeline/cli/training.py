@@ -4,10 +4,10 @@ function (:mod:`pipeline.synth`, :mod:`pipeline.training`) → printed summary."
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
-from pipeline.cli._common import EXIT_CASES_FAILED, EXIT_OK, progress_bar, threads_per_worker
+from pipeline.cli._common import EXIT_CASES_FAILED, EXIT_OK, progress_bar
+from pipeline.core.env import Settings, threads_per_worker
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -85,7 +85,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_synth(sub: argparse._SubParsersAction) -> None:
+def add_synth(sub: argparse._SubParsersAction, settings: Settings) -> None:
     y = sub.add_parser("synth", help="write a synthetic phantom cohort (NIfTI + clinical.csv)")
     y.add_argument("out")
     y.add_argument("--n", type=int, default=20)
@@ -95,19 +95,19 @@ def add_synth(sub: argparse._SubParsersAction) -> None:
     y.set_defaults(func=cmd_synth)
 
 
-def add_features(sub: argparse._SubParsersAction) -> None:
+def add_features(sub: argparse._SubParsersAction, settings: Settings) -> None:
     f = sub.add_parser("features", help="extract all features of a labelled cohort into a parquet table")
     f.add_argument("cohort", help="cohort CSV: case_id, ct_path, roi_path, CEA, CA125, age, label")
     f.add_argument("--out", required=True)
     f.add_argument("--backbone", default="seed:0", help="seed:N, an official MedicalNet .pth, or a .safetensors")
-    f.add_argument("--workers", type=int, default=int(os.environ.get("PLEURA_WORKERS", "1")))
+    f.add_argument("--workers", type=int, default=settings.workers)
     f.add_argument("--threads", type=int, default=None)
     f.add_argument("--no-clamp", action="store_true", help="do not clamp HU to [-160, 240] before radiomics")
     f.add_argument("--quiet", action="store_true")
     f.set_defaults(func=cmd_features)
 
 
-def add_fit(sub: argparse._SubParsersAction) -> None:
+def add_fit(sub: argparse._SubParsersAction, settings: Settings) -> None:
     t = sub.add_parser("fit", help="minimal model: plain random forest on a feature table → bundle")
     t.add_argument("features")
     t.add_argument("--out", required=True)
@@ -117,7 +117,7 @@ def add_fit(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=cmd_fit)
 
 
-def add_train(sub: argparse._SubParsersAction) -> None:
+def add_train(sub: argparse._SubParsersAction, settings: Settings) -> None:
     t = sub.add_parser("train", help="PSO-tuned forest with nested CV on a feature table → bundle")
     t.add_argument("features", help="parquet from `pleura features`")
     t.add_argument("--out", required=True, help="bundle folder, e.g. weights/NAME")
@@ -143,7 +143,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=cmd_train)
 
 
-def add_evaluate(sub: argparse._SubParsersAction) -> None:
+def add_evaluate(sub: argparse._SubParsersAction, settings: Settings) -> None:
     e = sub.add_parser("evaluate", help="external validation of a bundle on a labelled cohort CSV")
     e.add_argument("bundle")
     e.add_argument("cohort", help="cohort CSV: case_id, ct_path, roi_path, CEA, CA125, age, label")

@@ -94,6 +94,7 @@ def score_folder(*, source: str | os.PathLike[str], out: str | os.PathLike[str],
     Raises:
         BundleError: the bundle does not verify. CohortError: the folder or CSVs are unusable.
     """
+    from pipeline.core.env import threads_per_worker
     from pipeline.inputs.cohort import discover_cases
     from pipeline.serving.audit import append_audit, entry_from_batch_row
     from pipeline.serving.batch import run_batch
@@ -112,7 +113,7 @@ def score_folder(*, source: str | os.PathLike[str], out: str | os.PathLike[str],
 
     workers = max(1, int(workers))
     # local pool: cores / workers; on a Dask cluster each worker sizes itself (cores / workers on its machine)
-    threads = num_threads or (None if scheduler else max(1, (os.cpu_count() or 1) // workers))
+    threads = num_threads or (None if scheduler else threads_per_worker(workers))
     summary = run_batch(cases, out_path=out, bundle_path=str(bundle_path), model_id=bundle_id, notice=notice,
                         workers=workers, label=label, num_threads=threads, progress=on_progress, scheduler=scheduler)
     return FolderResult(summary=summary, notice=notice)

@@ -134,6 +134,7 @@ def evaluate_bundle(*, bundle: str | os.PathLike[str], cohort: str | os.PathLike
     Raises:
         BundleError: the bundle does not verify. CohortError: the cohort CSV is unusable.
     """
+    from pipeline.core.env import threads_per_worker
     from pipeline.serving.batch import score_cases
     from pipeline.serving.bundle import load_bundle
     from pipeline.training.dataset import read_cohort
@@ -144,7 +145,7 @@ def evaluate_bundle(*, bundle: str | os.PathLike[str], cohort: str | os.PathLike
     model = load_bundle(bundle)
     cases = read_cohort(cohort)
     rows = score_cases(_clinical_inputs(cases), bundle_path=model.path, workers=workers,
-                       num_threads=max(1, (os.cpu_count() or 1) // workers))
+                       num_threads=threads_per_worker(workers))
     ok = [(r, c) for r, c in zip(rows, cases) if r["status"] == "ok" and not np.isnan(c.label)]
     failed = [r for r in rows if r["status"] != "ok"]
     p = np.array([r["probability"] for r, _ in ok])
