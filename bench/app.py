@@ -9,7 +9,7 @@ Usage (from the repository root, in the project's venv; needs ``/usr/bin/chromiu
 What it does:
 
 1. **Cold start**, ``--cold`` times, a fresh server each time, started exactly as the product starts
-   it: ``pleura app --port <free port> --address 127.0.0.1`` (``pipeline/cli/main.py``'s ``cmd_app``,
+   it: ``pleura app --port <free port> --address 127.0.0.1`` (``pipeline/cli/app.py`` → ``pipeline.app.launch``,
    also behind ``scripts/run_app.sh`` and the Docker entrypoint: ``MALLOC_ARENA_MAX=2``, then
    ``exec python -m streamlit run app.py`` with the server flags, repo root as working directory
    so ``.streamlit/config.toml`` applies; the bundle is ``$PLEURA_BUNDLE``/``--bundle`` or

@@ -53,9 +53,9 @@ class DeployedForest(ClassifierMixin, BaseEstimator):
         self.calibration_intercept = calibration_intercept
         self.calibration_slope = calibration_slope
 
-    def fit(self, X: Any, y: Any) -> "DeployedForest":  # pragma: no cover - built from parts
-        self.forest.fit(X, y)
-        return self
+    def fit(self, X: Any, y: Any) -> "DeployedForest":
+        # refitting the forest would leave the recalibration fitted to another forest's probabilities
+        raise NotImplementedError("DeployedForest is built from a fitted forest and its recalibration, not fitted")
 
     @property
     def classes_(self) -> np.ndarray:
@@ -118,7 +118,7 @@ class DeployedLateFusion(ClassifierMixin, BaseEstimator):
         self.calibration_intercept = calibration_intercept
         self.calibration_slope = calibration_slope
 
-    def fit(self, X: Any, y: Any) -> "DeployedLateFusion":  # pragma: no cover - built from parts
+    def fit(self, X: Any, y: Any) -> "DeployedLateFusion":
         raise NotImplementedError("DeployedLateFusion is built from a fitted LateFusionClassifier (from_fitted)")
 
     @classmethod

@@ -52,6 +52,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 DEFAULT_BOUNDS: dict[str, tuple[float, float]] = {
@@ -296,11 +297,12 @@ class PSOForestClassifier(ClassifierMixin, BaseEstimator):
         """
         bounds = self._check_params()
         X, y = validate_data(self, X, y, ensure_all_finite="allow-nan", dtype=np.float64)
+        check_classification_targets(y)  # a continuous target: "Unknown label type"
         self.classes_, y_enc = np.unique(y, return_inverse=True)
         if len(self.classes_) != 2:
-            raise ValueError(
-                f"PSOForestClassifier is binary: y must contain exactly 2 classes, got {len(self.classes_)}"
-            )
+            n = len(self.classes_)
+            raise ValueError(f"Only binary classification is supported. PSOForestClassifier is binary: "
+                             f"y must contain exactly 2 classes, got {n} class{'' if n == 1 else 'es'}")
         if np.bincount(y_enc).min() < 2:
             raise ValueError("each class needs at least 2 cases for cross-validated tuning")
         rng = check_random_state(self.random_state)
@@ -328,6 +330,7 @@ class PSOForestClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted class labels (probability ≥ 0.5 for ``classes_[1]``)."""
+        check_is_fitted(self, "estimator_")
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
     @property

@@ -43,6 +43,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from models.forest import PSOForestClassifier
@@ -119,13 +120,19 @@ class LateFusionClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"inner_tuning must be 'reuse' or 'retune', got {self.inner_tuning!r}")
         if not self.C > 0:
             raise ValueError(f"C must be > 0, got {self.C!r}")
-        X = self._check_table(X)
+        if y is None:
+            raise ValueError("LateFusionClassifier requires y to be passed, but the target y is None")
         y = np.asarray(y).ravel()
+        check_classification_targets(y)  # a continuous target: "Unknown label type"
+        classes, y_enc = np.unique(y, return_inverse=True)
+        if len(classes) != 2:
+            n = len(classes)
+            raise ValueError(f"Only binary classification is supported. LateFusionClassifier is binary: "
+                             f"got {n} class{'' if n == 1 else 'es'}")
+        X = self._check_table(X)
         if len(y) != len(X):
             raise ValueError(f"X has {len(X)} cases but y has {len(y)} labels")
-        self.classes_, y_enc = np.unique(y, return_inverse=True)
-        if len(self.classes_) != 2:
-            raise ValueError(f"LateFusionClassifier is binary: got {len(self.classes_)} classes")
+        self.classes_ = classes
         minority = int(np.bincount(y_enc).min())
         if minority < 2:
             raise ValueError("each class needs at least 2 cases for the internal cross-validation")
@@ -169,11 +176,13 @@ class LateFusionClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """(n_cases, 2) stacked class probabilities, columns ordered as ``classes_``."""
-        return self.stacker_.predict_proba(_logit(self.group_proba(X)))
+        group_p = self.group_proba(X)  # checks that the model is fitted
+        return self.stacker_.predict_proba(_logit(group_p))
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Predicted labels (stacked probability ≥ 0.5 for ``classes_[1]``)."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)  # checks that the model is fitted
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def __sklearn_tags__(self):  # noqa: D105
         tags = super().__sklearn_tags__()

@@ -30,7 +30,7 @@ import os
 import signal
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, replace
@@ -414,6 +414,20 @@ def run_dask(tasks: Iterable[tuple[CaseInput, str]], *, scheduler: str | Any, bu
 
 def _crash_row(case: CaseInput) -> dict[str, Any]:
     return _error_row(case.case_id, "internal", "the worker process scoring this case crashed (out of memory?)")
+
+
+def score_cases(cases: Sequence[CaseInput], *, bundle_path: str | os.PathLike[str], workers: int = 1,
+                num_threads: int | None = None, label: int | None = None) -> list[dict[str, Any]]:
+    """Score ``cases`` with the bundle at ``bundle_path``: one result row per case, in input order.
+
+    Like :func:`run_batch` without its journal and CSV (nothing is written, nothing resumed):
+    ``workers`` processes (≤ 1: this process) with ``num_threads`` torch threads each; a broken
+    case or a crashed worker becomes that case's ``status=error`` row.
+    """
+    rows = dict(run_pool(((case, str(i)) for i, case in enumerate(cases)), fn=_score_in_worker, extra_args=(label,),
+                         workers=workers, initializer=_init_worker, initargs=(str(bundle_path), num_threads),
+                         on_crash=_crash_row))
+    return [rows[str(i)] for i in range(len(cases))]
 
 
 def run_batch(cases: list[CaseInput], *, out_path: str | os.PathLike[str], bundle_path: str | os.PathLike[str],

@@ -35,7 +35,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils import ClassifierTags
+from sklearn.utils.validation import check_array, check_is_fitted
 
 from pipeline.core.groups import CLINICAL_FEATURES, feature_group, group_columns
 
@@ -119,14 +120,18 @@ class FeatureSelector(TransformerMixin, BaseEstimator):
                 return X.to_numpy(dtype=np.float64), names
             except (TypeError, ValueError):
                 raise ValueError("feature table must contain only numeric columns") from None
-        array = np.asarray(X, dtype=np.float64)
+        # check_array refuses sparse, complex and empty (no case / no feature) input with scikit-learn's
+        # messages; NaN and ±inf pass (such columns are dropped by fit)
+        array = check_array(X, dtype=np.float64, ensure_all_finite=False, ensure_2d=False, allow_nd=True)
         if array.ndim != 2:
             raise ValueError(f"X must be 2-D (cases, features), got shape {array.shape}")
-        return array, None
+        return check_array(array, dtype=np.float64, ensure_all_finite=False), None
 
     def fit(self, X: Any, y: Any) -> "FeatureSelector":
         """Learn the selection from training cases X (n_cases, n_features) and binary labels y."""
         self._check_params()
+        if y is None:
+            raise ValueError("FeatureSelector requires y to be passed, but the target y is None")
         data, names = self._as_array(X)
         y = np.asarray(y).ravel()
         if len(y) != data.shape[0]:
@@ -209,9 +214,11 @@ class FeatureSelector(TransformerMixin, BaseEstimator):
             if X.shape[1] != self.n_features_in_:
                 raise ValueError(f"X has {X.shape[1]} features, selector was fitted on {self.n_features_in_}")
             return X.iloc[:, np.flatnonzero(self.support_)]
-        array = np.asarray(X)
-        if array.ndim != 2 or array.shape[1] != self.n_features_in_:
-            raise ValueError(f"X must have shape (cases, {self.n_features_in_}), got {array.shape}")
+        array = check_array(X, dtype=None, ensure_all_finite=False)  # 2-D, dense, real
+        if array.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {array.shape[1]} features, but FeatureSelector is expecting "
+                             f"{self.n_features_in_} features as input: X must have shape (cases, "
+                             f"{self.n_features_in_}), got {array.shape}")
         return array[:, self.support_]
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
@@ -228,4 +235,7 @@ class FeatureSelector(TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
         tags.target_tags.required = True
+        # the univariate AUC ranking needs a binary target: scikit-learn's estimator checks then
+        # give it two-class labels, as they do for a binary-only classifier
+        tags.classifier_tags = ClassifierTags(multi_class=False)
         return tags

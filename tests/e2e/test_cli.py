@@ -113,3 +113,12 @@ def test_help_lists_commands():
     assert r.returncode == 0
     for command in ("score", "batch", "synth", "features", "verify"):
         assert command in r.stdout
+
+
+def test_an_unusable_setting_stops_a_command_with_one_line_naming_it():
+    import os
+
+    env = {**os.environ, "PLEURA_WORKERS": "two"}
+    r = subprocess.run([*PLEURA, "verify"], capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == "error: PLEURA_WORKERS must be a whole number from 1 to 256 (got 'two')"

@@ -1,0 +1,193 @@
+"""External validation of a bundle on a labelled cohort (``pleura evaluate``).
+
+:func:`evaluate_bundle` scores every case of a cohort CSV (case_id, ct_path, roi_path, CEA,
+CA125, age, label, optional p_true) with the bundle through :func:`pipeline.serving.batch.score_cases`,
+measures discrimination and calibration of P(VPI) at the bundle's training threshold, and
+writes ``evaluation.json``, ``predictions.csv`` and the plots into a folder. For synthetic
+cohorts (``p_true``: the generator's true probability) it also reports the *oracle* (the same
+metrics of the true probabilities) and the project's quality bar against it. With
+``attach=True`` the folder's files, a summary and a line of the model card are stored in the
+bundle (its manifest is re-sealed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from pipeline.training.evaluate import ValidationMetrics
+from pipeline.training.model_card import external_validation_line
+
+__all__ = ["ExternalEvaluation", "evaluate_bundle", "report_files", "oracle_metrics", "cohort_slug"]
+
+_PLOTLY_JS, _SHARED_PLOTLY_JS = "plotly.min.js", "report/training/plotly.min.js"
+
+
+@dataclass(frozen=True)
+class ExternalEvaluation:
+    """What :func:`evaluate_bundle` measured.
+
+    Attributes:
+        result: the content of ``evaluation.json`` (cohort, counts, failed cases, model, notice,
+            metrics, and ``oracle`` / ``quality_bar`` for cohorts with ``p_true``).
+        metrics: the bundle's metrics on the scored, labelled cases at its training threshold.
+        notice: the bundle's notice (research use; synthetic training data).
+        out: the folder written.
+    """
+
+    result: dict[str, Any]
+    metrics: ValidationMetrics
+    notice: str
+    out: Path
+
+
+def report_files(folder: Path, bundle_path: Path, prefix: str) -> dict[str, bytes]:
+    """``{bundle-relative path: bytes}`` of an evaluation folder to attach under ``prefix``.
+
+    The pages' plotly.min.js (4.8 MB) is not attached again when the bundle's training report
+    already holds the same file: the pages then load that copy by a relative path, so each
+    attached evaluation adds kilobytes, not megabytes, and the pages still work offline.
+    """
+    files = {f"{prefix}/{f.name}": f.read_bytes() for f in sorted(folder.iterdir()) if f.is_file()}
+    shared, own = bundle_path / _SHARED_PLOTLY_JS, files.get(f"{prefix}/{_PLOTLY_JS}")
+    if own is None or not shared.is_file() or shared.read_bytes() != own:
+        return files
+    up = "../" * (prefix.count("/") + 1) + _SHARED_PLOTLY_JS  # from the page folder to the bundle root
+    del files[f"{prefix}/{_PLOTLY_JS}"]
+    for name in [n for n in files if n.endswith(".html")]:
+        files[name] = files[name].replace(f'src="{_PLOTLY_JS}"'.encode(), f'src="{up}"'.encode())
+    return files
+
+
+def cohort_slug(label: str) -> str:
+    """Folder name for a cohort label inside a bundle (alphanumerics, ``_``, at most 40 characters).
+
+    Example:
+        >>> cohort_slug("Site B (2024)"), cohort_slug("%%")
+        ('site_b__2024', 'external')
+    """
+    return "".join(ch if ch.isalnum() else "_" for ch in label.lower()).strip("_")[:40] or "external"
+
+
+def oracle_metrics(p_true: np.ndarray, labels: np.ndarray, metrics: Mapping[str, Any]) -> tuple[dict, dict]:
+    """(oracle, quality bar) of a synthetic cohort.
+
+    Args:
+        p_true: (n_cases,) the generator's true P(VPI) of each scored case.
+        labels: (n_cases,) 0/1 labels.
+        metrics: the model's :meth:`ValidationMetrics.to_dict` on the same cases.
+
+    Returns:
+        ``oracle``: AUC, Brier, calibration slope and intercept of ``p_true`` (None when
+        undefined); ``quality_bar``: the project's three checks (issue #3) of the model against it.
+    """
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
+    from pipeline.training.evaluate import calibration_slope_intercept
+
+    o_slope, o_intercept = (v if np.isfinite(v) else None for v in calibration_slope_intercept(p_true, labels))
+    oracle = {"auc": float(roc_auc_score(labels, p_true)), "brier": float(brier_score_loss(labels, p_true)),
+              "calibration_slope": o_slope, "calibration_intercept": o_intercept}
+    m = metrics
+    bar = {
+        "auc_within_0.03_of_oracle": bool(m["auc"] >= oracle["auc"] - 0.03),
+        "calibration_slope_0.8_to_1.2": m["calibration_slope"] is not None and bool(0.8 <= m["calibration_slope"] <= 1.2),
+        "brier_within_0.02_of_oracle": bool(m["brier"] <= oracle["brier"] + 0.02),
+    }
+    return oracle, bar
+
+
+def _clinical_inputs(cases: Sequence[Any]) -> list[Any]:
+    """Cohort rows → :class:`~pipeline.inputs.cohort.CaseInput` (bad clinical values: the case's problem)."""
+    from pipeline.core.errors import ClinicalValueError
+    from pipeline.inputs.clinical import parse_clinical
+    from pipeline.inputs.cohort import CaseInput
+
+    inputs = []
+    for c in cases:
+        try:
+            clin, problem = parse_clinical(cea=c.cea, ca125=c.ca125, age=c.age), None
+        except ClinicalValueError as err:
+            clin, problem = None, str(err)
+        inputs.append(CaseInput(c.case_id, c.ct_path, c.roi_path or None, clin, problem, "clinical" if problem else None,
+                                c.roi_name or None))
+    return inputs
+
+
+def evaluate_bundle(*, bundle: str | os.PathLike[str], cohort: str | os.PathLike[str], out: str | os.PathLike[str],
+                    name: Optional[str] = None, workers: int = 1, attach: bool = False) -> ExternalEvaluation:
+    """Validate a bundle on a labelled cohort (module docstring) and write the results to ``out``.
+
+    Args:
+        bundle: bundle folder.
+        cohort: cohort CSV with labels.
+        out: folder for evaluation.json, predictions.csv and the plots (created).
+        name: the cohort's label in the report and the bundle (default ``"external"``).
+        workers: scoring processes (each gets cores / workers torch threads).
+        attach: also store the results in the bundle (re-seals its manifest).
+
+    Raises:
+        BundleError: the bundle does not verify. CohortError: the cohort CSV is unusable.
+    """
+    from pipeline.core.env import threads_per_worker
+    from pipeline.serving.batch import score_cases
+    from pipeline.serving.bundle import load_bundle
+    from pipeline.training.dataset import read_cohort
+    from pipeline.training.evaluate import evaluate_predictions, save_plots
+
+    workers = max(1, int(workers))
+    label = name or "external"
+    model = load_bundle(bundle)
+    cases = read_cohort(cohort)
+    rows = score_cases(_clinical_inputs(cases), bundle_path=model.path, workers=workers,
+                       num_threads=threads_per_worker(workers))
+    ok = [(r, c) for r, c in zip(rows, cases) if r["status"] == "ok" and not np.isnan(c.label)]
+    failed = [r for r in rows if r["status"] != "ok"]
+    p = np.array([r["probability"] for r, _ in ok])
+    y = np.array([int(c.label) for _, c in ok])
+    metrics = evaluate_predictions(p, y, threshold=model.threshold, threshold_method="fixed (from training)")
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_plots({label: metrics}, folder)
+    result: dict[str, Any] = {
+        "cohort": label, "n_scored": len(ok), "n_failed": len(failed),
+        "failed": [{"case_id": r["case_id"], "error": r["error"]} for r in failed],
+        "model": {"name": model.name, "id": model.bundle_id}, "notice": model.notice,
+        "metrics": metrics.to_dict()}
+    p_true = np.array([c.p_true for _, c in ok])
+    if np.all(np.isfinite(p_true)) and len(p_true):
+        # the project's quality bar for synthetic cohorts (issue #3), against the generator's truth
+        result["oracle"], result["quality_bar"] = oracle_metrics(p_true, y, metrics.to_dict())
+    (folder / "evaluation.json").write_text(json.dumps(result, indent=2, allow_nan=False))
+    with (folder / "predictions.csv").open("w") as fh:
+        fh.write("case_id,label,probability,p_true\n")
+        for r, c in ok:
+            truth = "" if not np.isfinite(c.p_true) else f"{c.p_true:.6f}"
+            fh.write(f"{c.case_id},{int(c.label)},{r['probability']:.6f},{truth}\n")
+    if attach:
+        _attach(model.path, folder, label=label, result=result, metrics=metrics.to_dict())
+    return ExternalEvaluation(result=result, metrics=metrics, notice=model.notice, out=folder)
+
+
+def _attach(bundle_path: Path, folder: Path, *, label: str, result: Mapping[str, Any], metrics: Mapping[str, Any]) -> None:
+    """Store an evaluation folder, its summary and its card line in the bundle."""
+    from pipeline.serving.bundle import attach_files
+
+    files = report_files(folder, bundle_path, f"report/external/{cohort_slug(label)}")
+    d = metrics
+    line = external_validation_line(label=label, n_scored=result["n_scored"], metrics=d, oracle=result.get("oracle"),
+                                    quality_bar=result.get("quality_bar"))
+    summary = {"n_scored": result["n_scored"], "n_failed": result["n_failed"], "auc": d["auc"],
+               "auc_ci": [d["auc_ci_low"], d["auc_ci_high"]],
+               "brier": d["brier"], "calibration_slope": d["calibration_slope"],
+               "calibration_intercept": d["calibration_intercept"], "sensitivity": d["sensitivity"],
+               "specificity": d["specificity"], "ppv": d["ppv"], "npv": d["npv"], "oracle": result.get("oracle")}
+    card = (bundle_path / "MODEL_CARD.md").read_text(encoding="utf-8")
+    attach_files(bundle_path, files, manifest_updates={"external_validation": {label: summary}},
+                 card_append=("## External validation\n\n" if "## External validation" not in card else "") + line)
