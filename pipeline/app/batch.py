@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.env import settings
 from pipeline.io.archive import UploadFolder
 from pipeline.core.errors import BundleError, CohortError
 from pipeline.app.bundles import BundleInfo
@@ -111,7 +112,7 @@ def run_app_batch(cases: list, *, bundle: BundleInfo, out_path: str | os.PathLik
         if progress:
             progress(done, total, row)
 
-    threads = int(os.environ["PLEURA_THREADS"]) if os.environ.get("PLEURA_THREADS") else None
+    threads = settings().threads
     with SCORING_LOCK:
         summary = run_batch(cases, out_path=out_path, bundle_path=str(bundle.path), model_id=bundle.bundle_id,
                             notice=bundle.notice, workers=1, num_threads=threads, progress=on_progress)
