@@ -20,6 +20,8 @@ from pipeline import __version__
 from pipeline.core.textsafe import printable
 
 EXIT_OK, EXIT_CASES_FAILED, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+ALLOW_UNSIGNED_HELP = ("load the model bundle even if it is unsigned or signed by a key this installation does not "
+                       "trust (results are labelled 'unsigned model'); also PLEURA_ALLOW_UNSIGNED=1")
 
 
 def _progress_bar(total_label: str):  # noqa: ANN202
@@ -69,7 +71,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     clinical = parse_clinical(cea=args.cea, ca125=args.ca125, age=args.age)
     # Images are checked (with the model's settings) before the model is loaded, so a bad file
     # is refused in about a second instead of after the imports and weights (10+ s).
-    config = bundle_config(args.bundle)
+    allow_unsigned = True if args.allow_unsigned else None
+    config = bundle_config(args.bundle, allow_unsigned=allow_unsigned)
     from pipeline.inputs.dicom_inputs import resolve_inputs
 
     if args.dicom_out:
@@ -84,7 +87,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         timings = {"read_validate_crop": time.perf_counter() - t}
         from pipeline.serving.score import Scorer
 
-        scorer = Scorer(args.bundle, num_threads=args.threads)
+        scorer = Scorer(args.bundle, num_threads=args.threads, allow_unsigned=allow_unsigned)
         result = scorer.score_prepared(case, clinical, timings=timings)
         if args.dicom_out:
             from pipeline.serving.dicom_out import write_dicom_results
@@ -113,17 +116,18 @@ def cmd_score(args: argparse.Namespace) -> int:
         print("By feature group: " + ", ".join(f"{GROUP_LABELS.get(g, g)} {v:+.3f}" for g, v in totals.items()))
     for warning in result.warnings:
         print(f"warning: {warning}")
-    print(f"Model: {result.model_name} ({result.model_id[:12]})")
+    print(f"Model: {result.model_name} ({result.model_id[:12]}), {result.model_signer}")
     print(result.notice)
     return EXIT_OK
 
 
-def _bundle_identity(path: str | None) -> tuple[str, str, str]:
-    from pipeline.serving.bundle import default_bundle_path, verify_bundle
+def _bundle_identity(path: str | None, *, allow_unsigned: bool | None) -> tuple[str, str, str, str]:
+    """(bundle path, bundle id, notice, signer label) of a verified bundle (model not loaded)."""
+    from pipeline.serving.bundle import check_bundle, default_bundle_path
 
     bundle_path = Path(path) if path else default_bundle_path()
-    manifest, bundle_id = verify_bundle(bundle_path)
-    return str(bundle_path), bundle_id, str(manifest.get("notice", ""))
+    manifest, bundle_id, signature = check_bundle(bundle_path, allow_unsigned=allow_unsigned)
+    return str(bundle_path), bundle_id, str(manifest.get("notice", "")), signature.label
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
@@ -134,7 +138,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from pipeline.serving.outputs import check_output
 
     check_output(args.out, inputs=[args.source, args.clinical], folders=[args.bundle])
-    bundle_path, bundle_id, notice = _bundle_identity(args.bundle)
+    allow_unsigned = True if args.allow_unsigned else None
+    bundle_path, bundle_id, notice, signer = _bundle_identity(args.bundle, allow_unsigned=allow_unsigned)
     if args.dicom_out:
         from pipeline.serving.dicom_out import check_output_folder
 
@@ -154,10 +159,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
     threads = args.threads or (None if args.scheduler else max(1, (os.cpu_count() or 1) // workers))
     summary = run_batch(cases, out_path=args.out, bundle_path=bundle_path, model_id=bundle_id, notice=notice,
                         workers=workers, label=args.label, num_threads=threads, dicom_out=args.dicom_out,
-                        progress=progress, scheduler=args.scheduler)
+                        progress=progress, scheduler=args.scheduler, signer=signer, allow_unsigned=allow_unsigned)
     print(f"{summary.n_ok} of {summary.n_cases} cases scored, {summary.n_error} failed"
           f"{f', {summary.n_skipped} already done (resumed)' if summary.n_skipped else ''}; "
           f"results in {summary.out_path} ({summary.seconds:.1f} s)")
+    print(f"Model: {Path(bundle_path).name} ({bundle_id[:12]}), {signer}")
     if notice:
         print(notice)
     return EXIT_CASES_FAILED if summary.n_error else EXIT_OK
@@ -215,17 +221,37 @@ def cmd_fit(args: argparse.Namespace) -> int:
                        training={"method": "plain random forest (pleura fit)", "n_cases": int(len(y)),
                                  "n_positive": int(y.sum()), "n_trees": args.trees, "seed": args.seed,
                                  "threshold": 0.5})
-    print(f"wrote bundle {out} ({len(y)} cases, {X.shape[1]} features)")
+    print(f"wrote bundle {out} ({len(y)} cases, {X.shape[1]} features); it is unsigned: sign it with "
+          "`pleura sign BUNDLE --key PRIVATE.pem` (or load it with --allow-unsigned)")
     return EXIT_OK
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from pipeline.serving.bundle import load_bundle
 
-    bundle = load_bundle(args.bundle)
+    bundle = load_bundle(args.bundle, allow_unsigned=True if args.allow_unsigned else None)
     print(f"ok: {bundle.name} ({bundle.bundle_id}) — {len(bundle.manifest['files'])} files verified, "
           f"{len(bundle.feature_names)} features")
+    sig = bundle.signature
+    if sig.trusted:
+        print(f"signature: valid, signed by {sig.signer} on {sig.signed_at}; key {sig.key_id} is trusted "
+              f"({sig.trusted_as})")
+    else:
+        print(f"signature: NOT TRUSTED: {sig.label}")
     print(bundle.notice)
+    return EXIT_OK
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    from pipeline.serving.bundle import sign_bundle
+
+    sig = sign_bundle(args.bundle, key_path=args.key, signer=args.signer)
+    print(f"signed {Path(args.bundle).name} as {sig.signer!r} with key {sig.key_id}")
+    if sig.trusted:
+        print(f"this installation trusts that key ({sig.trusted_as})")
+    else:
+        print("this installation does not trust that key: add its public key to $PLEURA_TRUSTED_KEYS "
+              "where the bundle is used")
     return EXIT_OK
 
 
@@ -298,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=_at_least(1), default=None, help="torch threads")
     s.add_argument("--top", type=_at_least(0), default=8, help="number of top features to print")
     s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--allow-unsigned", action="store_true", help=ALLOW_UNSIGNED_HELP)
     s.set_defaults(func=cmd_score)
 
     b = sub.add_parser("batch", help="score a folder (or manifest CSV) of cases; resumable")
@@ -315,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--scheduler", default=os.environ.get("PLEURA_DASK_SCHEDULER"),
                    help="Dask scheduler address (tcp://HOST:8786): run cases on that cluster instead of local workers")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.add_argument("--allow-unsigned", action="store_true", help=ALLOW_UNSIGNED_HELP)
     b.set_defaults(func=cmd_batch)
 
     y = sub.add_parser("synth", help="write a synthetic phantom cohort (NIfTI + clinical.csv)")
@@ -345,7 +373,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("verify", help="check a model bundle's files against its manifest")
     v.add_argument("bundle", nargs="?", default=None)
+    v.add_argument("--allow-unsigned", action="store_true", help=ALLOW_UNSIGNED_HELP)
     v.set_defaults(func=cmd_verify)
+
+    g = sub.add_parser("sign", help="sign a model bundle with an Ed25519 private key (writes signature.json)")
+    g.add_argument("bundle", help="model bundle folder")
+    g.add_argument("--key", required=True, help="Ed25519 private key, unencrypted PEM (PKCS#8)")
+    g.add_argument("--signer", default=None, help="name shown as the bundle's signer (default: the key's name)")
+    g.set_defaults(func=cmd_sign)
 
     a = sub.add_parser("app", help="start the Streamlit app")
     a.add_argument("--port", type=int, default=int(os.environ.get("PLEURA_PORT", "8501")))

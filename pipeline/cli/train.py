@@ -230,6 +230,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     shutil.rmtree(plots_dir, ignore_errors=True)
     print(f"wrote bundle {out}: {result.mode} fusion, {len(selected)} features, nested-CV AUC "
           f"{report['metrics'][result.mode]['auc']:.3f}, {report['training_wall_time_s']} s")
+    print("the bundle is unsigned: sign it with `pleura sign BUNDLE --key PRIVATE.pem` (or load it with --allow-unsigned)")
     return 0
 
 
@@ -240,9 +241,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pipeline.training.dataset import read_cohort
     from pipeline.training.evaluate import calibration_slope_intercept, evaluate_predictions, save_plots
 
-    bundle = load_bundle(args.bundle)
+    allow_unsigned = True if args.allow_unsigned else None
+    bundle = load_bundle(args.bundle, allow_unsigned=allow_unsigned)
     cases = read_cohort(args.cohort)
-    rows = _score_cohort(bundle.path, cases, workers=max(1, args.workers))
+    rows = _score_cohort(bundle.path, cases, workers=max(1, args.workers), allow_unsigned=allow_unsigned)
     ok = [(r, c) for r, c in zip(rows, cases) if r["status"] == "ok" and not np.isnan(c.label)]
     failed = [r for r in rows if r["status"] != "ok"]
     p = np.array([r["probability"] for r, _ in ok])
@@ -253,7 +255,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     save_plots({args.name or "external": metrics}, out)
     result = {"cohort": args.name or "external", "n_scored": len(ok), "n_failed": len(failed),
               "failed": [{"case_id": r["case_id"], "error": r["error"]} for r in failed],
-              "model": {"name": bundle.name, "id": bundle.bundle_id}, "notice": bundle.notice,
+              "model": {"name": bundle.name, "id": bundle.bundle_id, "signature": bundle.signature.to_dict()},
+              "notice": bundle.notice,
               "metrics": metrics.to_dict()}
     p_true = np.array([c.p_true for _, c in ok])
     if np.all(np.isfinite(p_true)) and len(p_true):
@@ -293,6 +296,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                    "brier": d["brier"], "calibration_slope": d["calibration_slope"],
                    "calibration_intercept": d["calibration_intercept"], "sensitivity": d["sensitivity"],
                    "specificity": d["specificity"], "ppv": d["ppv"], "npv": d["npv"], "oracle": result.get("oracle")}
+        if bundle.signature.state != "unsigned":
+            print("note: attaching changes the bundle's manifest, so its signature is removed; "
+                  "sign it again with `pleura sign`")
         attach_files(bundle.path, files, manifest_updates={"external_validation": {label: summary}},
                      card_append=("## External validation\n\n" if "## External validation" not in
                                   (bundle.path / "MODEL_CARD.md").read_text(encoding="utf-8") else "") + line)
@@ -306,7 +312,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _score_cohort(bundle_path: Path, cases: list, *, workers: int) -> list[dict[str, Any]]:
+def _score_cohort(bundle_path: Path, cases: list, *, workers: int,
+                  allow_unsigned: bool | None = None) -> list[dict[str, Any]]:
     from pipeline.serving.batch import _crash_row, _init_worker, _score_in_worker, run_pool
     from pipeline.inputs.clinical import parse_clinical
     from pipeline.inputs.cohort import CaseInput
@@ -322,7 +329,7 @@ def _score_cohort(bundle_path: Path, cases: list, *, workers: int) -> list[dict[
                                   c.roi_name or None), c.case_id))
     threads = max(1, (os.cpu_count() or 1) // workers)
     rows = dict(run_pool(inputs, fn=_score_in_worker, extra_args=(None,), workers=workers, initializer=_init_worker,
-                         initargs=(str(bundle_path), threads), on_crash=_crash_row))
+                         initargs=(str(bundle_path), threads, allow_unsigned), on_crash=_crash_row))
     return [rows[c.case_id] for c in cases]
 
 
@@ -357,5 +364,8 @@ def add_commands(sub: Any) -> None:
     e.add_argument("--out", required=True, help="folder for evaluation.json, predictions.csv and plots")
     e.add_argument("--name", default=None, help="cohort label in the report")
     e.add_argument("--workers", type=int, default=1)
-    e.add_argument("--attach", action="store_true", help="also store the results in the bundle (re-seals its manifest)")
+    e.add_argument("--attach", action="store_true",
+                   help="also store the results in the bundle (re-seals its manifest and removes its signature)")
+    e.add_argument("--allow-unsigned", action="store_true",
+                   help="load the bundle even if it is unsigned or signed by a key this installation does not trust")
     e.set_defaults(func=cmd_evaluate)
