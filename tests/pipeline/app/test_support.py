@@ -163,7 +163,7 @@ def _batch_zip(phantom_files, *, wrap: str = "", with_csv: bool = True) -> bytes
 
 
 def info_signer(path: Path) -> str:
-    return sup.describe_bundle(path).signer_label
+    return bundles.describe_bundle(path).signer_label
 
 
 def test_batch_from_a_zip_scores_good_cases_and_reports_broken_ones(weights: Path, phantom_files, tmp_path: Path) -> None:
