@@ -239,7 +239,7 @@ def test_model_page_shows_identity_and_switches_bundle(env: Path, weights_dir: P
     assert any("beta" in c.value for c in at.sidebar.caption)
 
 
-def test_model_page_shows_the_signer_and_refuses_an_unsigned_bundle(env: Path, tmp_path: Path,
+def test_model_page_shows_the_signer_and_refuses_an_unsigned_bundle(env: Path, weights_dir: Path, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
@@ -251,7 +251,7 @@ def test_model_page_shows_the_signer_and_refuses_an_unsigned_bundle(env: Path, t
     assert any("signed by PleuraRisk test key" in c.value for c in at.sidebar.caption)
 
     unsigned = tmp_path / "weights" / "gamma"
-    shutil.copytree(Path(bundle_mod.WEIGHTS_DIR) / "alpha", unsigned)
+    shutil.copytree(weights_dir / "alpha", unsigned)
     (unsigned / "signature.json").unlink()
     monkeypatch.setenv("PLEURA_BUNDLE", str(unsigned))
     at = open_page("pages/model.py")
