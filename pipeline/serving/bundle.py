@@ -345,7 +345,8 @@ def verify_files(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
     if not isinstance(files, dict) or MODEL_FILE not in files:
         raise BundleError(f"model bundle {root.name!r}: manifest lists no {MODEL_FILE}")
     if SIGNATURE_FILE in files:
-        raise BundleError(f"model bundle {root.name!r}: its manifest lists {SIGNATURE_FILE}, which must stay outside it")
+        raise BundleError(f"model bundle {root.name!r}: its manifest lists {SIGNATURE_FILE}, "
+                          "which must stay outside it")
     for rel, expected in files.items():
         target = (root / rel).resolve()
         if root.resolve() not in target.parents:
@@ -480,7 +481,8 @@ def attach_files(path: str | os.PathLike[str], files: Mapping[str, bytes], *,
     return bytes_sha256((root / MANIFEST).read_bytes())
 
 
-def sign_bundle(path: str | os.PathLike[str], *, key_path: str | os.PathLike[str], signer: str | None = None) -> SignatureCheck:
+def sign_bundle(path: str | os.PathLike[str], *, key_path: str | os.PathLike[str],
+                signer: str | None = None) -> SignatureCheck:
     """Sign a bundle with an Ed25519 private key (PEM) and return how this installation sees it now.
 
     The files are verified (sha256) first; an existing signature is replaced. ``signer`` defaults
