@@ -70,4 +70,5 @@ if result is not None:
                                 "tree_p95": st.column_config.NumberColumn("tree p95", format="%.2f")})
     st.download_button("Download results CSV", result.csv_bytes, file_name="pleurarisk_batch_results.csv",
                        mime="text/csv", key="download_batch", on_click="ignore", icon=":material/download:")
-    st.caption(f"{info.notice} Tree p05–p95: spread of the forest's trees, not a calibrated interval.")
+    st.caption(f"Model {info.name} (`{info.short_id}`), {info.signer_label}. {info.notice} "
+               "Tree p05–p95: spread of the forest's trees, not a calibrated interval.")

@@ -36,6 +36,10 @@ if not info.ok:
     st.stop()
 
 st.warning(info.notice, icon=":material/info:")
+if info.signature.trusted:
+    st.success(f"**Signature**: {info.signer_label}", icon=":material/verified:")
+else:
+    st.error(f"**Signature**: {info.signer_label}", icon=":material/gpp_bad:")
 tab_card, tab_train, tab_report, tab_id = st.tabs(["Model card", "Training", "Report", "Identity"])
 with tab_card:
     rows = info.summary_rows()
@@ -68,6 +72,10 @@ with tab_report:
 with tab_id:
     st.markdown(f"**Bundle id** (sha256 of manifest.json): `{info.bundle_id}`")
     st.markdown(f"**Folder**: `{info.path}`")
+    sig = info.signature
+    st.markdown(f"**Signature**: {sig.label}")
+    if sig.key_id:
+        st.markdown(f"**Signing key id** (sha256 of the Ed25519 public key): `{sig.key_id}` · signed at {sig.signed_at}")
     files = info.manifest.get("files") or {}
     st.dataframe(pd.DataFrame(sorted(files.items()), columns=["file", "sha256 (verified)"]), hide_index=True,
                  key="files_table")

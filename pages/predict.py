@@ -158,7 +158,7 @@ with c_num:
     spread = prediction.tree_spread_text(r)
     if spread:
         st.caption(spread)
-    st.caption(f"Model {r.model_name} (`{r.model_id[:12]}`) · scored in {outcome.seconds:.1f} s")
+    st.caption(f"Model {r.model_name} (`{r.model_id[:12]}`), {r.model_signer} · scored in {outcome.seconds:.1f} s")
 with c_gauge:
     st.plotly_chart(figures.probability_gauge(r.probability, threshold=r.threshold, tree_p05=r.tree_p05,
                                               tree_p95=r.tree_p95), key="gauge", config={"displayModeBar": False})

@@ -17,12 +17,16 @@
 #    stacker learns from 5-fold out-of-fold probabilities (pleura train's default --stack-folds 5)
 # 4. `pleura evaluate` on the held-out and the scanner-shifted cohorts → weights/demo/report/, and
 #    the paired AUC drop on the patients the two share (scripts/scanner_shift.py)
+# 5. `pleura sign` with the release key (PLEURA_RELEASE_KEY=path to its private PEM, kept outside
+#    the repository); without it the bundle stays unsigned and loads only with --allow-unsigned.
+#    Steps 3-4 load the freshly trained (unsigned) bundle, so they run with PLEURA_ALLOW_UNSIGNED=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build/demo}
 W=${PLEURA_BUILD_WORKERS:-2}
 P=.venv/bin/pleura
 mkdir -p "$B"
+export PLEURA_ALLOW_UNSIGNED=1  # the bundle is signed at the end
 [ -f "$B/train/clinical.csv" ]   || $P synth "$B/train"   --n 1200 --seed 101 --size medium
 [ -f "$B/test/clinical.csv" ]    || $P synth "$B/test"    --n 1000 --seed 202 --size medium
 [ -f "$B/shifted/clinical.csv" ] || $P synth "$B/shifted" --n 300 --seed 202 --size medium --scanner thick_noisy
@@ -33,4 +37,10 @@ $P train "$B/train.parquet" --out weights/demo --synthetic --seed 0 \
 $P evaluate weights/demo "$B/test/clinical.csv" --out "$B/eval_heldout" --name "held-out synthetic (standard scanners)" --workers "$W" --attach
 $P evaluate weights/demo "$B/shifted/clinical.csv" --out "$B/eval_shifted" --name "held-out synthetic, first 300 patients re-imaged with thick slices and more noise" --workers "$W" --attach
 .venv/bin/python scripts/scanner_shift.py weights/demo "$B/eval_heldout" "$B/eval_shifted" --attach
-$P verify weights/demo
+if [ -n "${PLEURA_RELEASE_KEY:-}" ]; then
+  $P sign weights/demo --key "$PLEURA_RELEASE_KEY" --signer "PleuraRisk maintainers (release key)"
+  PLEURA_ALLOW_UNSIGNED=0 $P verify weights/demo
+else
+  echo "weights/demo is unsigned: sign it with  pleura sign weights/demo --key RELEASE_KEY.pem"
+  $P verify weights/demo
+fi

@@ -13,6 +13,12 @@ import pytest
 
 # Tests (and the CLI/app subprocesses they start) never write the audit log into the checkout.
 os.environ.setdefault("PLEURA_AUDIT_LOG", os.path.join(tempfile.mkdtemp(prefix="pleura-audit-"), "audit.jsonl"))
+# Bundles the tests train are signed with a throwaway key made for this session; the session (and
+# its subprocesses) trusts that key besides the pinned release key. Unsigned models stay refused.
+from signing_helpers import TRUSTED_DIR, sign_for_tests  # noqa: E402
+
+os.environ["PLEURA_TRUSTED_KEYS"] = os.pathsep.join(p for p in (str(TRUSTED_DIR), os.environ.get("PLEURA_TRUSTED_KEYS")) if p)
+os.environ.pop("PLEURA_ALLOW_UNSIGNED", None)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -61,9 +67,10 @@ def phantom_features(phantom_cohort: Path, tmp_path_factory: pytest.TempPathFact
 
 @pytest.fixture(scope="session")
 def tiny_bundle(phantom_features: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real bundle (plain forest via ``pleura fit``) trained on the phantom features."""
+    """A real bundle (plain forest via ``pleura fit``) trained on the phantom features, signed
+    with the session's trusted test key."""
     from pipeline.cli.main import main
 
     out = tmp_path_factory.mktemp("weights") / "tiny"
     assert main(["fit", str(phantom_features), "--out", str(out), "--trees", "50", "--synthetic"]) == 0
-    return out
+    return sign_for_tests(out)

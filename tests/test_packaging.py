@@ -33,11 +33,13 @@ def test_wheel_installs_every_package_and_its_data(tmp_path: Path) -> None:
         f"mods = {_packages()!r}\n"
         "files = {m: importlib.import_module(m).__file__ for m in mods}\n"
         "from pipeline.core.config import default_radiomics_yaml\n"
-        "print(json.dumps({'files': files, 'yaml': len(default_radiomics_yaml())}))\n"
+        "from pipeline.serving.signing import trusted_keys\n"
+        "print(json.dumps({'files': files, 'yaml': len(default_radiomics_yaml()), 'keys': len(trusted_keys())}))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
     report = json.loads(done.stdout.strip().splitlines()[-1])
     outside = {m: f for m, f in report["files"].items() if not f.startswith(str(target))}
     assert not outside, f"imported from the checkout, not the installed wheel: {outside}"
     assert report["yaml"] > 0
+    assert report["keys"] >= 1  # the pinned release key that signs the shipped bundles
     assert len(report["files"]) >= 12

@@ -115,7 +115,8 @@ def run_app_batch(cases: list, *, bundle: BundleInfo, out_path: str | os.PathLik
     threads = settings().threads
     with SCORING_LOCK:
         summary = run_batch(cases, out_path=out_path, bundle_path=str(bundle.path), model_id=bundle.bundle_id,
-                            notice=bundle.notice, workers=1, num_threads=threads, progress=on_progress)
+                            notice=bundle.notice, workers=1, num_threads=threads, progress=on_progress,
+                            signer=bundle.signer_label)
     csv_bytes = Path(summary.out_path).read_bytes()
     table = pd.read_csv(io.BytesIO(csv_bytes), dtype={"case_id": str}, keep_default_na=False)
     table = table[[c for c in DISPLAY_COLUMNS if c in table.columns]]

@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.serving.bundle import MANIFEST, ManifestFacts, default_bundle_path, list_bundles, package_versions, verify_bundle
+from pipeline.serving.bundle import MANIFEST, ManifestFacts, check_bundle, default_bundle_path, list_bundles, package_versions
+from pipeline.core.env import settings
 from pipeline.core.errors import BundleError
+from pipeline.serving.signing import SignatureCheck
 
 
 ENV_BUNDLE = "PLEURA_BUNDLE"
@@ -48,20 +50,25 @@ def initial_bundle_path(weights_dir: str | os.PathLike[str] | None = None) -> Pa
 
 
 def bundle_stamp(path: str | os.PathLike[str]) -> tuple:
-    """Cheap change detector for cache keys: (name, size, mtime_ns) of the bundle's top-level files."""
+    """Cheap change detector for cache keys: (name, size, mtime_ns) of the bundle's top-level files
+    (signature.json included), then the signature settings (a changed allowance or key list must
+    not reuse a bundle checked under the old one)."""
+    s = settings()
+    policy = ("signature settings", s.allow_unsigned, tuple(str(p) for p in s.trusted_keys))
     root = Path(path)
     try:
-        return tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in root.iterdir() if p.is_file()))
+        files = tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in root.iterdir() if p.is_file()))
     except OSError:
-        return ()
+        return (policy,)
+    return (*files, policy)
 
 
 @dataclass(frozen=True, eq=False)
 class BundleInfo(ManifestFacts):
-    """A bundle described for display (verified by sha256, model not loaded).
+    """A bundle described for display (verified by sha256 and signature, model not loaded).
 
-    ``error`` holds the refusal message when the bundle is missing or fails verification; the
-    other fields are then empty.
+    ``error`` holds the refusal message when the bundle is missing or fails verification (also an
+    unsigned or untrusted bundle unless ``PLEURA_ALLOW_UNSIGNED=1``); the other fields are then empty.
     """
 
     path: Path
@@ -70,6 +77,7 @@ class BundleInfo(ManifestFacts):
     manifest: dict[str, Any] = field(default_factory=dict)
     model_card: str | None = None
     report_files: tuple[str, ...] = ()
+    signature: SignatureCheck = SignatureCheck("unsigned")
 
     @property
     def ok(self) -> bool:
@@ -92,6 +100,7 @@ class BundleInfo(ManifestFacts):
             groups = f"{len(features)} features"
         rows = [
             ("Model", self.name),
+            ("Signed by", self.signer_label),
             ("Bundle id", self.bundle_id),
             ("Created", str(m.get("created", "unknown"))),
             ("Trained on", "synthetic phantoms (demo)" if self.synthetic else "real data (see model card)"),
@@ -119,14 +128,14 @@ def describe_bundle(path: str | os.PathLike[str] | None) -> BundleInfo:
     if not (root / MANIFEST).is_file():
         return BundleInfo(root, error=f"No model bundle at `{root}`. {NO_BUNDLE_HELP}")
     try:
-        manifest, bundle_id = verify_bundle(root)
+        manifest, bundle_id, signature = check_bundle(root)
     except BundleError as err:
         return BundleInfo(root, error=str(err))
     card_path = root / "MODEL_CARD.md"
     card = card_path.read_text(encoding="utf-8", errors="replace") if card_path.is_file() else None
     listed = manifest.get("files") or {}
     reports = tuple(sorted(rel for rel in listed if rel.startswith("report/") and rel.lower().endswith((".png", ".html", ".htm", ".json", ".csv", ".svg"))))
-    return BundleInfo(root, None, bundle_id, manifest, card, reports)
+    return BundleInfo(root, None, bundle_id, manifest, card, reports, signature)
 
 
 def _scalar(v: Any) -> bool:

@@ -29,7 +29,7 @@ def cached_scorer(path: str | os.PathLike[str]):  # noqa: ANN201
     global _SCORER_CACHE
     if _SCORER_CACHE is None:
         @st.cache_resource(show_spinner=False, max_entries=2)
-        def _load(path_str: str, _stamp: tuple):  # noqa: ANN202
+        def _load(path_str: str, stamp: tuple):  # noqa: ANN202, ARG001 - stamp: part of the cache key
             from pipeline.serving.score import Scorer
 
             return Scorer(path_str)
@@ -73,7 +73,7 @@ def cached_bundle_info(path: str | os.PathLike[str] | None) -> BundleInfo:
     global _INFO_CACHE
     if _INFO_CACHE is None:
         @st.cache_resource(show_spinner=False, max_entries=16)
-        def _describe(path_str: str | None, _stamp: tuple) -> BundleInfo:
+        def _describe(path_str: str | None, stamp: tuple) -> BundleInfo:  # noqa: ARG001 - cache key
             return describe_bundle(path_str)
 
         _INFO_CACHE = _describe
@@ -115,7 +115,8 @@ def page_header() -> BundleInfo:
     st.warning(f"**{info.notice}**", icon=":material/info:")
     with st.sidebar:
         st.markdown("**PleuraRisk**: visceral pleural invasion risk from CT, tumour ROI and labs.")
-        st.caption(f"Model: **{info.name}** (`{info.short_id}`)" if info.ok else "Model: none loaded (see the Model page)")
+        st.caption(f"Model: **{info.name}** (`{info.short_id}`), {info.signer_label}" if info.ok
+                   else "Model: none loaded (see the Model page)")
         st.caption(info.notice)
     return info
 

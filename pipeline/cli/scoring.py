@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import sys
 
 from pipeline.cli._common import EXIT_CASES_FAILED, EXIT_OK, at_least, label_number, progress_bar
 from pipeline.core.env import Settings
+
+ALLOW_UNSIGNED_HELP = ("load the model bundle even if it is unsigned or signed by a key this installation does not "
+                       "trust (results are labelled 'unsigned model'); also PLEURA_ALLOW_UNSIGNED=1")
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -19,7 +23,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     result = score_files(ct=args.ct, roi=args.roi, cea=args.cea, ca125=args.ca125, age=args.age, bundle=args.bundle,
                          label=args.label, num_threads=args.threads, roi_name=args.roi_name, series_uid=args.series,
-                         dicom_out=args.dicom_out, on_note=note, audit_source="cli")
+                         dicom_out=args.dicom_out, on_note=note, allow_unsigned=_allowance(args),
+                         audit_source="cli")
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return EXIT_OK
@@ -38,7 +43,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         print("By feature group: " + ", ".join(f"{GROUP_LABELS.get(g, g)} {v:+.3f}" for g, v in totals.items()))
     for warning in result.warnings:
         print(f"warning: {warning}")
-    print(f"Model: {result.model_name} ({result.model_id[:12]})")
+    print(f"Model: {result.model_name} ({result.model_id[:12]}), {result.model_signer}")
     print(result.notice)
     return EXIT_OK
 
@@ -48,12 +53,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     done = score_folder(source=args.source, out=args.out, clinical_csv=args.clinical, bundle=args.bundle,
                         workers=args.workers, num_threads=args.threads, label=args.label, scheduler=args.scheduler,
-                        roi_name=args.roi_name, dicom_out=args.dicom_out,
+                        roi_name=args.roi_name, dicom_out=args.dicom_out, allow_unsigned=_allowance(args),
                         progress=None if args.quiet else progress_bar("scoring"), audit_source="cli-batch")
     summary = done.summary
     print(f"{summary.n_ok} of {summary.n_cases} cases scored, {summary.n_error} failed"
           f"{f', {summary.n_skipped} already done (resumed)' if summary.n_skipped else ''}; "
           f"results in {summary.out_path} ({summary.seconds:.1f} s)")
+    print(f"Model: {done.model_name} ({done.model_id[:12]}), {done.signer}")
     if done.notice:
         print(done.notice)
     return EXIT_CASES_FAILED if summary.n_error else EXIT_OK
@@ -62,11 +68,35 @@ def cmd_batch(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from pipeline.serving.bundle import load_bundle
 
-    bundle = load_bundle(args.bundle)
+    bundle = load_bundle(args.bundle, allow_unsigned=_allowance(args))
     print(f"ok: {bundle.name} ({bundle.bundle_id}) — {len(bundle.manifest['files'])} files verified, "
           f"{len(bundle.feature_names)} features")
+    sig = bundle.signature
+    if sig.trusted:
+        print(f"signature: valid, signed by {sig.signer} on {sig.signed_at}; key {sig.key_id} is trusted "
+              f"({sig.trusted_as})")
+    else:
+        print(f"signature: NOT TRUSTED: {sig.label}")
     print(bundle.notice)
     return EXIT_OK
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    from pipeline.serving.bundle import sign_bundle
+
+    sig = sign_bundle(args.bundle, key_path=args.key, signer=args.signer)
+    print(f"signed {Path(args.bundle).name} as {sig.signer!r} with key {sig.key_id}")
+    if sig.trusted:
+        print(f"this installation trusts that key ({sig.trusted_as})")
+    else:
+        print("this installation does not trust that key: add its public key to $PLEURA_TRUSTED_KEYS "
+              "where the bundle is used")
+    return EXIT_OK
+
+
+def _allowance(args: argparse.Namespace) -> bool | None:
+    """``--allow-unsigned`` given: True; else None (the ``PLEURA_ALLOW_UNSIGNED`` setting decides)."""
+    return True if args.allow_unsigned else None
 
 
 def add_score(sub: argparse._SubParsersAction, settings: Settings) -> None:
@@ -90,6 +120,7 @@ def add_score(sub: argparse._SubParsersAction, settings: Settings) -> None:
     s.add_argument("--threads", type=at_least(1), default=None, help="torch threads")
     s.add_argument("--top", type=at_least(0), default=8, help="number of top features to print")
     s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--allow-unsigned", action="store_true", help=ALLOW_UNSIGNED_HELP)
     s.set_defaults(func=cmd_score)
 
 
@@ -109,10 +140,20 @@ def add_batch(sub: argparse._SubParsersAction, settings: Settings) -> None:
     b.add_argument("--scheduler", default=settings.dask_scheduler,
                    help="Dask scheduler address (tcp://HOST:8786): run cases on that cluster instead of local workers")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.add_argument("--allow-unsigned", action="store_true", help=ALLOW_UNSIGNED_HELP)
     b.set_defaults(func=cmd_batch)
 
 
 def add_verify(sub: argparse._SubParsersAction, settings: Settings) -> None:
     v = sub.add_parser("verify", help="check a model bundle's files against its manifest")
     v.add_argument("bundle", nargs="?", default=None)
+    v.add_argument("--allow-unsigned", action="store_true", help=ALLOW_UNSIGNED_HELP)
     v.set_defaults(func=cmd_verify)
+
+
+def add_sign(sub: argparse._SubParsersAction, settings: Settings) -> None:
+    g = sub.add_parser("sign", help="sign a model bundle with an Ed25519 private key (writes signature.json)")
+    g.add_argument("bundle", help="model bundle folder")
+    g.add_argument("--key", required=True, help="Ed25519 private key, unencrypted PEM (PKCS#8)")
+    g.add_argument("--signer", default=None, help="name shown as the bundle's signer (default: the key's name)")
+    g.set_defaults(func=cmd_sign)

@@ -46,7 +46,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from pipeline.training.fit import fit_bundle
 
     fitted = fit_bundle(features=args.features, out=args.out, trees=args.trees, seed=args.seed, synthetic=args.synthetic)
-    print(f"wrote bundle {fitted.path} ({fitted.n_cases} cases, {fitted.n_features} features)")
+    print(f"wrote bundle {fitted.path} ({fitted.n_cases} cases, {fitted.n_features} features); it is unsigned: sign it "
+          "with `pleura sign BUNDLE --key PRIVATE.pem` (or load it with --allow-unsigned)")
     return EXIT_OK
 
 
@@ -67,6 +68,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                            recalibrate=not args.no_recalibration, synthetic=args.synthetic, progress=progress)
     print(f"wrote bundle {trained.path}: {trained.mode} fusion, {trained.n_features} features, nested-CV AUC "
           f"{trained.nested_cv_auc:.3f}, {trained.wall_time_s} s")
+    print("the bundle is unsigned: sign it with `pleura sign BUNDLE --key PRIVATE.pem` (or load it with --allow-unsigned)")
     return EXIT_OK
 
 
@@ -75,7 +77,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pipeline.training.model_card import format_metric as _f
 
     ev = evaluate_bundle(bundle=args.bundle, cohort=args.cohort, out=args.out, name=args.name, workers=args.workers,
-                         attach=args.attach)
+                         attach=args.attach, allow_unsigned=True if args.allow_unsigned else None,
+                         on_note=lambda text: print(f"note: {text}"))
     m, result = ev.metrics, ev.result
     print(f"{result['cohort']}: {result['n_scored']} cases scored ({result['n_failed']} failed); AUC {_f(m.auc)} "
           f"(95% CI {_f(m.auc_ci_low)}–{_f(m.auc_ci_high)}), Brier {_f(m.brier, 4)}, "
@@ -153,5 +156,8 @@ def add_evaluate(sub: argparse._SubParsersAction, settings: Settings) -> None:
     e.add_argument("--out", required=True, help="folder for evaluation.json, predictions.csv and plots")
     e.add_argument("--name", default=None, help="cohort label in the report")
     e.add_argument("--workers", type=int, default=1)
-    e.add_argument("--attach", action="store_true", help="also store the results in the bundle (re-seals its manifest)")
+    e.add_argument("--attach", action="store_true",
+                   help="also store the results in the bundle (re-seals its manifest and removes its signature)")
+    e.add_argument("--allow-unsigned", action="store_true",
+                   help="load the bundle even if it is unsigned or signed by a key this installation does not trust")
     e.set_defaults(func=cmd_evaluate)

@@ -17,12 +17,16 @@ variable                    meaning                                         defa
 ``PLEURA_PORT``             app port (1–65535)                              8501
 ``PLEURA_ADDRESS``          app listen address                              ``localhost``
 ``PLEURA_MAX_UPLOAD_MB``    largest app upload, MB (≥ 1)                    1024
+``PLEURA_TRUSTED_KEYS``     a site's bundle-signing public keys: PEM files  none (only the keys
+                            or folders of ``*.pem``, ``:``-separated        pinned in the package)
+``PLEURA_ALLOW_UNSIGNED``   load bundles not signed by a trusted key        off
+                            (1/true/yes/on or 0/false/no/off)
 ==========================  ==============================================  =====================
 
 Example:
-    >>> s = settings({"PLEURA_WORKERS": "2", "PLEURA_PORT": "8600"})
-    >>> s.workers, s.port, s.threads is None
-    (2, 8600, True)
+    >>> s = settings({"PLEURA_WORKERS": "2", "PLEURA_PORT": "8600", "PLEURA_ALLOW_UNSIGNED": "1"})
+    >>> s.workers, s.port, s.threads is None, s.allow_unsigned
+    (2, 8600, True, True)
     >>> settings({"PLEURA_WORKERS": "two"})
     Traceback (most recent call last):
     ...
@@ -57,6 +61,8 @@ class Settings:
     port: int
     address: str
     max_upload_mb: int
+    trusted_keys: tuple[Path, ...] = ()
+    allow_unsigned: bool = False
 
 
 def _text(env: Mapping[str, str], name: str) -> str | None:
@@ -75,6 +81,18 @@ def _whole(env: Mapping[str, str], name: str, *, default: int | None, low: int, 
     if value is None or not low <= value <= high:
         raise ConfigError(f"{name} must be a whole number from {low} to {high} (got {raw[:40]!r})")
     return value
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = _text(env, name)
+    if raw is None or raw.lower() in _FALSE:
+        return False
+    if raw.lower() in _TRUE:
+        return True
+    raise ConfigError(f"{name} must be 1 or 0 (also true/false, yes/no, on/off; got {raw[:40]!r})")
 
 
 def settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -97,6 +115,9 @@ def settings(environ: Mapping[str, str] | None = None) -> Settings:
         port=_whole(env, "PLEURA_PORT", default=8501, low=1, high=65535) or 8501,
         address=_text(env, "PLEURA_ADDRESS") or "localhost",
         max_upload_mb=_whole(env, "PLEURA_MAX_UPLOAD_MB", default=1024, low=1, high=1024 * 1024) or 1024,
+        trusted_keys=tuple(Path(p.strip()) for p in (_text(env, "PLEURA_TRUSTED_KEYS") or "").split(os.pathsep)
+                           if p.strip()),
+        allow_unsigned=_flag(env, "PLEURA_ALLOW_UNSIGNED"),
     )
 
 

@@ -50,6 +50,7 @@ from pipeline.serving.outputs import OutputLock, check_output, spreadsheet_safe
 RESULT_COLUMNS = (
     "case_id", "status", "probability", "risk_band", "tree_p05", "tree_p95", "top_features",
     "warnings", "error_type", "error", "model_id", "ct_sha256", "roi_sha256", "input_key", "seconds", "notice",
+    "model_signer",
 )
 
 
@@ -153,7 +154,7 @@ def keep_freed_heap_for_reuse() -> None:
         pass
 
 
-def _worker_scorer(bundle_path: str, num_threads: int | None):  # noqa: ANN202 - Scorer, imported lazily
+def _worker_scorer(bundle_path: str, num_threads: int | None, allow_unsigned: bool | None = None):  # noqa: ANN202
     """A worker process's scorer (pool or Dask): torch threads set, bundle loaded, memory trimmed."""
     import torch
 
@@ -162,14 +163,14 @@ def _worker_scorer(bundle_path: str, num_threads: int | None):  # noqa: ANN202 -
     keep_freed_heap_for_reuse()
     if num_threads:
         torch.set_num_threads(num_threads)
-    scorer = Scorer(bundle_path, num_threads=num_threads)
+    scorer = Scorer(bundle_path, num_threads=num_threads, allow_unsigned=allow_unsigned)
     release_free_memory()
     return scorer
 
 
-def _init_worker(bundle_path: str, num_threads: int | None) -> None:
+def _init_worker(bundle_path: str, num_threads: int | None, allow_unsigned: bool | None = None) -> None:
     global _SCORER
-    _SCORER = _worker_scorer(bundle_path, num_threads)
+    _SCORER = _worker_scorer(bundle_path, num_threads, allow_unsigned)
 
 
 def _score_in_worker(case: CaseInput, label: int | None, scorer=None,  # noqa: ANN001
@@ -340,11 +341,12 @@ def _stopped_on_exit(pool: ProcessPoolExecutor) -> Iterator[None]:
         raise
 
 
-_DASK_SCORERS: dict[tuple[str, int | None], Any] = {}
+_DASK_SCORERS: dict[tuple[str, int | None, bool | None], Any] = {}
 
 
 def score_one_cached(case: CaseInput, label: int | None, bundle_path: str, num_threads: int | None,
-                     workers_per_host: dict[str, int] | None = None) -> dict[str, Any]:
+                     workers_per_host: dict[str, int] | None = None,
+                     allow_unsigned: bool | None = None) -> dict[str, Any]:
     """Dask task: score one case with a Scorer cached per worker process (bundle loaded once).
 
     Without ``num_threads``, a worker uses its machine's cores divided by the number of worker
@@ -353,9 +355,9 @@ def score_one_cached(case: CaseInput, label: int | None, bundle_path: str, num_t
     """
     if num_threads is None:
         num_threads = _threads_on_this_host(workers_per_host or {})
-    key = (bundle_path, num_threads)
+    key = (bundle_path, num_threads, allow_unsigned)
     if key not in _DASK_SCORERS:
-        _DASK_SCORERS[key] = _worker_scorer(bundle_path, num_threads)
+        _DASK_SCORERS[key] = _worker_scorer(bundle_path, num_threads, allow_unsigned)
     return _score_in_worker(case, label, _DASK_SCORERS[key])
 
 
@@ -378,7 +380,7 @@ def _threads_on_this_host(workers_per_host: dict[str, int]) -> int:
 
 
 def run_dask(tasks: Iterable[tuple[CaseInput, str]], *, scheduler: str | Any, bundle_path: str, label: int | None,
-             num_threads: int | None) -> Iterator[tuple[str, dict[str, Any]]]:
+             num_threads: int | None, allow_unsigned: bool | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield (key, row) as cases finish on a Dask distributed cluster.
 
     ``scheduler`` is an address (``tcp://host:8786``) or a ``distributed.Client``. Every worker
@@ -397,7 +399,7 @@ def run_dask(tasks: Iterable[tuple[CaseInput, str]], *, scheduler: str | Any, bu
         per_host = workers_per_host(client)
         futures = {}
         for case, key in itertools.chain([first], source):
-            fut = client.submit(score_one_cached, case, label, bundle_path, num_threads, per_host,
+            fut = client.submit(score_one_cached, case, label, bundle_path, num_threads, per_host, allow_unsigned,
                                 key=f"pleura-{key}", pure=False, retries=1)
             futures[fut] = (case, key)
         for fut in as_completed(futures):
@@ -417,7 +419,8 @@ def _crash_row(case: CaseInput) -> dict[str, Any]:
 
 
 def score_cases(cases: Sequence[CaseInput], *, bundle_path: str | os.PathLike[str], workers: int = 1,
-                num_threads: int | None = None, label: int | None = None) -> list[dict[str, Any]]:
+                num_threads: int | None = None, label: int | None = None,
+                allow_unsigned: bool | None = None) -> list[dict[str, Any]]:
     """Score ``cases`` with the bundle at ``bundle_path``: one result row per case, in input order.
 
     Like :func:`run_batch` without its journal and CSV (nothing is written, nothing resumed):
@@ -425,16 +428,20 @@ def score_cases(cases: Sequence[CaseInput], *, bundle_path: str | os.PathLike[st
     case or a crashed worker becomes that case's ``status=error`` row.
     """
     rows = dict(run_pool(((case, str(i)) for i, case in enumerate(cases)), fn=_score_in_worker, extra_args=(label,),
-                         workers=workers, initializer=_init_worker, initargs=(str(bundle_path), num_threads),
-                         on_crash=_crash_row))
+                         workers=workers, initializer=_init_worker,
+                         initargs=(str(bundle_path), num_threads, allow_unsigned), on_crash=_crash_row))
     return [rows[str(i)] for i in range(len(cases))]
 
 
 def run_batch(cases: list[CaseInput], *, out_path: str | os.PathLike[str], bundle_path: str | os.PathLike[str],
               model_id: str, notice: str = "", workers: int = 1, label: int | None = None, num_threads: int | None = None,
               progress: Callable[[int, int, dict[str, Any] | None], None] | None = None,
-              scheduler: str | Any | None = None, dicom_out: str | os.PathLike[str] | None = None) -> BatchSummary:
+              scheduler: str | Any | None = None, dicom_out: str | os.PathLike[str] | None = None,
+              signer: str = "", allow_unsigned: bool | None = None) -> BatchSummary:
     """Score ``cases`` into ``out_path`` (CSV), resuming from its journal. See module docstring.
+
+    ``signer`` (who signed the model, or "unsigned model …") goes into every row's ``model_signer``
+    next to ``model_id`` and ``notice``; ``allow_unsigned`` is passed to the workers' bundle loading.
 
     Before any work, ``out_path`` is checked (:func:`pipeline.serving.outputs.check_output`: not a folder,
     not an input, writable) and locked for the whole run (:class:`pipeline.serving.outputs.OutputLock`:
@@ -459,13 +466,14 @@ def run_batch(cases: list[CaseInput], *, out_path: str | os.PathLike[str], bundl
     with OutputLock(out):
         return _run_locked(cases, out=out, t0=t0, bundle_path=bundle_path, model_id=model_id, notice=notice,
                            workers=workers, label=label, num_threads=num_threads, progress=progress,
-                           scheduler=scheduler, dicom_out=dicom_out)
+                           scheduler=scheduler, dicom_out=dicom_out, signer=signer, allow_unsigned=allow_unsigned)
 
 
 def _run_locked(cases: list[CaseInput], *, out: Path, t0: float, bundle_path: str | os.PathLike[str], model_id: str,
                 notice: str, workers: int, label: int | None, num_threads: int | None,
                 progress: Callable[[int, int, dict[str, Any] | None], None] | None,
-                scheduler: str | Any | None, dicom_out: str | os.PathLike[str] | None = None) -> BatchSummary:
+                scheduler: str | Any | None, dicom_out: str | os.PathLike[str] | None = None, signer: str = "",
+                allow_unsigned: bool | None = None) -> BatchSummary:
     journal_path = journal_file(out)
     previous = read_journal(journal_path)
     total = len(cases)
@@ -504,16 +512,17 @@ def _run_locked(cases: list[CaseInput], *, out: Path, t0: float, bundle_path: st
     with open_journal(journal_path) as journal:
         if scheduler is not None:
             results = run_dask(pending(), scheduler=scheduler, bundle_path=str(Path(bundle_path).resolve()),
-                               label=label, num_threads=num_threads)
+                               label=label, num_threads=num_threads, allow_unsigned=allow_unsigned)
         else:
             results = run_pool(pending(), fn=_score_in_worker,
                                extra_args=(label, None, str(dicom_out) if dicom_out else None), workers=workers,
-                               initializer=_init_worker, initargs=(str(bundle_path), num_threads), on_crash=_crash_row)
+                               initializer=_init_worker, initargs=(str(bundle_path), num_threads, allow_unsigned),
+                               on_crash=_crash_row)
         try:
             for key, row in results:
                 ct_sha, roi_sha = meta[key]
                 row.update({"input_key": key, "model_id": model_id, "ct_sha256": ct_sha, "roi_sha256": roi_sha,
-                            "notice": notice})
+                            "notice": notice, "model_signer": signer})
                 append_journal(journal, row)
                 current[key] = row
                 if progress:

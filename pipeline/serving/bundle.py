@@ -14,6 +14,12 @@ Loading checks every file listed in the manifest against its sha256 **before** a
 parsed; a missing file, an extra unlisted model file, or a single flipped byte is refused with a
 :class:`~pipeline.core.errors.BundleError`. The bundle id shown to users is the sha256 of
 ``manifest.json`` (which pins every other file's hash).
+
+A bundle is also signed (``signature.json`` beside the manifest, not listed in it; see
+:mod:`pipeline.signing`): loading refuses an unsigned bundle or one signed by a key this
+installation does not trust unless unsigned models are explicitly allowed, and always refuses a
+signature that does not match. The hashes and the signature are both checked before any file is
+deserialised.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline import RESEARCH_NOTICE, SYNTHETIC_NOTICE, __version__
 from pipeline.core import env
@@ -36,6 +42,7 @@ from pipeline.core.config import PipelineConfig
 from pipeline.core.errors import BundleError
 from pipeline.core.groups import uses_group
 from pipeline.core.hashing import bytes_sha256, file_sha256
+from pipeline.serving.signing import SIGNATURE_FILE, SignatureCheck, check_signature, enforce
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -92,6 +99,12 @@ class ManifestFacts:
 
     path: Path
     manifest: dict[str, Any]
+    signature: SignatureCheck
+
+    @property
+    def signer_label(self) -> str:
+        """Who vouches for the model (or "unsigned model …"), shown wherever the model is named."""
+        return self.signature.label
 
     @property
     def name(self) -> str:
@@ -119,6 +132,7 @@ class ModelBundle(ManifestFacts):
         feature_names: the model's input features, in order.
         estimator: the fitted classifier (``predict_proba``).
         backbone: MedicalNet encoder (``None`` when no deep feature is used).
+        signature: who signed the bundle and whether this installation trusts the key.
     """
 
     path: Path
@@ -128,6 +142,7 @@ class ModelBundle(ManifestFacts):
     feature_names: tuple[str, ...]
     estimator: Any
     backbone: Any
+    signature: SignatureCheck = SignatureCheck("unsigned")
 
     @property
     def threshold(self) -> float:
@@ -270,12 +285,44 @@ def write_bundle(out_dir: str | os.PathLike[str], *, estimator: Any, feature_nam
     return out
 
 
-def verify_bundle(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
-    """Check a bundle's manifest and every file's sha256; return (manifest, bundle_id).
+class BundleCheck(NamedTuple):
+    """A bundle whose files match its manifest: the manifest, its sha256 (bundle id) and the signature check."""
+
+    manifest: dict[str, Any]
+    bundle_id: str
+    signature: SignatureCheck
+
+
+def check_bundle(path: str | os.PathLike[str], *, allow_unsigned: bool | None = None) -> BundleCheck:
+    """Check a bundle's manifest, every file's sha256 and its signature (nothing is deserialised).
+
+    Args:
+        allow_unsigned: load an unsigned bundle or one signed by an untrusted key (labelled
+            "unsigned model"); ``None`` reads ``$PLEURA_ALLOW_UNSIGNED``.
+
+    Raises:
+        BundleError: see :func:`verify_files`; unsigned, unknown key (unless allowed) or bad signature.
+    """
+    root = Path(path)
+    manifest, bundle_id = verify_files(root)
+    signature = check_signature(root, manifest_sha256=bundle_id)
+    enforce(signature, bundle_name=root.name, allow_unsigned=allow_unsigned)
+    return BundleCheck(manifest, bundle_id, signature)
+
+
+def verify_bundle(path: str | os.PathLike[str], *, allow_unsigned: bool | None = None) -> tuple[dict[str, Any], str]:
+    """:func:`check_bundle` (hashes and signature policy); return (manifest, bundle_id)."""
+    checked = check_bundle(path, allow_unsigned=allow_unsigned)
+    return checked.manifest, checked.bundle_id
+
+
+def verify_files(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
+    """Check a bundle's manifest and every file's sha256 (not its signature); return (manifest, bundle_id).
 
     Raises:
         BundleError: folder or manifest missing/invalid, unsupported format version, a listed file
-            missing or with a different sha256, or an unlisted model file present.
+            missing or with a different sha256, an unlisted model file present, or the manifest
+            listing the signature file.
     """
     root = Path(path)
     mpath = root / MANIFEST
@@ -297,6 +344,9 @@ def verify_bundle(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
     files = manifest.get("files")
     if not isinstance(files, dict) or MODEL_FILE not in files:
         raise BundleError(f"model bundle {root.name!r}: manifest lists no {MODEL_FILE}")
+    if SIGNATURE_FILE in files:
+        raise BundleError(f"model bundle {root.name!r}: its manifest lists {SIGNATURE_FILE}, "
+                          "which must stay outside it")
     for rel, expected in files.items():
         target = (root / rel).resolve()
         if root.resolve() not in target.parents:
@@ -343,23 +393,24 @@ def _manifest_settings(root: Path, manifest: Mapping[str, Any]) -> tuple[Pipelin
         raise BundleError(f"model bundle {root.name!r}: invalid manifest ({exc})") from None
 
 
-def bundle_config(path: str | os.PathLike[str] | None = None) -> PipelineConfig:
+def bundle_config(path: str | os.PathLike[str] | None = None, *, allow_unsigned: bool | None = None) -> PipelineConfig:
     """The verified settings of a bundle without loading its model (fast: no skops or torch).
 
     Lets a caller check a case's images with exactly the model's settings before paying for
-    :func:`load_bundle`. Same refusals as :func:`verify_bundle`, plus an invalid config.
+    :func:`load_bundle`. Same refusals as :func:`check_bundle`, plus an invalid config.
     """
     root = Path(path) if path is not None else default_bundle_path()
-    manifest, _bundle_id = verify_bundle(root)
+    manifest, _bundle_id = verify_bundle(root, allow_unsigned=allow_unsigned)
     return _manifest_settings(root, manifest)[0]
 
 
-def load_bundle(path: str | os.PathLike[str] | None = None) -> ModelBundle:
-    """Verify (sha256 of every file) and load a bundle; see :func:`verify_bundle` for refusals."""
+def load_bundle(path: str | os.PathLike[str] | None = None, *, allow_unsigned: bool | None = None) -> ModelBundle:
+    """Verify (sha256 of every file, signature) and load a bundle; see :func:`check_bundle` for
+    refusals and ``allow_unsigned``."""
     import skops.io as sio
 
     root = Path(path) if path is not None else default_bundle_path()
-    manifest, bundle_id = verify_bundle(root)
+    manifest, bundle_id, signature = check_bundle(root, allow_unsigned=allow_unsigned)
     config, feature_names = _manifest_settings(root, manifest)
     from skops.io.exceptions import UntrustedTypesFoundException
 
@@ -392,21 +443,23 @@ def load_bundle(path: str | os.PathLike[str] | None = None) -> ModelBundle:
         raise BundleError(
             f"model bundle {root.name!r}: the model expects {n_in} features but the manifest lists {len(feature_names)}"
         )
-    return ModelBundle(root, bundle_id, manifest, config, feature_names, estimator, backbone)
+    return ModelBundle(root, bundle_id, manifest, config, feature_names, estimator, backbone, signature)
 
 
 def attach_files(path: str | os.PathLike[str], files: Mapping[str, bytes], *,
                  manifest_updates: Mapping[str, Any] | None = None, card_append: str | None = None) -> str:
     """Add report files to a verified bundle and re-seal its manifest (new sha256 entries).
 
-    The model files are untouched; the bundle id (sha256 of the manifest) changes, as it must.
+    The model files are untouched; the bundle id (sha256 of the manifest) changes, as it must,
+    so a signature no longer matches: it is removed (the bundle is then unsigned until it is
+    signed again with ``pleura sign``). A bad signature is refused as when loading.
     Used by ``pleura evaluate --attach`` to keep external-validation results inside the bundle.
     Returns the new bundle id.
     """
     root = Path(path)
-    manifest, _ = verify_bundle(root)
+    manifest, _, _signature = check_bundle(root, allow_unsigned=True)
     for rel, data in files.items():
-        if rel in (MANIFEST, MODEL_FILE, BACKBONE_FILE) or rel.startswith(("/", "..")):
+        if rel in (MANIFEST, MODEL_FILE, BACKBONE_FILE, SIGNATURE_FILE) or rel.startswith(("/", "..")):
             raise BundleError(f"cannot attach {rel!r} to a bundle")
         target = root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -423,5 +476,28 @@ def attach_files(path: str | os.PathLike[str], files: Mapping[str, bytes], *,
             manifest[key] = value
     tmp = root / (MANIFEST + ".tmp")
     _write_json(tmp, manifest)
+    (root / SIGNATURE_FILE).unlink(missing_ok=True)  # it signed the old manifest
     os.replace(tmp, root / MANIFEST)
     return bytes_sha256((root / MANIFEST).read_bytes())
+
+
+def sign_bundle(path: str | os.PathLike[str], *, key_path: str | os.PathLike[str],
+                signer: str | None = None) -> SignatureCheck:
+    """Sign a bundle with an Ed25519 private key (PEM) and return how this installation sees it now.
+
+    The files are verified (sha256) first; an existing signature is replaced. ``signer`` defaults
+    to the key's pin name when the key is trusted here, else ``key <key id prefix>``.
+
+    Raises:
+        BundleError: the bundle fails verification, or the key is not a usable Ed25519 private key.
+    """
+    from pipeline.serving.signing import key_id_of, load_private_key, trusted_keys, write_signature
+
+    root = Path(path)
+    _manifest, bundle_id = verify_files(root)
+    key = load_private_key(key_path)
+    if signer is None:
+        pinned = trusted_keys().get(key_id_of(key.public_key()))
+        signer = pinned.name if pinned else f"key {key_id_of(key.public_key())[:16]}"
+    write_signature(root, manifest_sha256=bundle_id, private_key=key, signer=signer)
+    return check_signature(root, manifest_sha256=bundle_id)

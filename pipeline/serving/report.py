@@ -4,8 +4,8 @@ Contents: lab values with units, the sha256 prefixes of the CT and ROI inputs (n
 the VPI probability with its display band, the model's operating threshold and the tree spread
 (labelled as the spread of the forest's trees, not a calibrated interval), the SHAP explanation
 (chart), an axial and a coronal slice through the tumour with the ROI outline, validation
-warnings, model name and id, date (UTC), and the model's notice (e.g. "Research use only; demo
-model trained on synthetic data.") at the top and bottom of the page.
+warnings, model name, id and signer (or "unsigned model"), date (UTC), and the model's notice
+(e.g. "Research use only; demo model trained on synthetic data.") at the top and bottom of the page.
 
 Text uses DejaVu Sans (a Unicode TTF shipped with matplotlib, else found on the system), so "–",
 "σ", "≥", "µ" print as such; if no such font exists the text is transliterated to Latin-1 for
@@ -226,6 +226,8 @@ def report_pdf(result, *, clinical: ClinicalValues, roi_label: int | None = None
     page.line("PleuraRisk: visceral pleural invasion (VPI) risk", size=15, bold=True, h=7)
     page.line(f"Report created {when:%Y-%m-%d %H:%M} UTC  ·  Model {result.model_name} "
               f"(id {result.model_id[:12]})  ·  PleuraRisk {__version__}", size=8, colour=(84, 110, 122))
+    page.line(f"Model {result.model_signer}", size=8, bold=not result.model_signature.trusted,
+              colour=(84, 110, 122) if result.model_signature.trusted else (183, 28, 28))
     pdf.ln(1.5)
     page.notice_box(result.notice)
 

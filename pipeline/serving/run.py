@@ -30,7 +30,7 @@ def score_files(*, ct: str | os.PathLike[str], roi: str | os.PathLike[str] | Non
                 bundle: str | os.PathLike[str] | None = None, label: Optional[int] = None,
                 num_threads: Optional[int] = None, roi_name: Optional[str] = None, series_uid: Optional[str] = None,
                 dicom_out: str | os.PathLike[str] | None = None, on_note: Optional[Callable[[str], None]] = None,
-                audit_source: Optional[str] = "cli") -> Any:
+                allow_unsigned: Optional[bool] = None, audit_source: Optional[str] = "cli") -> Any:
     """Score one case from its files and return the :class:`~pipeline.serving.score.CaseResult`.
 
     Args:
@@ -48,6 +48,8 @@ def score_files(*, ct: str | os.PathLike[str], roi: str | os.PathLike[str] | Non
             into this folder (needs a DICOM CT; never inside an input folder).
         on_note: receives user-facing notes (series used, objects skipped, files written), after
             the input checks so a refused input gives only its error.
+        allow_unsigned: load an unsigned / untrusted-key bundle (None: ``PLEURA_ALLOW_UNSIGNED``);
+            the result then names the model as unsigned.
         audit_source: the audit line's source (None: no audit line).
 
     Raises:
@@ -62,7 +64,7 @@ def score_files(*, ct: str | os.PathLike[str], roi: str | os.PathLike[str] | Non
     clinical = parse_clinical(cea=cea, ca125=ca125, age=age)
     # Images are checked (with the model's settings) before the model is loaded, so a bad file
     # is refused in about a second instead of after the imports and weights.
-    config = bundle_config(bundle)
+    config = bundle_config(bundle, allow_unsigned=allow_unsigned)
     if dicom_out:
         from pipeline.serving.dicom_out import check_output_folder
 
@@ -75,7 +77,7 @@ def score_files(*, ct: str | os.PathLike[str], roi: str | os.PathLike[str] | Non
         timings = {"read_validate_crop": time.perf_counter() - t}
         from pipeline.serving.score import Scorer
 
-        scorer = Scorer(bundle, num_threads=num_threads)
+        scorer = Scorer(bundle, num_threads=num_threads, allow_unsigned=allow_unsigned)
         result = scorer.score_prepared(case, clinical, timings=timings)
         if dicom_out:
             from pipeline.serving.dicom_out import write_dicom_results
@@ -92,10 +94,13 @@ def score_files(*, ct: str | os.PathLike[str], roi: str | os.PathLike[str] | Non
 
 @dataclass(frozen=True)
 class FolderResult:
-    """What :func:`score_folder` did: the batch summary and the bundle's notice."""
+    """What :func:`score_folder` did: the batch summary, the bundle's notice, name, id and signer."""
 
     summary: BatchSummary
     notice: str
+    model_name: str = ""
+    model_id: str = ""
+    signer: str = ""
 
 
 def score_folder(*, source: str | os.PathLike[str], out: str | os.PathLike[str],
@@ -103,7 +108,7 @@ def score_folder(*, source: str | os.PathLike[str], out: str | os.PathLike[str],
                  workers: int = 1, num_threads: Optional[int] = None, label: Optional[int] = None,
                  scheduler: Optional[str] = None, progress: Optional[BatchProgress] = None,
                  roi_name: Optional[str] = None, dicom_out: str | os.PathLike[str] | None = None,
-                 audit_source: Optional[str] = "cli-batch") -> FolderResult:
+                 allow_unsigned: Optional[bool] = None, audit_source: Optional[str] = "cli-batch") -> FolderResult:
     """Score every case of a folder or manifest CSV into the results CSV ``out`` (resumes).
 
     Args:
@@ -120,6 +125,7 @@ def score_folder(*, source: str | os.PathLike[str], out: str | os.PathLike[str],
         roi_name: RTSTRUCT ROI / SEG segment to score in every case (a manifest's ``roi_name``
             column overrides it).
         dicom_out: write each case's DICOM SEG, SR and Encapsulated PDF into ``dicom_out/<case_id>/``.
+        allow_unsigned: load an unsigned / untrusted-key bundle (None: ``PLEURA_ALLOW_UNSIGNED``).
         audit_source: the audit lines' source (None: no audit lines).
 
     Raises:
@@ -129,13 +135,13 @@ def score_folder(*, source: str | os.PathLike[str], out: str | os.PathLike[str],
     from pipeline.inputs.cohort import discover_cases
     from pipeline.serving.audit import append_audit, entry_from_batch_row
     from pipeline.serving.batch import run_batch
-    from pipeline.serving.bundle import default_bundle_path, verify_bundle
+    from pipeline.serving.bundle import check_bundle, default_bundle_path
 
     from pipeline.serving.outputs import check_output
 
     check_output(out, inputs=[source, clinical_csv], folders=[bundle])
     bundle_path = Path(bundle) if bundle else default_bundle_path()
-    manifest, bundle_id = verify_bundle(bundle_path)
+    manifest, bundle_id, signature = check_bundle(bundle_path, allow_unsigned=allow_unsigned)
     notice = str(manifest.get("notice", ""))
     if dicom_out:
         from pipeline.serving.dicom_out import check_output_folder
@@ -154,5 +160,6 @@ def score_folder(*, source: str | os.PathLike[str], out: str | os.PathLike[str],
     threads = num_threads or (None if scheduler else threads_per_worker(workers))
     summary = run_batch(cases, out_path=out, bundle_path=str(bundle_path), model_id=bundle_id, notice=notice,
                         workers=workers, label=label, num_threads=threads, progress=on_progress, scheduler=scheduler,
-                        dicom_out=dicom_out)
-    return FolderResult(summary=summary, notice=notice)
+                        dicom_out=dicom_out, signer=signature.label, allow_unsigned=allow_unsigned)
+    return FolderResult(summary=summary, notice=notice, model_name=bundle_path.name, model_id=bundle_id,
+                        signer=signature.label)

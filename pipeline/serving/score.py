@@ -29,6 +29,7 @@ from pipeline.core.errors import reraise_with_step
 from pipeline.inputs.case import PreparedCase, load_case
 from pipeline.inputs.clinical import ClinicalValues
 from pipeline.serving.explain import Explanation, TreeExplainer, explain_case, explain_late_fusion
+from pipeline.serving.signing import SignatureCheck
 from pipeline.features.extract import FeatureExtractors, FeatureVector
 
 ProgressFn = Callable[[str], None]
@@ -87,6 +88,12 @@ class CaseResult:
     timings_s: dict[str, float] = field(default_factory=dict)
     case: PreparedCase | None = None
     uncertainty_kind: str = "spread of the forest's trees (not a calibrated interval)"
+    model_signature: SignatureCheck = SignatureCheck("unsigned")
+
+    @property
+    def model_signer(self) -> str:
+        """Who signed the model (or "unsigned model …"); shown next to the model's name."""
+        return self.model_signature.label
 
     def to_dict(self, *, top_k: int = 15) -> dict[str, Any]:
         """JSON-safe summary (no file names, no identifiers: hashes only)."""
@@ -101,7 +108,7 @@ class CaseResult:
             },
             "explanation": self.explanation.to_dict(top_k) if self.explanation is not None else None,
             "warnings": list(self.warnings),
-            "model": {"name": self.model_name, "id": self.model_id},
+            "model": {"name": self.model_name, "id": self.model_id, "signature": self.model_signature.to_dict()},
             "notice": self.notice,
             "inputs": {"ct_sha256": self.ct_sha256, "roi_sha256": self.roi_sha256},
             "timings_s": {k: round(v, 4) for k, v in self.timings_s.items()},
@@ -163,12 +170,14 @@ class Scorer:
             ``$PLEURA_BUNDLE``).
         num_threads: torch threads for the CNN (default: ``$PLEURA_THREADS`` or torch's default).
         explain: compute SHAP values for each case.
+        allow_unsigned: load a bundle that is not signed by a trusted key (see
+            :func:`~pipeline.bundle.check_bundle`; ``None`` reads ``$PLEURA_ALLOW_UNSIGNED``).
     """
 
     def __init__(self, bundle: ModelBundle | str | os.PathLike[str] | None = None, *, num_threads: int | None = None,
-                 explain: bool = True) -> None:
+                 explain: bool = True, allow_unsigned: bool | None = None) -> None:
         owned = not isinstance(bundle, ModelBundle)  # loaded here: nobody else holds its backbone
-        self.bundle = bundle if not owned else load_bundle(bundle)
+        self.bundle = bundle if not owned else load_bundle(bundle, allow_unsigned=allow_unsigned)
         if num_threads is None:
             num_threads = settings().threads
         self.extractors = FeatureExtractors(config=self.bundle.config, backbone=self.bundle.backbone,
@@ -253,6 +262,7 @@ class Scorer:
             roi_sha256=case.roi_sha256,
             timings_s=timings,
             case=case if keep_case else None,
+            model_signature=self.bundle.signature,
             **({"uncertainty_kind": "spread of the stacked probability over resampled trees of each group's forest "
                                     "(not a calibrated interval)"} if self.late_fusion else {}),
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -121,7 +121,9 @@ def _clinical_inputs(cases: Sequence[Any]) -> list[Any]:
 
 
 def evaluate_bundle(*, bundle: str | os.PathLike[str], cohort: str | os.PathLike[str], out: str | os.PathLike[str],
-                    name: Optional[str] = None, workers: int = 1, attach: bool = False) -> ExternalEvaluation:
+                    name: Optional[str] = None, workers: int = 1, attach: bool = False,
+                    allow_unsigned: Optional[bool] = None,
+                    on_note: Optional[Callable[[str], None]] = None) -> ExternalEvaluation:
     """Validate a bundle on a labelled cohort (module docstring) and write the results to ``out``.
 
     Args:
@@ -130,7 +132,10 @@ def evaluate_bundle(*, bundle: str | os.PathLike[str], cohort: str | os.PathLike
         out: folder for evaluation.json, predictions.csv and the plots (created).
         name: the cohort's label in the report and the bundle (default ``"external"``).
         workers: scoring processes (each gets cores / workers torch threads).
-        attach: also store the results in the bundle (re-seals its manifest).
+        attach: also store the results in the bundle (re-seals its manifest and removes its
+            signature: the bundle must be signed again).
+        allow_unsigned: load an unsigned / untrusted-key bundle (None: ``PLEURA_ALLOW_UNSIGNED``).
+        on_note: receives user-facing notes (e.g. that attaching removed the signature).
 
     Raises:
         BundleError: the bundle does not verify. CohortError: the cohort CSV is unusable.
@@ -143,10 +148,10 @@ def evaluate_bundle(*, bundle: str | os.PathLike[str], cohort: str | os.PathLike
 
     workers = max(1, int(workers))
     label = name or "external"
-    model = load_bundle(bundle)
+    model = load_bundle(bundle, allow_unsigned=allow_unsigned)
     cases = read_cohort(cohort)
     rows = score_cases(_clinical_inputs(cases), bundle_path=model.path, workers=workers,
-                       num_threads=threads_per_worker(workers))
+                       num_threads=threads_per_worker(workers), allow_unsigned=allow_unsigned)
     ok = [(r, c) for r, c in zip(rows, cases) if r["status"] == "ok" and not np.isnan(c.label)]
     failed = [r for r in rows if r["status"] != "ok"]
     p = np.array([r["probability"] for r, _ in ok])
@@ -158,7 +163,8 @@ def evaluate_bundle(*, bundle: str | os.PathLike[str], cohort: str | os.PathLike
     result: dict[str, Any] = {
         "cohort": label, "n_scored": len(ok), "n_failed": len(failed),
         "failed": [{"case_id": r["case_id"], "error": r["error"]} for r in failed],
-        "model": {"name": model.name, "id": model.bundle_id}, "notice": model.notice,
+        "model": {"name": model.name, "id": model.bundle_id, "signature": model.signature.to_dict()},
+        "notice": model.notice,
         "metrics": metrics.to_dict()}
     p_true = np.array([c.p_true for _, c in ok])
     if np.all(np.isfinite(p_true)) and len(p_true):
@@ -171,6 +177,9 @@ def evaluate_bundle(*, bundle: str | os.PathLike[str], cohort: str | os.PathLike
             truth = "" if not np.isfinite(c.p_true) else f"{c.p_true:.6f}"
             fh.write(f"{c.case_id},{int(c.label)},{r['probability']:.6f},{truth}\n")
     if attach:
+        if model.signature.state != "unsigned" and on_note is not None:
+            on_note("attaching changes the bundle's manifest, so its signature is removed; sign it again with "
+                    "`pleura sign`")
         _attach(model.path, folder, label=label, result=result, metrics=metrics.to_dict())
     return ExternalEvaluation(result=result, metrics=metrics, notice=model.notice, out=folder)
 

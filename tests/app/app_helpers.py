@@ -8,6 +8,8 @@ import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 from streamlit.testing.v1 import AppTest
 
+from signing_helpers import sign_for_tests
+
 from pipeline.serving.bundle import write_bundle
 from pipeline.core.config import PipelineConfig
 from pipeline.core.groups import CLINICAL_FEATURES
@@ -25,10 +27,11 @@ def clinical_bundle(out: Path, name: str) -> Path:
     X = np.column_stack([rng.uniform(0, 20, 80), rng.uniform(5, 80, 80), rng.uniform(40, 85, 80)])
     y = (X[:, 0] + rng.normal(0, 4, 80) > 8).astype(int)
     forest = RandomForestClassifier(n_estimators=20, min_samples_leaf=2, random_state=0).fit(X, y)
-    return write_bundle(out, estimator=forest, feature_names=list(CLINICAL_FEATURES), config=PipelineConfig(),
-                        synthetic=True, name=name, model_card=f"# {name}\nA clinical-values-only test model.",
-                        training={"method": "test forest", "threshold": 0.5, "metrics": {"auc": 0.8}},
-                        extra_files={"report/curve.png": gauge_png(0.4)})
+    write_bundle(out, estimator=forest, feature_names=list(CLINICAL_FEATURES), config=PipelineConfig(),
+                 synthetic=True, name=name, model_card=f"# {name}\nA clinical-values-only test model.",
+                 training={"method": "test forest", "threshold": 0.5, "metrics": {"auc": 0.8}},
+                 extra_files={"report/curve.png": gauge_png(0.4)})
+    return sign_for_tests(out)
 
 
 def new_app() -> AppTest:

@@ -237,3 +237,28 @@ def test_model_page_shows_identity_and_switches_bundle(env: Path, weights_dir: P
     assert not at.exception
     assert Path(at.session_state["bundle_path"]) == weights_dir / "beta"
     assert any("beta" in c.value for c in at.sidebar.caption)
+
+
+def test_model_page_shows_the_signer_and_refuses_an_unsigned_bundle(env: Path, weights_dir: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    at = open_page("pages/model.py")
+    assert not at.exception and not errors(at)
+    assert any(s.value.startswith("**Signature**: signed by PleuraRisk test key (key ") for s in at.success)
+    card = next(df.value for df in at.dataframe if tuple(df.value.columns) == ("", "value"))
+    assert dict(zip(card.iloc[:, 0], card["value"]))["Signed by"].startswith("signed by PleuraRisk test key")
+    assert any("signed by PleuraRisk test key" in c.value for c in at.sidebar.caption)
+
+    unsigned = tmp_path / "weights" / "gamma"
+    shutil.copytree(weights_dir / "alpha", unsigned)
+    (unsigned / "signature.json").unlink()
+    monkeypatch.setenv("PLEURA_BUNDLE", str(unsigned))
+    at = open_page("pages/model.py")
+    assert not at.exception
+    assert any("is unsigned; refusing to load it" in e for e in errors(at))
+    monkeypatch.setenv("PLEURA_ALLOW_UNSIGNED", "1")  # the explicit allowance: loaded, and labelled
+    at = open_page("pages/model.py")
+    assert not at.exception
+    assert any(e.startswith("**Signature**: unsigned model (no signature") for e in errors(at))
+    assert any("unsigned model" in c.value for c in at.sidebar.caption)

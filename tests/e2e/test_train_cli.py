@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from signing_helpers import TEST_SIGNER, sign_for_tests
 
 from pipeline.serving.bundle import load_bundle, verify_bundle
 from pipeline.cli.main import main
@@ -21,6 +22,7 @@ def trained(phantom_features: Path, tmp_path_factory: pytest.TempPathFactory) ->
     for out in (a, b):
         assert main(["train", str(phantom_features), "--out", str(out), "--name", "tiny", "--synthetic", "--seed", "3",
                      *TINY]) == 0
+        sign_for_tests(out)
     return a, b
 
 
@@ -55,8 +57,11 @@ def test_evaluate_attaches_external_validation(trained, phantom_cohort: Path, tm
     shutil.copytree(trained[0], bundle)  # keep the fixture's bundles untouched for the other tests
     assert main(["evaluate", str(bundle), str(phantom_cohort), "--out", str(tmp_path / "ev"), "--name", "phantoms",
                  "--attach"]) == 0
-    manifest, _ = verify_bundle(bundle)
+    # attaching re-seals the manifest, so the signature (over the old manifest) is removed
+    assert not (bundle / "signature.json").exists()
+    manifest, _ = verify_bundle(bundle, allow_unsigned=True)
     ext = manifest["external_validation"]["phantoms"]
+    assert sign_for_tests(bundle) and load_bundle(bundle).signature.signer == TEST_SIGNER
     assert ext["n_scored"] == 16 and 0 <= ext["auc"] <= 1 and ext["oracle"]["auc"] > 0
     assert "## External validation" in (bundle / "MODEL_CARD.md").read_text()
     assert (tmp_path / "ev" / "evaluation.json").is_file() and (tmp_path / "ev" / "decision_curve.png").is_file()
@@ -80,6 +85,7 @@ def test_shipped_demo_bundle_verifies_and_says_synthetic():
         pytest.skip("weights/demo not built yet")
     bundle = load_bundle(demo)
     assert bundle.synthetic and bundle.notice == "Research use only; demo model trained on synthetic data."
+    assert bundle.signature.trusted and bundle.signature.signer == "PleuraRisk maintainers (release key)"
     assert "synthetic" in (demo / "MODEL_CARD.md").read_text()
 
 
@@ -107,7 +113,7 @@ def late_bundle(phantom_features: Path, tmp_path_factory: pytest.TempPathFactory
     args = [a if a != "early" else "late" for a in TINY]
     assert main(["train", str(root / "features64.parquet"), "--out", str(out), "--name", "tiny-late", "--synthetic",
                  "--seed", "3", *args]) == 0
-    return out
+    return sign_for_tests(out)
 
 
 def test_late_fusion_bundle_is_exported_and_scores_with_a_stacked_explanation(late_bundle: Path, phantom_cohort: Path):
@@ -145,6 +151,6 @@ def test_keep_pleura_puts_every_pleura_feature_in_the_bundle(phantom_features: P
     out = tmp_path / "keep"
     assert main(["train", str(phantom_features), "--out", str(out), "--seed", "3", "--keep", "clinical",
                  "--keep", "pleura", *TINY]) == 0
-    names = load_bundle(out).feature_names
+    names = load_bundle(out, allow_unsigned=True).feature_names  # freshly trained: unsigned
     assert set(PLEURA_FEATURE_NAMES) <= set(names)
     assert {"CEA_ng_mL", "CA125_U_mL", "age_years"} <= set(names)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import zipfile
@@ -11,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sklearn.ensemble import RandomForestClassifier
+
+from signing_helpers import sign_for_tests
 
 from pipeline import SYNTHETIC_NOTICE
 
@@ -35,11 +38,12 @@ def make_clinical_bundle(out: Path, *, name: str = "clinical-test") -> Path:
     forest = RandomForestClassifier(n_estimators=25, min_samples_leaf=2, random_state=0).fit(X, y)
     from pipeline.serving.figures import gauge_png
 
-    return write_bundle(out, estimator=forest, feature_names=list(CLINICAL_FEATURES), config=PipelineConfig(),
-                        synthetic=True, name=name, model_card="# Test model\nClinical values only.",
-                        training={"method": "test forest", "threshold": 0.45, "n_cases": 80, "n_positive": 41,
-                                  "metrics": {"auc": 0.81, "brier": 0.17}},
-                        extra_files={"report/calibration.png": gauge_png(0.5)})
+    write_bundle(out, estimator=forest, feature_names=list(CLINICAL_FEATURES), config=PipelineConfig(),
+                 synthetic=True, name=name, model_card="# Test model\nClinical values only.",
+                 training={"method": "test forest", "threshold": 0.45, "n_cases": 80, "n_positive": 41,
+                           "metrics": {"auc": 0.81, "brier": 0.17}},
+                 extra_files={"report/calibration.png": gauge_png(0.5)})
+    return sign_for_tests(out)
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +162,10 @@ def _batch_zip(phantom_files, *, wrap: str = "", with_csv: bool = True) -> bytes
     return buf.getvalue()
 
 
+def info_signer(path: Path) -> str:
+    return bundles.describe_bundle(path).signer_label
+
+
 def test_batch_from_a_zip_scores_good_cases_and_reports_broken_ones(weights: Path, phantom_files, tmp_path: Path) -> None:
     uploads = UploadFolder(parent=tmp_path)
     cases = app_batch.prepare_batch(uploads, zip_bytes=_batch_zip(phantom_files, wrap="export/"), zip_token="z1")
@@ -171,6 +179,9 @@ def test_batch_from_a_zip_scores_good_cases_and_reports_broken_ones(weights: Pat
     assert "no ROI mask" in table.loc[2, "error"]
     assert res.summary.n_ok == 2 and progress[-1] == (3, 3)
     assert res.csv_bytes.startswith(b"case_id,status")
+    rows = list(csv.DictReader(io.StringIO(res.csv_bytes.decode())))
+    assert {r["model_signer"] for r in rows if r["status"] == "ok"} == {info_signer(weights / "beta")}
+    assert info_signer(weights / "beta").startswith("signed by PleuraRisk test key (key ")
     assert [e["source"] for e in read_audit(log)] == ["app-batch", "app-batch"]
 
 

@@ -20,11 +20,16 @@ def test_defaults_and_values() -> None:
     assert s.weights_dir == REPO_ROOT / "weights" and REPO_ROOT == REPO
     s = settings({"PLEURA_WORKERS": " 3 ", "PLEURA_THREADS": "2", "PLEURA_BUNDLE": "b", "PLEURA_PORT": ""})
     assert (s.workers, s.threads, str(s.bundle), s.port) == (3, 2, "b", 8501)
+    assert (settings({}).allow_unsigned, settings({}).trusted_keys) == (False, ())
+    s = settings({"PLEURA_ALLOW_UNSIGNED": "yes", "PLEURA_TRUSTED_KEYS": "/k/a.pem: /k/site"})
+    assert s.allow_unsigned and s.trusted_keys == (Path("/k/a.pem"), Path("/k/site"))
+    assert not settings({"PLEURA_ALLOW_UNSIGNED": "0"}).allow_unsigned
 
 
 @pytest.mark.parametrize(("name", "value"), [("PLEURA_WORKERS", "two"), ("PLEURA_WORKERS", "0"),
                                              ("PLEURA_THREADS", "-1"), ("PLEURA_PORT", "abc"),
-                                             ("PLEURA_PORT", "70000"), ("PLEURA_MAX_UPLOAD_MB", "1.5")])
+                                             ("PLEURA_PORT", "70000"), ("PLEURA_MAX_UPLOAD_MB", "1.5"),
+                                             ("PLEURA_ALLOW_UNSIGNED", "maybe")])
 def test_unusable_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         settings({name: value})

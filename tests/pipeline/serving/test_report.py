@@ -73,6 +73,21 @@ def test_pdf_is_one_page_with_notice_result_inputs_and_no_names(result: CaseResu
     assert "ROI touches the edge" in text
 
 
+def test_pdf_and_json_name_the_models_signer(result: CaseResult) -> None:
+    from pipeline.serving.signing import SignatureCheck
+
+    signed = replace(result, model_signature=SignatureCheck("trusted", signer="PleuraRisk maintainers (release key)",
+                                                            key_id="ab" * 32, trusted_as="release-ed25519, built-in"))
+    pages, text = _text(report.report_pdf(signed, clinical=CLINICAL, created=WHEN))
+    assert pages == 1 and "Model signed by PleuraRisk maintainers (release key) (key abababababababab" in text
+    data = json.loads(report.report_json(signed, clinical=CLINICAL, created=WHEN))
+    assert data["model"]["signature"]["signer"] == "PleuraRisk maintainers (release key)"
+    assert data["model"]["signature"]["trusted"] is True
+    pages, text = _text(report.report_pdf(result, clinical=CLINICAL, created=WHEN))  # loaded with the allowance
+    assert pages == 1 and "Model unsigned model (no signature" in " ".join(text.split())
+    assert json.loads(report.report_json(result, clinical=CLINICAL, created=WHEN))["model"]["signature"]["trusted"] is False
+
+
 def test_pdf_keeps_unicode_with_dejavu(result: CaseResult) -> None:
     if report.find_unicode_font() is None:
         pytest.skip("no DejaVu Sans font on this system")
