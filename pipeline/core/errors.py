@@ -114,6 +114,19 @@ class BundleError(PleuraRiskError):
     code = "bundle"
 
 
+class RoiPlausibilityError(MaskError):
+    """An ROI that cannot be a lung tumour (a whole lung, air, bone, outside the lung) or too large
+    to featurise within a worker's memory; the message gives the measured numbers."""
+
+    code = "roi_implausible"
+
+
+class SwappedInputsError(InputError):
+    """The CT looks like a label mask, or the ROI mask looks like a CT: the files were swapped."""
+
+    code = "swapped"
+
+
 class StepError(RuntimeError):
     """An unexpected failure (a bug or an environment fault, not a user error), re-raised with
     the pipeline step it happened in so a report says where, e.g. ``while computing the

@@ -1,7 +1,10 @@
 """Load one case: read CT + ROI, validate, align, binarise, crop — everything before features.
 
 All checks happen here, before any expensive step, and in this order: header (size, 3-D) →
-CT intensities → mask geometry vs CT → mask labels/voxel count → crop. Only the crop (ROI
+CT intensities (incl. a label mask given as the CT) → mask geometry vs CT (strict unless
+resampling is allowed) → mask labels/voxel count (incl. a CT given as the mask) → ROI size and
+the memory its features need → crop → ROI composition, location, components
+(:mod:`pipeline.inputs.roi_checks`). Only the crop (ROI
 bounding box + margin in mm) travels on; the full volumes are dropped unless ``keep_full``.
 
 A NIfTI CT and mask on the same grid (the usual case) are *streamed*: each file is read once,
@@ -23,8 +26,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from pipeline.core.config import PipelineConfig
-from pipeline.core.errors import InputError
+from pipeline.core.errors import InputError, RoiPlausibilityError
 from pipeline.inputs.plausible import check_ct_geometry, check_roi_span
+from pipeline.inputs.roi_checks import assess_roi, check_roi_size
 from pipeline.io.readers import read_image, read_image_hashed, stream_slices
 from pipeline.preprocess import CropRecord
 from pipeline.preprocess.crop import crop_record, roi_bbox
@@ -124,18 +128,26 @@ class _RoiBox:
 
 def load_case(ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str], *, config: PipelineConfig,
               label: int | None = None, keep_full: bool = False, hash_inputs: bool = True,
-              series: str | None = None) -> PreparedCase:
+              series: str | None = None, allow_resample: bool = False, check_roi: bool = True) -> PreparedCase:
     """Read and validate a CT/ROI pair and crop it (see module docstring for the order of checks).
 
     ``series`` chooses the DICOM series of a CT folder holding several (SeriesInstanceUID);
     without it the largest is read and a warning names it.
+
+    Args:
+        allow_resample: a mask on another voxel grid than the CT's may be resampled onto it (when
+            the overlap is near-complete, see :func:`pipeline.inputs.validate.align_mask`); refused otherwise.
+        check_roi: run the ROI plausibility checks (:mod:`pipeline.inputs.roi_checks`): size and memory
+            on the mask, then composition, location and components on the crop. Only benchmarks
+            measuring what those checks prevent turn them off.
 
     Raises:
         InputError subclasses naming the problem (unreadable file, not 3-D, too large, not HU,
         geometry mismatch, empty/multi-label mask, …).
     """
     if not keep_full:
-        streamed = _load_streamed(ct_path, roi_path, config=config, label=label, hash_inputs=hash_inputs)
+        streamed = _load_streamed(ct_path, roi_path, config=config, label=label, hash_inputs=hash_inputs,
+                                  check_roi=check_roi)
         if streamed is not None:
             return streamed
     v = config.validation
@@ -172,12 +184,12 @@ def load_case(ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str],
     else:  # the mask must be resampled onto the CT grid: that needs all of it
         roi_raw = read(roi_path, "ROI mask")[0]
         del roi_read
-        roi_aligned, warnings = align_mask(ct, roi_raw, config=v)
+        roi_aligned, warnings = align_mask(ct, roi_raw, config=v, allow_resample=allow_resample)
         del roi_raw
         box = _RoiBox.of(roi_aligned)
         roi_kept = roi_aligned if keep_full else None
         del roi_aligned
-    plan = _CropPlan.of(box, ct, label=label, config=config)
+    plan = _CropPlan.of(box, ct, label=label, config=config, check_roi=check_roi)
     roi_full = None
     if keep_full:  # a mask on the CT grid is pasted from its box: np.zeros' untouched pages cost nothing
         roi_full = ct.with_array((roi_kept.array == plan.chosen).astype(np.uint8) if roi_kept is not None
@@ -198,11 +210,16 @@ class _CropPlan:
     chosen: int
     crop: CropRecord
     touches_edge: bool
+    check_roi: bool = True
+    size_warnings: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, box: _RoiBox, ct: Volume, *, label: int | None, config: PipelineConfig) -> "_CropPlan":
+    def of(cls, box: _RoiBox, ct: Volume, *, label: int | None, config: PipelineConfig,
+           check_roi: bool = True) -> "_CropPlan":
         """Labels are checked on the box of all labelled voxels, not on the whole volume (a
         512×512×300 mask is 79 M voxels). ``ct`` only gives the geometry (shape, spacing).
+        With ``check_roi``, the ROI's size and the memory its features need are checked here,
+        before the CT's voxels are kept (:func:`pipeline.inputs.roi_checks.check_roi_size`).
         Raises the mask's :class:`~pipeline.core.errors.MaskError`."""
         v, p = config.validation, config.preprocess
         if box.array is None:
@@ -211,6 +228,11 @@ class _CropPlan:
         binary_sub = binarise_mask(ct.with_array(box.array), label=label, min_voxels=v.min_mask_voxels)
         chosen = label if label is not None else int(box.array[binary_sub.array.astype(bool)].flat[0])
         lo_sub, hi_sub = roi_bbox(binary_sub.array)
+        size_warnings: list[str] = []
+        if check_roi:
+            size_warnings = check_roi_size(n_voxels=int(np.count_nonzero(binary_sub.array)),
+                                           bbox_shape_zyx=tuple(b - a for a, b in zip(lo_sub, hi_sub)),
+                                           spacing_zyx=ct.spacing_zyx, target_spacing_mm=p.target_spacing_mm)
         start = tuple(a + b for a, b in zip(box.start, lo_sub))
         stop = tuple(a + b for a, b in zip(box.start, hi_sub))
         check_roi_span(tuple((b - a) * s for a, b, s in zip(start, stop, ct.spacing_zyx)),  # type: ignore[arg-type]
@@ -218,7 +240,7 @@ class _CropPlan:
         crop = crop_record(ct.shape_zyx, ct.spacing_zyx, start, stop, margin_mm=p.crop_margin_mm,  # type: ignore[arg-type]
                            min_margin_voxels=p.crop_min_margin_voxels)
         edge = any(a == 0 for a in start) or any(b == n for b, n in zip(stop, ct.shape_zyx))
-        return cls(chosen, crop, edge)
+        return cls(chosen, crop, edge, check_roi, tuple(size_warnings))
 
     @property
     def slices(self) -> tuple[slice, slice, slice]:
@@ -230,11 +252,12 @@ class _CropPlan:
         origin = tuple(float(c) for c in ct.index_to_physical(np.asarray(self.crop.start_zyx, dtype=float)))
         ct_c = ct.with_array(ct_crop, origin_xyz=origin)
         roi_c = ct_c.with_array(box.paste(ct_c.shape_zyx, self.crop.start_zyx, self.chosen))
+        roi_warnings = list(self.size_warnings) + (assess_roi(ct_c, roi_c) if self.check_roi else [])
         return PreparedCase(
             ct_crop=ct_c,
             roi_crop=roi_c,
             crop=self.crop,
-            warnings=tuple(warnings) + ((_EDGE_WARNING,) if self.touches_edge else ()),
+            warnings=tuple(warnings) + tuple(roi_warnings) + ((_EDGE_WARNING,) if self.touches_edge else ()),
             ct_sha256=ct_sha256,
             roi_sha256=roi_sha256,
             ct_shape_zyx=ct.shape_zyx,
@@ -246,7 +269,7 @@ class _CropPlan:
 
 
 def _load_streamed(ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str], *, config: PipelineConfig,
-                   label: int | None, hash_inputs: bool) -> PreparedCase | None:
+                   label: int | None, hash_inputs: bool, check_roi: bool = True) -> PreparedCase | None:
     """:func:`load_case` for the common case (a NIfTI pair on one grid), reading each file once
     and never holding a whole volume.
 
@@ -274,7 +297,9 @@ def _load_streamed(ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[
             return None
         box = replace(roi_box, geometry=ct_geometry.with_array(roi_box.geometry.array))
         try:
-            crop_plan = _CropPlan.of(box, ct_geometry, label=label, config=config)
+            crop_plan = _CropPlan.of(box, ct_geometry, label=label, config=config, check_roi=check_roi)
+        except RoiPlausibilityError:
+            raise  # an ROI too large to be a tumour or to featurise: refused before the CT's voxels are read
         except InputError:
             return None
         (z_lo, y_lo, x_lo), (z_hi, y_hi, x_hi) = crop_plan.crop.start_zyx, crop_plan.crop.stop_zyx

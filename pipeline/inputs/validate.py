@@ -4,8 +4,9 @@ Each check either passes, returns a corrected value with a warning the user will
 an :class:`~pipeline.core.errors.InputError` subclass saying exactly what is wrong:
 
 * :func:`check_ct_intensities` — finite values, plausible Hounsfield units, air present.
-* :func:`align_mask` — CT and mask geometry equal (within tolerance) → unchanged; physical
-  extents overlap → mask resampled onto the CT grid (nearest neighbour) + warning; else refused.
+* :func:`align_mask` — CT and mask geometry equal (within tolerance) → unchanged; otherwise
+  refused with what differs, unless resampling was allowed and the overlap is near-complete
+  (then resampled onto the CT grid, nearest neighbour, + warning).
 * :func:`binarise_mask` — integer labels only, one label chosen, enough voxels.
 
 Example:
@@ -26,8 +27,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from pipeline.core.config import ValidationConfig
-from pipeline.core.errors import GeometryError, IntensityError, MaskError
+from pipeline.core.errors import GeometryError, IntensityError, MaskError, SwappedInputsError
 from pipeline.core.volume import Volume
+from pipeline.inputs.roi_checks import ct_looks_like_mask, mask_looks_like_ct
 
 
 _SAMPLE_TARGET = 2_000_000  # voxels in the regular subsample used for percentiles
@@ -138,6 +140,9 @@ def check_ct_intensities(ct: Volume | IntensitySummary, *, config: ValidationCon
     lo = min(lo, summary.full_min) if summary.full_min is not None else lo
     if lo == hi:
         raise IntensityError(f"CT is constant ({lo:g} everywhere); it holds no image")
+    swapped = ct_looks_like_mask(sample)
+    if swapped:
+        raise SwappedInputsError(swapped)
     if lo < -3200:
         raise IntensityError(
             f"CT minimum {lo:g} is below −3200, impossible in Hounsfield units; check the intensity scaling"
@@ -181,13 +186,22 @@ def same_grid(ct: Volume, mask: Volume, *, config: ValidationConfig = Validation
     return not _describe_geometry_difference(ct, mask, config.geometry_tolerance)
 
 
-def align_mask(ct: Volume, mask: Volume, *, config: ValidationConfig = ValidationConfig()) -> tuple[Volume, list[str]]:
-    """Return the mask on the CT's voxel grid, and warnings.
+NEAR_COMPLETE_OVERLAP = 0.95
+"""Share of the mask's physical extent that must lie inside the CT's for resampling to be allowed."""
+
+
+def align_mask(ct: Volume, mask: Volume, *, config: ValidationConfig = ValidationConfig(),
+               allow_resample: bool = False) -> tuple[Volume, list[str]]:
+    """Return the mask on the CT's voxel grid, and warnings. Strict by default.
 
     Geometry equal within ``config.geometry_tolerance`` → the mask is returned with the CT's
-    exact geometry (tiny float differences removed). Different but overlapping physical extents
-    → nearest-neighbour resampling onto the CT grid and a warning naming what differed.
-    No overlap (or resampling disabled) → :class:`GeometryError` naming every difference.
+    exact geometry (tiny float differences removed). Otherwise the mask is refused with a
+    :class:`GeometryError` naming every difference, unless the user asked for resampling
+    (``allow_resample``: ``--allow-resample``, the app's checkbox), the bundle permits it
+    (``config.resample_mask_if_overlapping``) and the overlap is near-complete: at least
+    ``NEAR_COMPLETE_OVERLAP`` of the mask's physical extent inside the CT's, and at least that
+    90 % of the labelled volume still inside after nearest-neighbour resampling; the result then
+    carries a warning saying it was resampled.
     """
     diffs = _describe_geometry_difference(ct, mask, config.geometry_tolerance)
     if not diffs:
@@ -198,13 +212,30 @@ def align_mask(ct: Volume, mask: Volume, *, config: ValidationConfig = Validatio
     what = "; ".join(diffs)
     if np.any(overlap <= 0):
         raise GeometryError(f"ROI mask and CT do not overlap in space ({what}); was the mask drawn on this CT?")
-    if not config.resample_mask_if_overlapping:
-        raise GeometryError(f"ROI mask geometry differs from the CT ({what})")
+    if not (allow_resample and config.resample_mask_if_overlapping):
+        hint = ("if it was drawn on this very scan, export it on the CT's grid or allow resampling "
+                "(--allow-resample, or \"Resample the mask onto the CT\" in the app)")
+        if not config.resample_mask_if_overlapping:
+            hint = "this model does not allow resampling; export the mask on the CT's grid"
+        raise GeometryError(f"ROI mask geometry differs from the CT ({what}): it is not on the CT's voxel grid; {hint}")
+    share = float(np.prod(overlap) / np.prod(m_hi - m_lo))
+    if share < NEAR_COMPLETE_OVERLAP:
+        raise GeometryError(
+            f"ROI mask geometry differs from the CT ({what}) and only {100 * share:.0f} % of the mask's extent lies "
+            f"inside the CT (at least {100 * NEAR_COMPLETE_OVERLAP:.0f} % is needed to resample it): "
+            "was the mask drawn on this CT?")
     resampled = sitk.Resample(
         mask.to_sitk(), ct.to_sitk(), sitk.Transform(), sitk.sitkNearestNeighbor, 0, mask.to_sitk().GetPixelID()
     )
     out = ct.with_array(sitk.GetArrayFromImage(resampled))
-    return out, [f"ROI mask geometry differed from the CT ({what}); it was resampled onto the CT grid (nearest neighbour)"]
+    before = float(np.count_nonzero(mask.array)) * float(np.prod(mask.spacing_xyz))
+    after = float(np.count_nonzero(out.array)) * float(np.prod(ct.spacing_xyz))
+    if before > 0 and after < 0.9 * before:  # nearest neighbour moves a volume by a few % at most
+        raise GeometryError(
+            f"ROI mask geometry differs from the CT ({what}) and only {100 * after / before:.0f} % of the labelled "
+            "volume falls inside the CT after resampling: was the mask drawn on this CT?")
+    return out, [f"ROI mask geometry differed from the CT ({what}); it was resampled onto the CT grid "
+                 "(nearest neighbour) because resampling was allowed"]
 
 
 def binarise_mask(mask: Volume, *, label: int | None = None, min_voxels: int = 20) -> Volume:
@@ -223,6 +254,10 @@ def binarise_mask(mask: Volume, *, label: int | None = None, min_voxels: int = 2
     if np.issubdtype(values.dtype, np.floating):
         if not np.isfinite(values).all():
             raise MaskError("ROI mask contains NaN or infinite values; expected integer labels")
+    swapped = mask_looks_like_ct(values)
+    if swapped:
+        raise SwappedInputsError(swapped)
+    if np.issubdtype(values.dtype, np.floating):
         if np.any(values != np.round(values)):
             raise MaskError(
                 "ROI mask has non-integer values (a probability map or a resampled mask?); "
@@ -232,6 +267,10 @@ def binarise_mask(mask: Volume, *, label: int | None = None, min_voxels: int = 2
         raise MaskError("ROI mask has negative values; expected integer labels ≥ 0")
     labels = np.unique(values.astype(np.int64))
     if label is None:
+        if labels.size >= 100:
+            raise SwappedInputsError(
+                f"the ROI mask holds {labels.size} different values, like an image rather than a label mask: "
+                "were the CT and the ROI mask swapped? Give the CT image first and the tumour mask second")
         if labels.size > 1:
             shown = ", ".join(str(v) for v in labels[:10]) + (" …" if labels.size > 10 else "")
             raise MaskError(

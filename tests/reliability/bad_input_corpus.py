@@ -39,7 +39,8 @@ roi_truncated                  ImageReadError       ROI mask could not be read
 roi_empty                      MaskError            ROI mask is empty (no labelled voxel)
 roi_several_labels             MaskError            ROI mask has 2 labels (1, 2); choose the tumour label
 roi_non_integer                MaskError            ROI mask has non-integer values
-roi_is_the_ct                  MaskError            ROI mask has negative values
+roi_is_the_ct                  SwappedInputsError   were the CT and the ROI mask swapped?
+ct_is_the_mask                 SwappedInputsError   like a label mask: were the CT and the ROI mask swapped?
 roi_nan                        MaskError            ROI mask contains NaN or infinite values
 roi_too_few_voxels             MaskError            ROI mask has only 5 labelled voxel(s); at least 20 are needed
 roi_not_overlapping            GeometryError        ROI mask and CT do not overlap in space
@@ -48,10 +49,10 @@ dicom_missing_slice            DicomError           DICOM slice spacing is not u
 dicom_uneven_spacing           DicomError           DICOM slice spacing is not uniform
 dicom_no_series                DicomError           no DICOM image series found
 dicom_element_length_bomb      DicomError           a DICOM file in the folder is damaged (element (0002,0010) has an unknown value representation)
-roi_other_size                 (warning)            it was resampled onto the CT grid
-roi_other_spacing              (warning)            it was resampled onto the CT grid
-roi_other_origin               (warning)            it was resampled onto the CT grid
-roi_other_direction            (warning)            it was resampled onto the CT grid
+roi_other_size                 GeometryError        it is not on the CT's voxel grid
+roi_other_spacing              GeometryError        it is not on the CT's voxel grid
+roi_other_origin               GeometryError        it is not on the CT's voxel grid
+roi_other_direction            GeometryError        it is not on the CT's voxel grid
 roi_touches_border             (warning)            ROI touches the edge of the CT volume
 clin_text                      ClinicalValueError   CEA must be a number in ng/mL (got 'high')
 clin_negative                  ClinicalValueError   CA125 must be ≥ 0 U/mL
@@ -125,7 +126,7 @@ from pipeline.io.archive import ArchiveLimits
 from pipeline.core.config import PipelineConfig
 from pipeline.core.errors import (ArchiveError, BundleError, ClinicalValueError, CohortError, DicomError, GeometryError,
                              ImageReadError, ImageShapeError, ImageTooLargeError, IntensityError, MaskError,
-                             PleuraRiskError)
+                             PleuraRiskError, SwappedInputsError)
 from pipeline.io.readers import write_image
 from pipeline.core.volume import Volume
 
@@ -525,7 +526,8 @@ def _flip_one_byte(path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-RESAMPLED = "it was resampled onto the CT grid"
+RESAMPLED = "it was resampled onto the CT grid"  # with --allow-resample (the roi_other_* entries)
+OTHER_GRID = "it is not on the CT's voxel grid"  # without it (strict by default)
 
 CORPUS: list[BadInput] = [
     # images: unreadable, too large, not 3-D
@@ -579,7 +581,10 @@ CORPUS: list[BadInput] = [
              "ROI mask has 2 labels (1, 2); choose the tumour label"),
     BadInput("roi_non_integer", _with_roi(lambda g: g.roi_vol.with_array(g.roi_vol.array.astype(np.float32) * 0.7)),
              MaskError, "ROI mask has non-integer values"),
-    BadInput("roi_is_the_ct", _with_roi(lambda g: g.ct_vol), MaskError, "ROI mask has negative values"),
+    BadInput("roi_is_the_ct", _with_roi(lambda g: g.ct_vol), SwappedInputsError,
+             "were the CT and the ROI mask swapped?"),
+    BadInput("ct_is_the_mask", _with_ct(lambda g: g.roi_vol), SwappedInputsError,
+             "like a label mask: were the CT and the ROI mask swapped?"),
     BadInput("roi_nan", _with_roi(_roi_with_nan), MaskError, "ROI mask contains NaN or infinite values"),
     BadInput("roi_too_few_voxels", _with_roi(_roi_few_voxels), MaskError,
              "ROI mask has only 5 labelled voxel(s); at least 20 are needed"),
@@ -594,10 +599,10 @@ CORPUS: list[BadInput] = [
     BadInput("dicom_element_length_bomb", _dicom_length_bomb, DicomError,
              "a DICOM file in the folder is damaged (element (0002,0010) has an unknown value representation)"),
     # accepted with a warning
-    BadInput("roi_other_size", _with_roi(_roi_sub_box), None, RESAMPLED),
-    BadInput("roi_other_spacing", _with_roi(_roi_half_slices), None, RESAMPLED),
-    BadInput("roi_other_origin", _with_roi(_roi_origin_one_voxel_on), None, RESAMPLED),
-    BadInput("roi_other_direction", _with_roi(_roi_x_flipped), None, RESAMPLED),
+    BadInput("roi_other_size", _with_roi(_roi_sub_box), GeometryError, OTHER_GRID),
+    BadInput("roi_other_spacing", _with_roi(_roi_half_slices), GeometryError, OTHER_GRID),
+    BadInput("roi_other_origin", _with_roi(_roi_origin_one_voxel_on), GeometryError, OTHER_GRID),
+    BadInput("roi_other_direction", _with_roi(_roi_x_flipped), GeometryError, OTHER_GRID),
     BadInput("roi_touches_border", _cut_through_tumour, None, "ROI touches the edge of the CT volume"),
     # clinical values
     BadInput("clin_text", _clinical(cea="high"), ClinicalValueError, "CEA must be a number in ng/mL (got 'high')",

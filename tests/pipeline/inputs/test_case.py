@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.inputs.case import load_case
 from pipeline.core.config import PipelineConfig, PreprocessConfig, ValidationConfig
-from pipeline.core.errors import ImageReadError, ImageTooLargeError, IntensityError, MaskError
+from pipeline.core.errors import GeometryError, ImageReadError, ImageTooLargeError, IntensityError, MaskError
 from pipeline.io.readers import read_image, write_image
 from pipeline.core.volume import Volume
 
@@ -70,12 +70,14 @@ def test_default_config_crop_is_clipped_on_a_tiny_chest(tmp_path: Path):
     assert case.roi_full is not None and case.roi_full.array.dtype == np.uint8
 
 
-def test_resampled_mask_warning_surfaces(tmp_path: Path):
+def test_mask_on_another_grid_refused_by_default_resampled_when_allowed(tmp_path: Path):
     ct_path, _, roi = _chest(tmp_path)
     # the same ROI saved with 1 % larger in-plane spacing: overlapping but different geometry
     shifted = Volume(roi, spacing_xyz=(0.7575, 0.7575, 2.5), origin_xyz=ORIGIN)
     roi_path = write_image(shifted, tmp_path / "roi_resampled.nrrd")
-    case = load_case(ct_path, roi_path, config=SMALL_CROP)
+    with pytest.raises(GeometryError, match=r"spacing \(0.7575, 0.7575, 2.5\) vs CT \(0.75, 0.75, 2.5\) mm.*--allow-resample"):
+        load_case(ct_path, roi_path, config=SMALL_CROP)
+    case = load_case(ct_path, roi_path, config=SMALL_CROP, allow_resample=True)
     assert len(case.warnings) == 1
     assert "spacing (0.7575, 0.7575, 2.5) vs CT (0.75, 0.75, 2.5) mm" in case.warnings[0]
     assert "resampled onto the CT grid" in case.warnings[0]

@@ -112,7 +112,9 @@ def _coarse_mask(ct: Volume) -> Volume:
 def test_different_spacing_but_overlapping_is_resampled_with_a_warning():
     ct, roi = _chest()
     coarse = _coarse_mask(ct)
-    aligned, warnings = align_mask(ct, coarse)
+    with pytest.raises(GeometryError, match=r"not on the CT's voxel grid.*--allow-resample"):
+        align_mask(ct, coarse)  # strict by default
+    aligned, warnings = align_mask(ct, coarse, allow_resample=True)
     assert aligned.shape_zyx == ct.shape_zyx and aligned.spacing_xyz == ct.spacing_xyz
     assert aligned.array.dtype == np.uint8
     assert len(warnings) == 1
@@ -133,7 +135,7 @@ def test_flipped_direction_describing_the_same_voxels_resamples_exactly():
     far = ct.index_to_physical(np.array([0.0, 47.0, 47.0]))
     flipped = Volume(roi.array[:, ::-1, ::-1].copy(), spacing_xyz=SPACING, origin_xyz=tuple(far),
                      direction=(-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0))
-    aligned, warnings = align_mask(ct, flipped)
+    aligned, warnings = align_mask(ct, flipped, allow_resample=True)
     assert "direction cosines differ" in warnings[0]
     np.testing.assert_array_equal(aligned.array, roi.array)
 
@@ -144,7 +146,17 @@ def test_direction_difference_refused_when_resampling_is_disabled():
     flipped = roi.with_array(roi.array[:, ::-1, ::-1].copy(), origin_xyz=tuple(far),
                              direction=(-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0))
     with pytest.raises(GeometryError, match=r"geometry differs from the CT \(.*direction cosines differ"):
-        align_mask(ct, flipped, config=ValidationConfig(resample_mask_if_overlapping=False))
+        align_mask(ct, flipped, config=ValidationConfig(resample_mask_if_overlapping=False), allow_resample=True)
+
+
+def test_partial_overlap_refused_even_when_resampling_is_allowed():
+    ct, roi = _chest()
+    # another scan's mask on another grid, reaching 40 % past the CT's edge along x
+    lo, hi = ct.physical_extent()
+    shifted = roi.with_array(roi.array, spacing_xyz=(0.8, 0.8, 2.5),
+                             origin_xyz=(ORIGIN[0] + 0.4 * float(hi[0] - lo[0]), ORIGIN[1], ORIGIN[2]))
+    with pytest.raises(GeometryError, match=r"only \d+ % of the mask's extent lies inside the CT"):
+        align_mask(ct, shifted, allow_resample=True)
 
 
 def test_mask_far_away_from_the_ct_refused():

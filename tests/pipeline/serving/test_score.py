@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.inputs.clinical import parse_clinical
-from pipeline.core.errors import ClinicalValueError, MaskError
+from pipeline.core.errors import ClinicalValueError, SwappedInputsError
 from pipeline.serving.score import Scorer, risk_band
 
 
@@ -39,7 +39,9 @@ def test_probability_explanation_and_notice(scorer: Scorer, first_case: dict):
     assert e.base_value + e.values.sum() == pytest.approx(result.probability, abs=1e-6)
     assert set(e.group_totals()) == {"deep", "radiomics", "pleura", "clinical"}
     assert result.notice == "Research use only; demo model trained on synthetic data."
-    assert steps[0].startswith("reading") and any("radiomics" in s for s in steps) and steps[-1].startswith("explaining")
+    assert steps[0].startswith("reading") and any("radiomics" in s for s in steps)
+    assert any(s.startswith("explaining") for s in steps)
+    assert steps[-1] == "measuring the findings and checking the applicability domain"
     payload = json.dumps(result.to_dict())
     assert "case_0" not in payload and ".nii" not in payload  # hashes only, no file names
     assert result.to_dict()["inputs"]["ct_sha256"] == result.ct_sha256
@@ -55,8 +57,8 @@ def test_scoring_is_deterministic(scorer: Scorer, first_case: dict):
 
 def test_bad_inputs_raise_input_errors(scorer: Scorer, first_case: dict):
     clinical = parse_clinical(cea=3, ca125=12, age=60)
-    with pytest.raises(MaskError):
-        scorer.score(first_case["ct"], first_case["ct"], clinical)  # CT given as mask: non-integer/many labels
+    with pytest.raises(SwappedInputsError, match="were the CT and the ROI mask swapped"):
+        scorer.score(first_case["ct"], first_case["ct"], clinical)  # CT given as mask
     with pytest.raises(ClinicalValueError, match="CA125"):
         parse_clinical(cea=3, ca125="lots", age=60)
 
