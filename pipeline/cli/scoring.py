@@ -24,12 +24,17 @@ def cmd_score(args: argparse.Namespace) -> int:
     result = score_files(ct=args.ct, roi=args.roi, cea=args.cea, ca125=args.ca125, age=args.age, bundle=args.bundle,
                          label=args.label, num_threads=args.threads, roi_name=args.roi_name, series_uid=args.series,
                          dicom_out=args.dicom_out, on_note=note, allow_unsigned=_allowance(args),
-                         audit_source="cli")
+                         audit_source="cli",
+                         allow_resample=args.allow_resample)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return EXIT_OK
     print(f"VPI probability: {result.probability:.3f}  ({result.risk_band} risk band; "
           f"model operating threshold {result.threshold:.2f})")
+    print(f"Applicability domain: {result.domain.status}"
+          + (f" — {result.domain.notice}" if result.domain.notice else " (inside the model's training data)"))
+    if result.findings is not None:
+        print("Findings: " + "; ".join(f"{label} {value}" for label, value in result.findings.rows()))
     if result.tree_p05 is not None:
         print(f"Tree spread (5th–95th percentile of the forest's trees, not a calibrated interval): "
               f"{result.tree_p05:.2f}–{result.tree_p95:.2f}")
@@ -121,6 +126,9 @@ def add_score(sub: argparse._SubParsersAction, settings: Settings) -> None:
     s.add_argument("--top", type=at_least(0), default=8, help="number of top features to print")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.add_argument("--allow-unsigned", action="store_true", help=ALLOW_UNSIGNED_HELP)
+    s.add_argument("--allow-resample", action="store_true",
+                   help="resample a mask stored on another voxel grid onto the CT's (only when they overlap "
+                        "near-completely); refused otherwise")
     s.set_defaults(func=cmd_score)
 
 

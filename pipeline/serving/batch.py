@@ -46,9 +46,11 @@ from pipeline.core.errors import PleuraRiskError
 from pipeline.core.hashing import bytes_sha256
 from pipeline.io.detached import input_sha256
 from pipeline.serving.outputs import OutputLock, check_output, spreadsheet_safe
+from pipeline.features.findings import FINDING_CSV_COLUMNS
 
 RESULT_COLUMNS = (
-    "case_id", "status", "probability", "risk_band", "tree_p05", "tree_p95", "top_features",
+    "case_id", "status", "probability", "risk_band", "domain", "domain_reasons", "tree_p05", "tree_p95",
+    "top_features", *FINDING_CSV_COLUMNS,
     "warnings", "error_type", "error", "model_id", "ct_sha256", "roi_sha256", "input_key", "seconds", "notice",
     "model_signer",
 )
@@ -107,6 +109,8 @@ def _ok_row(case_id: str, result) -> dict[str, Any]:  # noqa: ANN001
     return {
         "case_id": case_id, "status": "ok", "probability": round(result.probability, 6),
         "risk_band": result.risk_band,
+        "domain": result.domain.status, "domain_reasons": " | ".join(result.domain.reasons),
+        **(result.findings.csv_columns() if result.findings is not None else {}),
         "tree_p05": None if result.tree_p05 is None else round(result.tree_p05, 4),
         "tree_p95": None if result.tree_p95 is None else round(result.tree_p95, 4),
         "top_features": "; ".join(f"{n} ({s:+.3f})" for n, s, _v in top),

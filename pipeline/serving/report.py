@@ -3,9 +3,11 @@
 Contents: lab values with units, the sha256 prefixes of the CT and ROI inputs (never file names),
 the VPI probability with its display band, the model's operating threshold and the tree spread
 (labelled as the spread of the forest's trees, not a calibrated interval), the SHAP explanation
-(chart), an axial and a coronal slice through the tumour with the ROI outline, validation
-warnings, model name, id and signer (or "unsigned model"), date (UTC), and the model's notice
-(e.g. "Research use only; demo model trained on synthetic data.") at the top and bottom of the page.
+(chart), an axial and a coronal slice through the tumour with the ROI outline, the
+applicability-domain verdict next to the probability, the findings (diameter, volume, solid
+fraction, distance to pleura, contact length), validation warnings, model name, id and signer
+(or "unsigned model"), date (UTC), and the model's notice (e.g. "Research use only; demo model
+trained on synthetic data.") at the top and bottom of the page.
 
 Text uses DejaVu Sans (a Unicode TTF shipped with matplotlib, else found on the system), so "–",
 "σ", "≥", "µ" print as such; if no such font exists the text is transliterated to Latin-1 for
@@ -240,6 +242,14 @@ def report_pdf(result, *, clinical: ClinicalValues, roi_label: int | None = None
     page.line(f"{result.risk_band.capitalize()} risk band", size=11, bold=True, h=5.5, colour=band_rgb, w=col_w)
     side = "at or above" if result.probability >= result.threshold else "below"
     page.line(f"{side.capitalize()} the model's operating threshold of {result.threshold:.2f}.", size=8.5, w=col_w)
+    domain = result.domain
+    if domain.status == "out":
+        page.line(f"Outside the model's experience: {'; '.join(domain.reasons)}", size=8.5, bold=True,
+                  colour=(198, 40, 40), w=col_w)
+    elif domain.status == "unknown":
+        page.line(domain.notice[:1].upper() + domain.notice[1:], size=8, colour=(84, 110, 122), w=col_w)
+    else:
+        page.line("Inside the model's training domain (size, scanner and features).", size=8, w=col_w)
     if result.tree_p05 is not None and result.tree_p95 is not None:
         sd = f", SD {result.tree_sd:.2f}" if result.tree_sd is not None else ""
         page.line(f"Tree spread: {result.tree_p05:.2f}–{result.tree_p95:.2f}{sd}", size=8.5, w=col_w)
@@ -272,6 +282,18 @@ def report_pdf(result, *, clinical: ClinicalValues, roi_label: int | None = None
         page.font(8.5)
         pdf.cell(half - 24, 4.6, page.t(v))
     pdf.set_xy(left, y + ((len(rows) + 1) // 2) * 4.6)
+    if result.findings is not None:
+        page.heading("Findings (measured on the ROI)")
+        found = result.findings.rows()
+        y = pdf.get_y()
+        for i, (k, v) in enumerate(found):
+            col, row = i % 2, i // 2
+            pdf.set_xy(left + col * half, y + row * 4.6)
+            page.font(8.5, True)
+            pdf.cell(48, 4.6, page.t(k))
+            page.font(8.5)
+            pdf.cell(half - 48, 4.6, page.t(v))
+        pdf.set_xy(left, y + ((len(found) + 1) // 2) * 4.6)
     page.heading(f"Validation warnings ({len(result.warnings)})")
     if result.warnings:
         for w in result.warnings[:max_warnings]:

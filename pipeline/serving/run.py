@@ -30,7 +30,8 @@ def score_files(*, ct: str | os.PathLike[str], roi: str | os.PathLike[str] | Non
                 bundle: str | os.PathLike[str] | None = None, label: Optional[int] = None,
                 num_threads: Optional[int] = None, roi_name: Optional[str] = None, series_uid: Optional[str] = None,
                 dicom_out: str | os.PathLike[str] | None = None, on_note: Optional[Callable[[str], None]] = None,
-                allow_unsigned: Optional[bool] = None, audit_source: Optional[str] = "cli") -> Any:
+                allow_unsigned: Optional[bool] = None, audit_source: Optional[str] = "cli",
+                allow_resample: bool = False) -> Any:
     """Score one case from its files and return the :class:`~pipeline.serving.score.CaseResult`.
 
     Args:
@@ -51,6 +52,8 @@ def score_files(*, ct: str | os.PathLike[str], roi: str | os.PathLike[str] | Non
         allow_unsigned: load an unsigned / untrusted-key bundle (None: ``PLEURA_ALLOW_UNSIGNED``);
             the result then names the model as unsigned.
         audit_source: the audit line's source (None: no audit line).
+        allow_resample: a mask on another voxel grid may be resampled onto the CT's (near-complete
+            overlap only); refused otherwise.
 
     Raises:
         ClinicalValueError, InputError subclasses, BundleError: one sentence naming the input.
@@ -71,7 +74,7 @@ def score_files(*, ct: str | os.PathLike[str], roi: str | os.PathLike[str] | Non
         check_output_folder(dicom_out, inputs=[ct] + ([roi] if roi else []))
     t = time.perf_counter()
     with resolve_inputs(ct, roi, roi_name=roi_name, series_uid=series_uid) as inputs:
-        case = load_case(inputs.ct_path, inputs.roi_path, config=config, label=label)
+        case = load_case(inputs.ct_path, inputs.roi_path, config=config, label=label, allow_resample=allow_resample)
         for note in inputs.notes:
             say(note)
         timings = {"read_validate_crop": time.perf_counter() - t}

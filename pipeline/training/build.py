@@ -205,6 +205,10 @@ def train_bundle(*, features: str | os.PathLike[str], out: str | os.PathLike[str
     plots_dir = out_path.with_name(f".{out_path.name}-plots")
     extra = _plot_files(result, plots_dir)
     extra["report/training_report.json"] = json.dumps(report, indent=2).encode()
+    from pipeline.serving.domain import domain_files
+
+    extra.update(domain_files(table, list(d.selected),
+                              source=f"the {result.n_cases} training cases of this bundle (pleura train)"))
     backbone, source = backbone_for_table(meta, d.selected)
     name = name or out_path.name
     card = model_card(name=name, synthetic=synthetic, report=report, n_features=len(d.selected),

@@ -36,6 +36,7 @@ from pipeline.core.hashing import bytes_sha256
 from pipeline.io.detached import input_sha256
 
 META_KEY = b"pleurarisk"
+IMAGE_PREFIX = "image_"
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ def extract_one(case: CohortCase) -> dict[str, Any]:
         with resolve_inputs(case.ct_path, case.roi_path or None, roi_name=case.roi_name or None) as inputs:
             prepared = load_case(inputs.ct_path, inputs.roi_path, config=_EXTRACTORS.config, hash_inputs=False)
         vector = _EXTRACTORS.extract(prepared, clinical)
-        row.update(status="ok", error="", features=vector.as_dict())
+        row.update(status="ok", error="", features=vector.as_dict(), image=image_columns(prepared))
     except PleuraRiskError as err:
         row.update(status="error", error=f"{err.code}: {err}")
     except Exception as exc:  # noqa: BLE001
@@ -167,6 +168,7 @@ def extract_cohort_features(cohort_csv: str | os.PathLike[str], out_path: str | 
         row = done[key]
         flat = {k: row.get(k) for k in ("case_id", "status", "error", "label", "p_true")}
         flat.update(row.get("features") or {})
+        flat.update(row.get("image") or {})
         records.append(flat)
     table = pd.DataFrame.from_records(records)
     meta = {"config": config.to_dict(), "backbone_spec": backbone_spec, "backbone_source": backbone_source,
@@ -209,7 +211,20 @@ def read_table(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, dict[str, An
 
 
 def feature_columns(table: pd.DataFrame) -> list[str]:
-    return [c for c in table.columns if c not in ("case_id", "status", "error", "label", "p_true", "input_key", "seconds")]
+    """The feature columns (not the bookkeeping ones, nor the ``image_*`` descriptors that only the
+    applicability domain uses)."""
+    return [c for c in table.columns if c not in ("case_id", "status", "error", "label", "p_true", "input_key", "seconds")
+            and not c.startswith(IMAGE_PREFIX)]
+
+
+def image_columns(case: Any) -> dict[str, float | None]:
+    """``image_*`` descriptors of a prepared case for the applicability domain (pixel and slice
+    spacing in mm, image noise in HU; :mod:`pipeline.domain`)."""
+    from pipeline.serving.domain import image_noise_hu
+
+    sx, sy, sz = case.ct_spacing_xyz
+    return {"image_pixel_spacing_mm": float((sx + sy) / 2), "image_slice_spacing_mm": float(sz),
+            "image_noise_hu": image_noise_hu(case.ct_crop.array)}
 
 
 def training_arrays(table: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:

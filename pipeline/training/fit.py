@@ -76,9 +76,12 @@ def fit_bundle(*, features: str | os.PathLike[str], out: str | os.PathLike[str],
     forest = RandomForestClassifier(n_estimators=trees, min_samples_leaf=2, class_weight="balanced",
                                     random_state=seed, n_jobs=1).fit(X.to_numpy(), y)
     backbone, source = backbone_for_table(meta, list(X.columns))
+    from pipeline.serving.domain import domain_files
+
+    domain = domain_files(table, list(X.columns), source=f"the {len(y)} training cases of this bundle (pleura fit)")
     path = write_bundle(out, estimator=forest, feature_names=list(X.columns),
                         config=PipelineConfig.from_dict(meta["config"]), backbone=backbone, backbone_source=source,
-                        synthetic=synthetic,
+                        synthetic=synthetic, extra_files=domain,
                         training={"method": "plain random forest (pleura fit)", "n_cases": int(len(y)),
                                   "n_positive": int(y.sum()), "n_trees": trees, "seed": seed,
                                   "threshold": 0.5})

@@ -37,7 +37,7 @@ import pytest
 
 import bad_input_corpus
 from hostile_corpus import write_clinical_row
-from bad_input_corpus import BOMB_EXTRA_BYTES, BY_ID, CORPUS, GOOD_CLINICAL, ZIP_LIMITS, BadInput, Good
+from bad_input_corpus import BOMB_EXTRA_BYTES, BY_ID, CORPUS, GOOD_CLINICAL, RESAMPLED, ZIP_LIMITS, BadInput, Good
 from pipeline.io.archive import UploadFolder
 from pipeline.serving.bundle import bundle_config, load_bundle
 from pipeline.inputs.case import load_case
@@ -272,13 +272,20 @@ def _check_warned_cli(built: Built, entry: BadInput) -> None:
     assert "VPI probability:" in r.stdout
 
 
-def test_cli_scores_a_resampled_mask_and_prints_the_warning(built: Built):
-    _check_warned_cli(built, BY_ID["roi_other_direction"])
+@pytest.mark.parametrize("entry_id", ["roi_other_direction", "roi_other_spacing"])
+def test_cli_resamples_a_mask_on_another_grid_only_when_allowed(built: Built, tmp_path: Path, entry_id: str):
+    args = list(_cli_args(BY_ID[entry_id], built, tmp_path))
+    refused = _run(*args)
+    assert refused.returncode == 2 and "not on the CT's voxel grid" in refused.stderr and "--allow-resample" in refused.stderr
+    r = _run(*args, "--allow-resample")
+    assert r.returncode == 0, r.stderr
+    warnings = [line for line in r.stdout.splitlines() if line.startswith("warning: ")]
+    assert any(RESAMPLED in w for w in warnings), r.stdout
+    assert "VPI probability:" in r.stdout
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("entry", [e for e in WARNED if e.id != "roi_other_direction"],
-                         ids=_ids([e for e in WARNED if e.id != "roi_other_direction"]))
+@pytest.mark.parametrize("entry", WARNED, ids=_ids(WARNED))
 def test_cli_scores_every_warned_input_and_prints_the_warning(built: Built, entry: BadInput):
     _check_warned_cli(built, entry)
 
