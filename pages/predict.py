@@ -31,6 +31,11 @@ with col_img:
                                 help="A mask with the tumour labelled (non-zero) on the same grid as the CT "
                                      "(NIfTI, NRRD or MHA), or a DICOM RTSTRUCT or SEG file. Not needed when the "
                                      "CT zip holds the RTSTRUCT/SEG.")
+    allow_resample = st.checkbox(
+        "Resample the mask onto the CT", value=False, key="allow_resample",
+        help="Only for a mask drawn on this very scan but saved on another voxel grid. Without this box such a "
+             "mask is refused; with it, the mask is resampled only when it overlaps the CT near-completely, "
+             "and the result says so.")
     dicom_slot = st.container()
 with col_lab:
     st.subheader("Clinical values")
@@ -87,7 +92,8 @@ def current_signature() -> str:
         clinical = None
     return prediction.input_signature(ct_token=f"{tokens.get('ct', '')}|{series_uid or ''}",
                                       roi_token=f"{tokens.get('roi', '')}|{roi_name or ''}", clinical=clinical,
-                               roi_label=None if roi_label is None else int(roi_label), model_id=info.bundle_id)
+                               roi_label=None if roi_label is None else int(roi_label), model_id=info.bundle_id,
+                               allow_resample=bool(allow_resample))
 
 
 def predict() -> None:
@@ -116,7 +122,8 @@ def predict() -> None:
             scorer = session.cached_scorer(info.path)
             outcome = prediction.run_prediction(scorer, ct_path=paths["ct"], roi_path=paths.get("roi"),
                                                 clinical=clinical, roi_label=label, progress=on_step,
-                                                signature=current_signature(), roi_name=roi_name, series_uid=series_uid)
+                                                signature=current_signature(), roi_name=roi_name, series_uid=series_uid,
+                                                allow_resample=bool(allow_resample))
         except Exception as err:  # noqa: BLE001 - every failure becomes one message; the page stays usable
             if not isinstance(err, PleuraRiskError):
                 log.exception("prediction failed")
@@ -154,6 +161,12 @@ with c_num:
     side = "at or above" if r.probability >= r.threshold else "below"
     st.markdown(f"**{r.risk_band.capitalize()} risk band** · {side} the model's operating threshold "
                 f"({r.threshold:.2f})")
+    if r.domain.status == "out":
+        st.error("**Outside the model's experience:** " + "; ".join(r.domain.reasons), icon=":material/report:")
+    elif r.domain.status == "unknown":
+        st.info(f"Applicability domain unknown: {'; '.join(r.domain.reasons)}", icon=":material/help:")
+    else:
+        st.caption("Inside the model's training domain (size, scanner and features like its training cases).")
     st.warning(r.notice, icon=":material/info:")
     spread = prediction.tree_spread_text(r)
     if spread:
@@ -163,6 +176,9 @@ with c_gauge:
     st.plotly_chart(figures.probability_gauge(r.probability, threshold=r.threshold, tree_p05=r.tree_p05,
                                               tree_p95=r.tree_p95), key="gauge", config={"displayModeBar": False})
 
+if r.findings is not None:
+    st.markdown("**Findings** (measured on the ROI)  \n" + "  \n".join(f"{label}: **{value}**"
+                                                                     for label, value in r.findings.rows()))
 for note in outcome.notes:
     st.caption(note)
 if r.warnings:

@@ -67,6 +67,7 @@ class StepProgress:
         ("pleura features", 0.72),
         ("scoring", 0.84),
         ("explaining (SHAP)", 0.88),
+        ("measuring the findings and checking the applicability domain", 0.94),
         ("preparing the result view", 0.96),
     )
 
@@ -144,17 +145,18 @@ class PredictionOutcome:
 
 
 def input_signature(*, ct_token: str, roi_token: str, clinical: ClinicalValues | None, roi_label: int | None,
-                    model_id: str) -> str:
+                    model_id: str, allow_resample: bool = False) -> str:
     """A string that changes whenever anything that affects the prediction changes."""
     clin = None if clinical is None else (clinical.cea_ng_ml, clinical.ca125_u_ml, clinical.age_years)
-    return json.dumps([ct_token, roi_token, clin, roi_label, model_id])
+    return json.dumps([ct_token, roi_token, clin, roi_label, model_id] + (["resample"] if allow_resample else []))
 
 
 def run_prediction(scorer, *, ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str] | None,  # noqa: ANN001
                    clinical: ClinicalValues, roi_label: int | None = None,
                    progress: Callable[[str], None] | None = None, signature: str = "",
                    audit: bool = True, audit_path: str | os.PathLike[str] | None = None,
-                   source: str = "app", roi_name: str | None = None, series_uid: str | None = None) -> PredictionOutcome:
+                   source: str = "app", roi_name: str | None = None, series_uid: str | None = None,
+                   allow_resample: bool = False) -> PredictionOutcome:
     """Score one case with ``scorer`` and build everything the result view needs.
 
     DICOM inputs (CT folder, RTSTRUCT/SEG, ``roi_name``, ``series_uid``): see
@@ -180,7 +182,7 @@ def run_prediction(scorer, *, ct_path: str | os.PathLike[str], roi_path: str | o
     try:
         with resolve_inputs(ct_path, roi_path, roi_name=roi_name, series_uid=series_uid) as inputs:
             result = scorer.score(inputs.ct_path, inputs.roi_path, clinical, label=roi_label, progress=say,
-                                  keep_case=True)
+                                  keep_case=True, allow_resample=allow_resample)
     finally:
         SCORING_LOCK.release()
     say("preparing the result view")

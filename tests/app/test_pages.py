@@ -40,6 +40,8 @@ def phantom(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
         "roi": write_image(ph.roi, tmp / "roi.nii.gz"),
         "roi_empty": write_image(ph.roi.with_array(np.zeros_like(ph.roi.array)), tmp / "empty.nii.gz"),
         "roi_elsewhere": write_image(far, tmp / "far.nii.gz"),
+        "roi_other_grid": write_image(ph.roi.with_array(ph.roi.array, spacing_xyz=tuple(
+            v * 1.01 for v in ph.roi.spacing_xyz)), tmp / "other_grid.nii.gz"),
     }
     return {k: p.read_bytes() for k, p in files.items()}
 
@@ -93,6 +95,11 @@ def test_predict_happy_path_on_a_phantom(tiny_bundle: Path, phantom_cohort: Path
     probability = float(at.metric[0].value)
     assert 0.0 <= probability <= 1.0
     assert any(SYNTHETIC_NOTICE == w.value for w in at.main.warning)  # the notice next to the number
+    # the tiny bundle has too few training cases for a domain: said next to the number, like an old bundle
+    assert any(i.value.startswith("Applicability domain unknown") for i in at.info)
+    findings = [m.value for m in at.markdown if m.value.startswith("**Findings**")]
+    assert findings and "Longest axial diameter: **" in findings[0] and " mm**" in findings[0]
+    assert "Pleural contact length" in findings[0] and "Volume: **" in findings[0]
     assert any("not a calibrated confidence interval" in c.value for c in at.caption)
     assert len(at.get("plotly_chart")) == 4  # gauge, SHAP waterfall, SHAP groups, slice viewer
     assert [b.label for b in at.get("download_button")] == ["Download PDF report", "Download JSON"]
@@ -112,6 +119,20 @@ def test_predict_happy_path_on_a_phantom(tiny_bundle: Path, phantom_cohort: Path
     # changing an input flags the result as stale
     at.number_input(key="age").set_value(float(row["age"]) + 1).run()
     assert any("inputs above changed" in i.value for i in at.info)
+
+
+def test_predict_resamples_a_mask_on_another_grid_only_when_the_box_is_ticked(env: Path,
+                                                                             phantom: dict[str, bytes]) -> None:
+    at = open_page("pages/predict.py")
+    _ready(at, phantom, roi="roi_other_grid")
+    fill_labs(at)
+    at.button(key="predict").click().run()
+    shown = errors(at)
+    assert len(shown) == 1 and "not on the CT's voxel grid" in shown[0] and "Resample the mask onto the CT" in shown[0]
+    at.checkbox(key="allow_resample").check().run()
+    at.button(key="predict").click().run()
+    assert not at.exception and not errors(at) and len(at.metric) == 1
+    assert any("resampled onto the CT grid" in w.value for w in at.main.warning)
 
 
 def _ready(at: AppTest, phantom: dict[str, bytes], roi: str = "roi") -> None:
