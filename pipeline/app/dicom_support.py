@@ -2,9 +2,9 @@
 series, volume ROIs of its RTSTRUCT/SEG), storing an uploaded RTSTRUCT/SEG file, and the DICOM
 results (SEG, SR, Encapsulated PDF) as bytes for download buttons.
 
-Example:
-    >>> choices = dicom_choices(ct_path="uploads/ct/ct", roi_path=None)  # doctest: +SKIP
-    >>> choices.roi_names  # doctest: +SKIP
+Usage (on a DICOM export; see the tests for runnable cases)::
+    choices = dicom_choices(ct_path="uploads/ct/ct", roi_path=None)
+    choices.roi_names
     ['Patient', 'GTV-1', 'Lung L', 'Lung R']
 """
 

@@ -14,9 +14,9 @@ of paths :func:`pipeline.inputs.case.load_case` reads.
 Everything temporary lives in one private folder removed when the context ends; nothing is
 written next to the inputs.
 
-Example:
-    >>> with resolve_inputs("export/", None, roi_name="GTV-1") as r:  # doctest: +SKIP
-    ...     case = load_case(r.ct_path, r.roi_path, config=config)
+Usage (on a DICOM export; see the tests for runnable cases)::
+    with resolve_inputs("export/", None, roi_name="GTV-1") as r:
+        case = load_case(r.ct_path, r.roi_path, config=config)
 """
 
 from __future__ import annotations

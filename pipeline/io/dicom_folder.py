@@ -14,9 +14,9 @@ without) decoding any pixel data.
 Arrays are (z, y, x); spacing and origin are ITK (x, y, z), millimetres, LPS. Slices are ordered
 by position along the slice normal, exactly as :func:`pipeline.io.readers.read_dicom_series` orders them.
 
-Example:
-    >>> inv = scan_dicom_folder("export/", role="CT")  # doctest: +SKIP
-    >>> series, note = choose_series(inv, role="CT")  # doctest: +SKIP
+Usage (on a DICOM export; see the tests for runnable cases)::
+    inv = scan_dicom_folder("export/", role="CT")
+    series, note = choose_series(inv, role="CT")
 """
 
 from __future__ import annotations

@@ -20,9 +20,9 @@ Arrays are (z, y, x); the CT grid is a :class:`~pipeline.core.volume.Volume` (sp
 (x, y, z) order, mm, LPS) plus the series' SOP Instance UIDs in z order
 (:class:`~pipeline.io.dicom_folder.ImageSeries`).
 
-Example:
-    >>> names = roi_names("rtstruct.dcm")  # doctest: +SKIP
-    >>> mask = rtstruct_mask("rtstruct.dcm", series=ct_series, grid=grid, roi_name="GTV-1")  # doctest: +SKIP
+Usage (on a DICOM export; see the tests for runnable cases)::
+    names = roi_names("rtstruct.dcm")
+    mask = rtstruct_mask("rtstruct.dcm", series=ct_series, grid=grid, roi_name="GTV-1")
 """
 
 from __future__ import annotations
