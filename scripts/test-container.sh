@@ -91,6 +91,8 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # ------------------------------------------------------------------------------------ base images (cached)
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}

@@ -80,9 +80,9 @@ def writable_for_image(path: Path) -> Path:
 
 
 def host_pleura(*args: str, audit: Path) -> subprocess.CompletedProcess[str]:
-    """The host's CLI from this checkout."""
+    """The host's ``pleura`` command (beside this Python) on this checkout."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "PLEURA_AUDIT_LOG": str(audit)}
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True,
+    return subprocess.run([str(Path(sys.executable).parent / "pleura"), *args], capture_output=True, text=True,
                           env=env, cwd=REPO, timeout=900)
 
 
