@@ -11,6 +11,7 @@
 #  * torch's C++ headers, CMake files and build tools (protoc): only needed to compile extensions;
 #  * sympy + mpmath: torch needs them only for torch.compile / symbolic shapes, never for the eager
 #    CPU forward pass PleuraRisk runs (`import torch` does not import sympy);
+#  * pydeck (Streamlit's map charts; the app draws no maps, Streamlit imports it only for st.pydeck_chart);
 #  * pip, setuptools, wheel: nothing is installed into the image after this step;
 #  * pyarrow's Flight RPC and cloud file-system libraries;
 #  * symbol tables of torch's, llvmlite's and pyarrow's libraries (strip --strip-unneeded;
@@ -25,7 +26,7 @@ PY="$VENV/bin/python"
 SP=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 before=$(du -sm "$VENV" | cut -f1)
 
-"$PY" -m pip uninstall -q -y sympy mpmath
+"$PY" -m pip uninstall -q -y sympy mpmath pydeck
 
 # test suites of every package; torch keeps torch/testing (public API imported by torch itself)
 find "$SP" -depth -type d -name tests -prune -exec rm -rf {} +

@@ -2,7 +2,7 @@
 # The container test: build the image from this repository's Dockerfile with Debian's podman and
 # check it the way a hospital would run it (tests/container/test_container.py, marker `container`).
 #
-#   bash scripts/test-container.sh            # from nothing: ~N min (see README); re-runs reuse the base images
+#   bash scripts/test-container.sh     # 15-21 min from nothing on 2 cores, ~11 min with the cached base (README)
 #
 # Needs root and Debian's packages (podman runc debootstrap, installed here with apt-get).
 # Podman's storage, run state and configuration live in a scratch folder that is removed at the
@@ -10,7 +10,7 @@
 # used: the base image is made with debootstrap + `podman import`, and a stand-in for
 # python:3.11-slim-bookworm (Debian's python3.11) is built from it. Both are cached as image
 # archives in $PLEURA_CONTAINER_CACHE (default /var/tmp/pleurarisk-container-cache), keyed by a
-# hash of what makes them, so a re-run skips the ~3 min debootstrap; delete the folder to start
+# hash of what makes them, so a re-run skips debootstrap and the base build; delete the folder to start
 # from nothing. The application image itself is always built fresh from the Dockerfile.
 #
 # Build inputs taken from the machine: pip's CA bundle (PIP_CERT / pip config `cert`, else
