@@ -2,7 +2,7 @@
 # The container test: build the image from this repository's Dockerfile with Debian's podman and
 # check it the way a hospital would run it (tests/container/test_container.py, marker `container`).
 #
-#   bash scripts/test-container.sh     # 15-21 min from nothing on 2 cores, 9-11 min with the cached base (README)
+#   bash scripts/test-container.sh     # 15-21 min from nothing on 2 cores, 6-11 min with the cached base (README)
 #
 # Needs root and Debian's packages (podman runc debootstrap, installed here with apt-get).
 # Podman's storage, run state and configuration live in a scratch folder that is removed at the
