@@ -1,4 +1,7 @@
-"""The Dockerfile passes hadolint and installs through the same script as README and CI."""
+"""The Dockerfile passes hadolint and installs through the same script as README and CI.
+
+The image itself is built and run by the container test (``bash scripts/test-container.sh``,
+tests/container); these are the static checks that run everywhere."""
 
 from __future__ import annotations
 
@@ -31,3 +34,18 @@ def test_image_installs_with_the_setup_script_and_runs_unprivileged():
     ignore = (REPO / ".dockerignore").read_text().split()
     assert {"tests", ".git", ".venv"} <= set(ignore)
     assert "bash scripts/test.sh" in (REPO / ".ci" / "run").read_text()
+
+
+def test_build_inputs_are_arguments_and_the_image_runs_with_read_only_cases():
+    text = (REPO / "Dockerfile").read_text()
+    lines = [line.strip() for line in text.splitlines()]
+    # a machine that cannot reach the PyTorch CPU index overrides it (and uses a local wheel folder)
+    assert "ARG PLEURA_TORCH_INDEX=https://download.pytorch.org/whl/cpu" in lines
+    assert "ARG PIP_FIND_LINKS" in lines and "ARG BASE_IMAGE=python:3.11-slim-bookworm" in lines
+    assert not any(line.startswith("PLEURA_TORCH_INDEX=") for line in lines)  # not an ENV any more
+    # the audit log is not under /data, so the cases can be mounted read-only
+    assert "PLEURA_AUDIT_LOG=/audit/audit.jsonl" in text and 'VOLUME ["/data", "/audit"]' in text
+    # `pleura verify` runs as the image's user, so it leaves nothing root-owned behind
+    assert text.index("USER 10001") < text.index("RUN pleura verify")
+    assert "bash scripts/slim-venv.sh /opt/venv" in text
+    assert "bash scripts/test-container.sh" in (REPO / "scripts" / "test.sh").read_text()

@@ -65,6 +65,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
           f"{f', {summary.n_skipped} already done (resumed)' if summary.n_skipped else ''}; "
           f"results in {summary.out_path} ({summary.seconds:.1f} s)")
     print(f"Model: {done.model_name} ({done.model_id[:12]}), {done.signer}")
+    if done.audit_missing:
+        print(f"warning: {done.audit_missing} scored cases have no audit line (the audit log could not be written)",
+              file=sys.stderr)
     if done.notice:
         print(done.notice)
     return EXIT_CASES_FAILED if summary.n_error else EXIT_OK

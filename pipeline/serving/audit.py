@@ -11,6 +11,10 @@ Lines are written with one ``write`` on a file opened for appending under an exc
 ``flock``, then fsync'ed, so concurrent writers never interleave and a crash loses at most the
 line being written.
 
+A log that cannot be written is found before any work: :func:`ensure_audit_writable` (called by
+``pleura score`` and ``pleura batch`` before reading a case) raises :class:`AuditLogError`, one
+sentence naming ``PLEURA_AUDIT_LOG``, so nothing is scored without its audit line.
+
 Example:
     >>> import tempfile, os, json
     >>> log = os.path.join(tempfile.mkdtemp(), "audit.jsonl")
@@ -34,6 +38,7 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline.core.env import settings
+from pipeline.core.errors import PleuraRiskError
 
 SOURCES = ("app", "app-batch", "cli", "cli-batch")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
@@ -42,6 +47,30 @@ _SHA = re.compile(r"^[0-9a-f]{64}$")
 def audit_log_path() -> Path:
     """``$PLEURA_AUDIT_LOG`` if set, else ``./audit/audit.jsonl`` (relative to the working directory)."""
     return settings().audit_log
+
+
+class AuditLogError(PleuraRiskError):
+    """The audit log cannot be created or appended to (read-only or missing permission)."""
+
+    code = "audit"
+
+
+def ensure_audit_writable(path: str | os.PathLike[str] | None = None) -> Path:
+    """Check that the audit log can be appended to (creating its folder and an empty file if
+    needed) and return its path; call it before any work so a run never ends in an unwritable log.
+
+    Raises:
+        AuditLogError: the folder or file cannot be created or opened for appending.
+    """
+    target = Path(path) if path is not None else audit_log_path()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640))
+    except OSError as exc:
+        raise AuditLogError(
+            f"the audit log {target} cannot be written ({exc.strerror or type(exc).__name__}): set PLEURA_AUDIT_LOG "
+            "to a file in a writable folder; nothing was scored") from None
+    return target
 
 
 def _utc_now() -> str:

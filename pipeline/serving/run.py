@@ -65,6 +65,10 @@ def score_files(*, ct: str | os.PathLike[str], roi: str | os.PathLike[str] | Non
 
     say = on_note or (lambda _text: None)
     clinical = parse_clinical(cea=cea, ca125=ca125, age=age)
+    if audit_source is not None:
+        from pipeline.serving.audit import ensure_audit_writable
+
+        ensure_audit_writable()  # an unwritable audit log is refused before the work, not after it
     # Images are checked (with the model's settings) before the model is loaded, so a bad file
     # is refused in about a second instead of after the imports and weights.
     config = bundle_config(bundle, allow_unsigned=allow_unsigned)
@@ -97,13 +101,16 @@ def score_files(*, ct: str | os.PathLike[str], roi: str | os.PathLike[str] | Non
 
 @dataclass(frozen=True)
 class FolderResult:
-    """What :func:`score_folder` did: the batch summary, the bundle's notice, name, id and signer."""
+    """What :func:`score_folder` did: the batch summary, the bundle's notice, name, id and signer, and
+    how many scored cases have no audit line (the log failed during the batch, e.g. a full disk; the
+    batch goes on)."""
 
     summary: BatchSummary
     notice: str
     model_name: str = ""
     model_id: str = ""
     signer: str = ""
+    audit_missing: int = 0
 
 
 def score_folder(*, source: str | os.PathLike[str], out: str | os.PathLike[str],
@@ -132,16 +139,19 @@ def score_folder(*, source: str | os.PathLike[str], out: str | os.PathLike[str],
         audit_source: the audit lines' source (None: no audit lines).
 
     Raises:
+        AuditLogError: the audit log cannot be written (checked before any work).
         BundleError: the bundle does not verify. CohortError: the folder or CSVs are unusable.
     """
     from pipeline.core.env import threads_per_worker
     from pipeline.inputs.cohort import discover_cases
-    from pipeline.serving.audit import append_audit, entry_from_batch_row
+    from pipeline.serving.audit import append_audit, ensure_audit_writable, entry_from_batch_row
     from pipeline.serving.batch import run_batch
     from pipeline.serving.bundle import check_bundle, default_bundle_path
 
     from pipeline.serving.outputs import check_output
 
+    if audit_source is not None:
+        ensure_audit_writable()  # refused before the batch starts
     check_output(out, inputs=[source, clinical_csv], folders=[bundle])
     bundle_path = Path(bundle) if bundle else default_bundle_path()
     manifest, bundle_id, signature = check_bundle(bundle_path, allow_unsigned=allow_unsigned)
@@ -152,9 +162,15 @@ def score_folder(*, source: str | os.PathLike[str], out: str | os.PathLike[str],
         check_output_folder(dicom_out, inputs=[source if Path(source).is_dir() else str(Path(source).parent)])
     cases = discover_cases(source, clinical_csv=clinical_csv, roi_name=roi_name)
 
+    audit_missing = 0
+
     def on_progress(done: int, total: int, row: dict | None) -> None:
+        nonlocal audit_missing
         if audit_source is not None and row is not None and row.get("status") == "ok":
-            append_audit(entry_from_batch_row(row, model_name=bundle_path.name, source=audit_source))
+            try:
+                append_audit(entry_from_batch_row(row, model_name=bundle_path.name, source=audit_source))
+            except OSError:
+                audit_missing += 1  # the batch goes on; reported in FolderResult.audit_missing
         if progress is not None:
             progress(done, total, row)
 
@@ -165,4 +181,4 @@ def score_folder(*, source: str | os.PathLike[str], out: str | os.PathLike[str],
                         workers=workers, label=label, num_threads=threads, progress=on_progress, scheduler=scheduler,
                         dicom_out=dicom_out, signer=signature.label, allow_unsigned=allow_unsigned)
     return FolderResult(summary=summary, notice=notice, model_name=bundle_path.name, model_id=bundle_id,
-                        signer=signature.label)
+                        signer=signature.label, audit_missing=audit_missing)

@@ -88,3 +88,25 @@ def test_torn_last_line_is_skipped_when_reading(tmp_path: Path) -> None:
     with log.open("a") as fh:
         fh.write('{"time_utc": "2026-')
     assert len(read_audit(log)) == 1
+
+
+def test_an_unwritable_log_is_refused_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.serving.audit import AuditLogError, ensure_audit_writable
+    from pipeline.cli.main import EXIT_INPUT, main
+
+    assert ensure_audit_writable(tmp_path / "new" / "audit.jsonl").is_file()  # created, empty
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    bad = blocker / "audit" / "audit.jsonl"  # its folder cannot be made (root ignores permission bits)
+    with pytest.raises(AuditLogError, match="PLEURA_AUDIT_LOG"):
+        ensure_audit_writable(bad)
+    monkeypatch.setenv("PLEURA_AUDIT_LOG", str(bad))
+    # the case files do not exist: the audit log is checked first, so that is the one error reported
+    for argv in (["score", "missing-ct.nii.gz", "missing-roi.nii.gz", "--cea", "3", "--ca125", "10", "--age", "60"],
+                 ["batch", str(tmp_path / "no-cases"), "--out", str(tmp_path / "results.csv")]):
+        assert main(argv) == EXIT_INPUT
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: the audit log") and "set PLEURA_AUDIT_LOG" in err and "nothing was scored" in err
+        assert "\n" not in err and "Traceback" not in err and "missing-ct" not in err
+    assert not (tmp_path / "results.csv").exists()
