@@ -3,6 +3,7 @@ series, volume ROIs of its RTSTRUCT/SEG), storing an uploaded RTSTRUCT/SEG file,
 results (SEG, SR, Encapsulated PDF) as bytes for download buttons.
 
 Usage (on a DICOM export; see the tests for runnable cases)::
+
     choices = dicom_choices(ct_path="uploads/ct/ct", roi_path=None)
     choices.roi_names
     ['Patient', 'GTV-1', 'Lung L', 'Lung R']

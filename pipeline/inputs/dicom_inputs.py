@@ -15,6 +15,7 @@ Everything temporary lives in one private folder removed when the context ends; 
 written next to the inputs.
 
 Usage (on a DICOM export; see the tests for runnable cases)::
+
     with resolve_inputs("export/", None, roi_name="GTV-1") as r:
         case = load_case(r.ct_path, r.roi_path, config=config)
 """

@@ -15,6 +15,7 @@ Arrays are (z, y, x); spacing and origin are ITK (x, y, z), millimetres, LPS. Sl
 by position along the slice normal, exactly as :func:`pipeline.io.readers.read_dicom_series` orders them.
 
 Usage (on a DICOM export; see the tests for runnable cases)::
+
     inv = scan_dicom_folder("export/", role="CT")
     series, note = choose_series(inv, role="CT")
 """

@@ -21,6 +21,7 @@ Arrays are (z, y, x); the CT grid is a :class:`~pipeline.core.volume.Volume` (sp
 (:class:`~pipeline.io.dicom_folder.ImageSeries`).
 
 Usage (on a DICOM export; see the tests for runnable cases)::
+
     names = roi_names("rtstruct.dcm")
     mask = rtstruct_mask("rtstruct.dcm", series=ct_series, grid=grid, roi_name="GTV-1")
 """
