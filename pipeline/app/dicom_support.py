@@ -60,7 +60,7 @@ def dicom_choices(*, ct_path: str | os.PathLike[str] | None, roi_path: str | os.
     roi_file: Path | None = None
     if ct_path is not None and Path(ct_path).is_dir():
         inventory = scan_dicom_folder(ct_path, role="CT")
-        series = tuple((s.series_uid, s.label()) for s in inventory.series)
+        series = tuple((s.series_uid, s.label(with_description=True)) for s in inventory.series)
         notes = inventory.skipped
         if roi_path is None and inventory.roi_files:
             roi_file = inventory.roi_files[0]

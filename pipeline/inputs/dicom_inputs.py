@@ -32,7 +32,7 @@ from pathlib import Path
 
 from pipeline.io.dicom_folder import DicomInventory, ImageSeries, choose_series, read_header, referenced_series_uids, \
     scan_dicom_folder, series_geometry
-from pipeline.core.errors import DicomError, MaskError
+from pipeline.core.errors import ImageReadError, DicomError, MaskError
 from pipeline.io.readers import image_suffix, write_image
 
 
@@ -72,12 +72,35 @@ def _looks_like_dicom_roi_file(path: Path) -> bool:
     return path.is_file() and not image_suffix(path) and not _is_zip(path)
 
 
-def _stage_series(series: ImageSeries, work: Path) -> Path:
+def _stage_series(series: ImageSeries, work: Path, *, root: Path) -> Path:
+    """Link the series' slices alone into a staging folder under their names relative to the CT
+    folder, so the CT's content hash (resume keys, audit) is the same as reading a folder that
+    holds only this series."""
     folder = work / "ct-series"
     folder.mkdir()
+    base = root.resolve()
     for i, f in enumerate(series.files):
-        (folder / f"{i:05d}.dcm").symlink_to(Path(f).resolve())
+        source = Path(f).resolve()
+        try:
+            name = source.relative_to(base)
+        except ValueError:
+            name = Path(f"{i:05d}.dcm")
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).symlink_to(source)
     return folder
+
+
+def _probe(path: Path | None, role: str) -> None:
+    """A path that cannot even be looked at (name too long, no permission on its folder) is the
+    input's error, with the reason only (the path may carry a patient's name)."""
+    if path is None:
+        return
+    try:
+        path.stat()
+    except FileNotFoundError:
+        return  # reported by the reader as "not found"
+    except OSError as exc:
+        raise ImageReadError(f"{role} file cannot be opened ({exc.strerror or type(exc).__name__})") from None
 
 
 def _structure_for(inventory: DicomInventory, series: ImageSeries) -> Path | None:
@@ -120,6 +143,8 @@ def resolve_inputs(ct: str | os.PathLike[str], roi: str | os.PathLike[str] | Non
 def _resolve(ct: Path, roi: Path | None, *, roi_name: str | None, series_uid: str | None,
              work: Path) -> ResolvedInputs:
     notes: list[str] = []
+    _probe(ct, "CT")
+    _probe(roi, "ROI mask")
     if _is_zip(ct):
         ct = _unzipped(ct, work, what="the CT zip")
     series = inventory = None
@@ -128,7 +153,7 @@ def _resolve(ct: Path, roi: Path | None, *, roi_name: str | None, series_uid: st
         inventory = scan_dicom_folder(ct, role="CT")
         series, note = choose_series(inventory, role="CT", series_uid=series_uid)
         notes.append(note)
-        ct_path = _stage_series(series, work)
+        ct_path = _stage_series(series, work, root=ct)
     elif series_uid is not None:
         raise DicomError("CT: --series applies to a DICOM folder; this CT is a single image file")
 

@@ -63,9 +63,14 @@ class ImageSeries:
     def n_slices(self) -> int:
         return len(self.files)
 
-    def label(self) -> str:
-        """Human description: 'CT "Thorax 3mm" (UID 1.2.…, 134 slices)'."""
-        desc = f' "{self.description}"' if self.description else " (no description)"
+    def label(self, *, with_description: bool = False) -> str:
+        """How the series is named to a user: 'CT (UID 1.2.…, 134 slices)'. The free-text
+        SeriesDescription (which sites sometimes fill with a patient's name) is left out of
+        notes, errors and logs; ``with_description=True`` adds it for the uploading user's own
+        screen: 'CT "Thorax 3mm" (UID 1.2.…, 134 slices)'."""
+        desc = ""
+        if with_description:
+            desc = f' "{self.description}"' if self.description else " (no description)"
         return f"{self.modality}{desc} (UID {self.series_uid}, {self.n_slices} slices)"
 
 
