@@ -18,7 +18,8 @@ The PDF itself carries no identifier (hashes only), so Burned In Annotation is N
   referencing the SEG segment: VPI probability, operating threshold, risk band (coded), the
   pleura/tumour measurements the model's features hold (diameter, volume, distance to the
   pleura, contact length/area/fraction), each with the model as algorithm (name, id); and a
-  Qualitative Evaluations container with the research-use notice and the model id as TEXT.
+  Qualitative Evaluations container with the research-use notice, the model id and the
+  applicability-domain verdict ("in" / "out" with its reasons / "unknown") as TEXT.
   Concepts without a standard code use the private scheme ``99PLRISK``.
 * **PDF** (``report.dcm``): the report of :func:`pipeline.serving.report.report_pdf`.
 
@@ -168,6 +169,12 @@ def _notes_container(result):  # noqa: ANN001, ANN202
              hd.sr.TextContentItem(name=_code("MODEL", PRIVATE_SCHEME, "Model identification"),
                                    value=f"{result.model_name} {result.model_id} (PleuraRisk {__version__})"[:1024],
                                    relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)]
+    domain = getattr(result, "domain", None)
+    if domain is not None:  # the applicability-domain verdict, as shown next to the probability
+        text = f"{domain.status}: {domain.notice}" if domain.notice else f"{domain.status}: inside the training data"
+        items.append(hd.sr.TextContentItem(name=_code("DOMAIN", PRIVATE_SCHEME, "Applicability domain"),
+                                           value=text[:1024],
+                                           relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
     container = hd.sr.ContainerContentItem(name=_code("C0034375", "UMLS", "Qualitative Evaluations"),
                                            relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
     container.ContentSequence = hd.sr.ContentSequence(items)

@@ -6,6 +6,7 @@ marked slow, on the shared LUNG1-001 planning export."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -93,6 +94,9 @@ def check_outputs(out: Path, *, ct_folder: Path, mask: np.ndarray, probability: 
     band = [q.value.meaning for q in groups[0].get_qualitative_evaluations()]
     assert len(band) == 1 and band[0].endswith("risk of visceral pleural invasion")
     assert "Research use" in str(sr)
+    texts = [str(e.value) for e in sr.iterall() if e.keyword == "TextValue"]
+    meanings = {str(e.value) for e in sr.iterall() if e.keyword == "CodeMeaning"}
+    assert "Applicability domain" in meanings and any(re.match(r"(in|out|unknown): ", x) for x in texts), texts
     refs = {str(i.ReferencedSOPInstanceUID) for s in sr.CurrentRequestedProcedureEvidenceSequence
             for se in s.ReferencedSeriesSequence for i in se.ReferencedSOPSequence}
     assert str(seg.SOPInstanceUID) in refs and set(uids) <= refs
@@ -107,7 +111,7 @@ def test_ct_folder_with_its_rtstruct_scores_and_writes_valid_dicom(export: dict,
     r = run("score", str(ct_folder), "--roi-name", "GTV-1", *CLINICAL, "--bundle", str(DEMO), "--json",
             "--dicom-out", str(out))
     assert r.returncode == 0, r.stderr
-    assert f"note: CT: used series CT \"phantom CT\" (UID {export['case'].series_uid}, 64 slices)" in r.stderr
+    assert f"note: CT: used series CT (UID {export['case'].series_uid}, 64 slices)" in r.stderr
     assert "note: ROI: RTSTRUCT ROI 'GTV-1' rasterised onto the CT" in r.stderr
     probability = json.loads(r.stdout)["probability"]
     assert sorted(p.name for p in ct_folder.iterdir()) == before  # nothing written into the input folder
