@@ -8,6 +8,7 @@ by ``tests/conftest.py`` before anything runs, so the CLI and app subprocesses t
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -34,6 +35,11 @@ def make_key(folder: Path, name: str) -> tuple[Path, Path]:
 
 TEST_KEY, TEST_PUBLIC_KEY = make_key(ROOT, "test-signer")
 shutil.copy(TEST_PUBLIC_KEY, TRUSTED_DIR.mkdir() or TRUSTED_DIR / "test-signer.pem")
+# Commands the tests run as an unprivileged user (tests/reliability/test_hostile_cli.py) must read
+# the trusted public key too; the private key stays readable by its owner only.
+for _path, _mode in ((ROOT, 0o755), (TRUSTED_DIR, 0o755), (TRUSTED_DIR / "test-signer.pem", 0o644),
+                     (TEST_PUBLIC_KEY, 0o644), (TEST_KEY, 0o600)):
+    os.chmod(_path, _mode)
 
 
 def sign_for_tests(bundle: Path, *, key: Path = TEST_KEY, signer: str = TEST_SIGNER) -> Path:

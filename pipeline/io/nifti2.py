@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import gzip
+import zlib
 import os
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def is_nifti2(path: str | os.PathLike[str]) -> bool:
             gz = raw.read(2) == b"\x1f\x8b"
         with (gzip.open if gz else open)(path, "rb") as fh:
             head = fh.read(12)
-    except (OSError, EOFError):
+    except (OSError, EOFError, zlib.error):  # damaged: the NIfTI-1 reader names the problem
         return False
     size_ok = int.from_bytes(head[:4], "little") == 540 or int.from_bytes(head[:4], "big") == 540
     return size_ok and head[4:8] == b"n+2\x00"

@@ -12,6 +12,13 @@ from pipeline.core.config import PipelineConfig
 from pipeline.training.dataset import write_table
 
 
+@pytest.fixture(autouse=True)
+def _load_unsigned_training_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bundles trained here are unsigned (``pleura train`` never signs); these tests are about
+    training, so they load them with the explicit allowance (signing: tests/pipeline/serving/test_signing.py)."""
+    monkeypatch.setenv("PLEURA_ALLOW_UNSIGNED", "1")
+
+
 @pytest.fixture(scope="module")
 def small_feature_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """48 labelled cases (one failed extraction row besides): informative pleura + clinical columns."""
