@@ -171,13 +171,7 @@ def check_predictions(proba: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("no predictions to evaluate")
     if not np.isfinite(p).all() or p.min() < 0 or p.max() > 1:
         raise ValueError("probabilities must be finite and within [0, 1]")
-    try:
-        y_float = y_raw.astype(float)
-    except (TypeError, ValueError):
-        raise ValueError("labels must be 0/1 (1 = VPI present)") from None
-    if not np.isin(y_float, (0.0, 1.0)).all():
-        raise ValueError("labels must be 0/1 (1 = VPI present)")
-    y = y_float.astype(int)
+    y = binary_labels(y_raw)
     if y.min() == y.max():
         raise ValueError("labels contain only one class; AUC and calibration need both VPI and no-VPI cases")
     return p, y
@@ -312,6 +306,17 @@ def decision_curve(proba: Any, labels: Any, *, thresholds: Optional[Sequence[flo
     treat_all = prevalence - (1.0 - prevalence) * odds
     return DecisionCurve(_floats(t), _floats(model), _floats(treat_all), _floats(np.zeros_like(t)))
 
+
+
+def binary_labels(labels: np.ndarray) -> np.ndarray:
+    """Labels as int 0/1 (1 = VPI present); anything else is a ValueError saying so."""
+    try:
+        y_float = np.asarray(labels).astype(float)
+    except (TypeError, ValueError):
+        raise ValueError("labels must be 0/1 (1 = VPI present)") from None
+    if not np.isin(y_float, (0.0, 1.0)).all():
+        raise ValueError("labels must be 0/1 (1 = VPI present)")
+    return y_float.astype(int)
 
 def evaluate_predictions(
     proba: Any,

@@ -54,7 +54,7 @@ from sklearn.pipeline import Pipeline
 
 from models.forest import PSOForestClassifier
 from pipeline.core.config import check_setting, Serialisable
-from pipeline.training.evaluate import ValidationMetrics, evaluate_predictions, json_safe, save_plots, youden_threshold
+from pipeline.training.evaluate import ValidationMetrics, binary_labels, evaluate_predictions, json_safe, save_plots, youden_threshold
 from models.fusion import LateFusionClassifier
 from pipeline.core.groups import CLINICAL_FEATURES, feature_group, group_columns
 from pipeline.training.selection import FeatureSelector
@@ -340,13 +340,7 @@ def _check_inputs(table: Any, labels: Any, config: TrainConfig) -> tuple[pd.Data
     y_raw = np.asarray(labels).ravel()
     if len(y_raw) != len(table):
         raise ValueError(f"table has {len(table)} cases but labels has {len(y_raw)}")
-    try:
-        y_float = y_raw.astype(float)
-    except (TypeError, ValueError):
-        raise ValueError("labels must be 0/1 (1 = VPI present)") from None
-    if not np.isin(y_float, (0.0, 1.0)).all():
-        raise ValueError("labels must be 0/1 (1 = VPI present)")
-    y = y_float.astype(int)
+    y = binary_labels(y_raw)
     smallest = int(min((y == 0).sum(), (y == 1).sum()))
     if smallest < config.outer_folds:
         raise ValueError(
