@@ -17,7 +17,7 @@ from typing import Any
 from pipeline.core.hashing import bytes_sha256
 from pipeline.pacs.client import PacsClient
 from pipeline.pacs.config import PacsConfig, require_pacs_config
-from pipeline.pacs.retrieve import retrieved_study
+from pipeline.pacs.retrieve import RetrievedStudy, retrieved_study
 from pipeline.pacs.store import StoreReport, result_key, store_results
 
 
@@ -46,6 +46,14 @@ class PacsScore:
 def uid_hash(uid: str) -> str:
     """sha256 hex of a UID (what the audit log keeps instead of it)."""
     return bytes_sha256(uid.encode("ascii", "replace"))
+
+
+def study_result_key(study: RetrievedStudy, *, roi_name: str | None, clinical: Any, model_id: str) -> str:  # noqa: ANN401
+    """The key a stored result's UIDs derive from: the study, CT series, RTSTRUCT/SEG series, ROI name,
+    clinical values and model (DICOM forbids changing an instance under its UID, so the UIDs identify
+    the images), the same for ``pleura pacs score`` and ``pleura pacs batch``."""
+    return result_key(study.study_uid, study.ct.series_uid, sorted(s.series_uid for s in study.rois), roi_name or "",
+                      clinical.cea_ng_ml, clinical.ca125_u_ml, clinical.age_years, model_id)
 
 
 def audit_pacs(result: Any, *, source: str, study_uid: str, series_uid: str) -> None:  # noqa: ANN401
@@ -110,8 +118,7 @@ def score_study(*, study_uid: str, cea: Any, ca125: Any, age: Any, series_uid: s
         stored = None
         if store:
             t = time.perf_counter()
-            key = result_key(study.study_uid, study.ct.series_uid, result.ct_sha256, result.roi_sha256,
-                             clinical.cea_ng_ml, clinical.ca125_u_ml, clinical.age_years, result.model_id)
+            key = study_result_key(study, roi_name=roi_name, clinical=clinical, model_id=result.model_id)
             stored = store_results(client, [out_dir / "seg.dcm", out_dir / "sr.dcm", out_dir / "report.dcm"],
                                    key=key)
             seconds["store"] = time.perf_counter() - t

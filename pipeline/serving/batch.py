@@ -232,18 +232,18 @@ def _score_resolved(case: CaseInput, label: int | None, scorer, dicom_out: str |
 
 # ---------------------------------------------------------------------------------------------
 # atomic CSV
-def write_csv_atomic(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    """Write the results CSV via a temporary file + rename; text cells a spreadsheet would run
-    as formulas get a leading ``'`` (:func:`pipeline.serving.outputs.spreadsheet_safe`, which says how
-    to recover the original)."""
+def write_csv_atomic(path: Path, rows: Iterable[dict[str, Any]], *, columns: Sequence[str] = RESULT_COLUMNS) -> None:
+    """Write the results CSV (``columns``, default :data:`RESULT_COLUMNS`) via a temporary file +
+    rename; text cells a spreadsheet would run as formulas get a leading ``'``
+    (:func:`pipeline.serving.outputs.spreadsheet_safe`, which says how to recover the original)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
+            writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
             writer.writeheader()
             for row in rows:
-                writer.writerow({k: ("" if row.get(k) is None else spreadsheet_safe(row.get(k))) for k in RESULT_COLUMNS})
+                writer.writerow({k: ("" if row.get(k) is None else spreadsheet_safe(row.get(k))) for k in columns})
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
