@@ -45,11 +45,15 @@ def result_key(*parts: object) -> str:
 
 
 def derived_uid(key: str, role: str) -> str:
-    """A UID under ``2.25`` (an integer from a UUID-sized hash) of ``key`` and ``role``: the same inputs
-    give the same UID."""
-    from pydicom.uid import generate_uid
+    """A UID under ``2.25`` (PS3.5 B.2: the decimal of a 128-bit number, here the first 128 bits of the
+    sha256 of ``key`` and ``role``): the same inputs give the same UID.
 
-    return str(generate_uid(prefix=None, entropy_srcs=[key, role]))
+    Example:
+        >>> derived_uid("k", "SEG/sop") == derived_uid("k", "SEG/sop") != derived_uid("k", "SR/sop")
+        True
+    """
+    digest = hashlib.sha256(f"{key}\x1f{role}".encode("utf-8")).digest()[:16]
+    return f"2.25.{int.from_bytes(digest, 'big')}"
 
 
 def _remap(ds, mapping: dict[str, str]) -> None:  # noqa: ANN001 - pydicom Dataset
@@ -108,7 +112,6 @@ def store_results(client: PacsClient, paths: Iterable[str | os.PathLike[str]], *
         if failed:
             names = ", ".join(f"{k} (reason {failed[str(ds.SOPInstanceUID)]})" for k, ds in todo
                               if str(ds.SOPInstanceUID) in failed)
-            raise PacsError(f"the PACS refused to store {names}; the others were stored — storing again sends "
-                            "only what is missing")
+            raise PacsError(f"the PACS refused to store {names}; storing again sends only what is missing")
     return StoreReport(stored=tuple((k, str(ds.SOPInstanceUID)) for k, ds in todo),
                        already=tuple((k, str(ds.SOPInstanceUID)) for k, ds in already))
