@@ -28,10 +28,18 @@ def _session(config: PacsConfig):  # noqa: ANN202 - requests.Session
     from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
 
-    session = requests.Session()
+    verify: str | bool = str(config.ca_bundle) if config.ca_bundle else True
+
+    class Session(requests.Session):
+        def request(self, method, url, **kwargs):  # noqa: ANN001, ANN003, ANN202
+            # given per request, the site's CA bundle is not replaced by $REQUESTS_CA_BUNDLE (requests
+            # lets that override a session's verify); True still means the system's CAs
+            kwargs.setdefault("verify", verify)
+            return super().request(method, url, **kwargs)
+
+    session = Session()
     if config.user:
         session.auth = (config.user, config.password or "")
-    session.verify = str(config.ca_bundle) if config.ca_bundle else True
     # connection failures are retried here; busy answers by dicomweb-client (set_http_retry_params)
     retry = Retry(total=config.retries, connect=config.retries, read=0, status=0, redirect=2, backoff_factor=0.5)
     for prefix in ("http://", "https://"):

@@ -67,8 +67,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def orthanc(tmp_path_factory: pytest.TempPathFactory) -> OrthancServer:
+def _start(root: Path):  # noqa: ANN202 - (server, process, log)
+    """Start Orthanc with a generated configuration in ``root``; wait until it answers; (server,
+    process, log file)."""
     import requests
 
     exe = shutil.which("Orthanc") or ("/usr/sbin/Orthanc" if os.path.exists("/usr/sbin/Orthanc") else None)
@@ -77,7 +78,6 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory) -> OrthancServer:
     plugin = next((p for p in PLUGIN_CANDIDATES if os.path.exists(p)), None)
     if plugin is None:
         _missing("Orthanc's DICOMweb plugin is not installed")
-    root = tmp_path_factory.mktemp("orthanc")
     port = free_port()
     config = {
         "Name": "PleuraRiskTest", "StorageDirectory": str(root / "db"), "IndexDirectory": str(root / "db"),
@@ -100,15 +100,137 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory) -> OrthancServer:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
+            log.close()
             pytest.fail("Orthanc did not start: " + (root / "orthanc.log").read_text()[-2000:])
         time.sleep(0.2)
-    yield server
+    return server, proc, log
+
+
+def _stop(proc: subprocess.Popen, log) -> None:  # noqa: ANN001
     proc.terminate()
     try:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+
+
+@pytest.fixture(scope="session")
+def orthanc(tmp_path_factory: pytest.TempPathFactory) -> OrthancServer:
+    server, proc, log = _start(tmp_path_factory.mktemp("orthanc"))
+    yield server
+    _stop(proc, log)
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A CA and a server certificate for 127.0.0.1 signed by it (made here, with ``cryptography``):
+    (the server's PEM: certificate + key, the CA bundle PEM)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "PleuraRisk test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
+          .not_valid_after(now + dt.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                       data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                       crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = folder / "orthanc.pem"
+    pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()))
+    bundle = folder / "ca.pem"
+    bundle.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    return pem, bundle
+
+
+class TlsFront:
+    """HTTPS in front of the test Orthanc: a TLS endpoint on 127.0.0.1 (Python's ``ssl``, the
+    certificate of :func:`self_signed`) passing the bytes on to Orthanc's HTTP port. (Debian's
+    Orthanc 1.10 crashes on its own HTTPS connections, so TLS is terminated here, as a reverse
+    proxy does at many sites.)"""
+
+    def __init__(self, pem: Path, *, target_port: int) -> None:
+        import ssl
+        import threading
+
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(str(pem))
+        self.target_port = target_port
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        import threading
+
+        while True:
+            try:
+                conn, _addr = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        import select
+        import ssl
+
+        try:
+            tls = self.context.wrap_socket(conn, server_side=True)
+        except (ssl.SSLError, OSError):  # a client that does not trust the certificate hangs up here
+            conn.close()
+            return
+        back = socket.create_connection(("127.0.0.1", self.target_port))
+        try:
+            while True:
+                ready, _, _ = select.select([tls, back], [], [], 30)
+                if not ready:
+                    return
+                for src, dst in ((tls, back), (back, tls)):
+                    if src in ready or (src is tls and tls.pending()):
+                        data = src.recv(65536)
+                        if not data:
+                            return
+                        dst.sendall(data)
+        except (ssl.SSLError, OSError):
+            return
+        finally:
+            back.close()
+            tls.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture(scope="session")
+def orthanc_tls(orthanc: OrthancServer, tmp_path_factory: pytest.TempPathFactory) -> tuple[OrthancServer, Path]:
+    """The test Orthanc behind HTTPS with a certificate from a test CA; (server, the CA bundle)."""
+    pem, bundle = self_signed(tmp_path_factory.mktemp("tls"))
+    front = TlsFront(pem, target_port=int(orthanc.rest.rsplit(":", 1)[1]))
+    base = f"https://127.0.0.1:{front.port}"
+    yield OrthancServer(rest=base, dicomweb=f"{base}/dicom-web", user=orthanc.user, password=orthanc.password), bundle
+    front.close()
 
 
 @pytest.fixture()

@@ -155,3 +155,14 @@ def test_no_pacs_configured(capsys, monkeypatch):
     monkeypatch.delenv("PLEURA_DICOMWEB_URL", raising=False)
     assert main(["pacs", "find", "--accession", "A1"]) == 2
     assert "no PACS is configured: set PLEURA_DICOMWEB_URL" in capsys.readouterr().err
+
+
+def test_tls_is_verified_and_a_site_ca_bundle_is_used(orthanc_tls, capsys, monkeypatch):
+    server, ca_bundle = orthanc_tls
+    for key, value in server.env().items():
+        monkeypatch.setenv(key, value)
+    assert main(["pacs", "find", "--accession", "A123"]) == 2  # a certificate the system does not trust
+    assert "TLS certificate of the PACS (PLEURA_DICOMWEB_URL) could not be verified" in capsys.readouterr().err
+    monkeypatch.setenv("PLEURA_DICOMWEB_CA_BUNDLE", str(ca_bundle))
+    assert main(["pacs", "find", "--accession", "A123"]) == 0
+    assert "no study found" in capsys.readouterr().out
