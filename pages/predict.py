@@ -7,7 +7,7 @@ import logging
 import streamlit as st
 
 from pipeline.app import dicom_support as dsup
-from pipeline.app import prediction, session
+from pipeline.app import pacs_source, prediction, session
 from pipeline.serving import figures
 from pipeline.core.errors import InputError, PleuraRiskError
 
@@ -64,6 +64,8 @@ for role, upload in (("ct", ct_file), ("roi", roi_file)):
             uploads.store_image(role, filename=upload.name, data=upload.getvalue(), token=upload.file_id))
     except PleuraRiskError as err:
         session.show_error(err)
+with col_img:  # a study from the PACS (only when one is configured) stands in for an uploaded CT
+    pacs_source.source_panel(uploads, paths, tokens)
 
 # A DICOM upload: choose the CT series (when several) and the ROI of its RTSTRUCT/SEG.
 series_uid = roi_name = None
@@ -267,4 +269,5 @@ if outcome.dicom_source is not None:
                 st.download_button(label, files[name], file_name=f"{outcome.file_stem()}_{name}",
                                    mime="application/dicom", key=f"download_{name}_{outcome.uid}", on_click="ignore",
                                    icon=icon)
+pacs_source.send_panel(outcome)
 st.caption(f"{r.notice} Reports identify the inputs only by sha256 content hashes; no file names.")

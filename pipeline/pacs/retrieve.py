@@ -55,7 +55,9 @@ class SeriesInfo:
     n_instances: int | None
 
     def label(self) -> str:
-        return f"{self.modality} {self.description or '(no description)'} ({self.n_instances or '?'} images)"
+        n = self.n_instances
+        count = "? images" if n is None else f"{n} image{'' if n == 1 else 's'}"
+        return f"{self.modality} {self.description or '(no description)'} ({count})"
 
 
 @dataclass(frozen=True)
@@ -213,7 +215,19 @@ def retrieved_study(client: PacsClient, *, study_uid: str, series_uid: str | Non
                     roi_series_uid: str | None = None, workdir: str | None = None,
                     on_note: Callable[[str], None] | None = None) -> Iterator[RetrievedStudy]:
     """Retrieve a study's CT series and RTSTRUCT/SEG into a private temporary folder (a context
-    manager; the folder is removed when it ends). See the module docstring for what is chosen.
+    manager; the folder is removed when it ends). See :func:`retrieve_into`."""
+    work = Path(tempfile.mkdtemp(prefix="pleura-pacs-", dir=workdir))  # mode 0700
+    try:
+        yield retrieve_into(client, work / "study", study_uid=study_uid, series_uid=series_uid,
+                            roi_series_uid=roi_series_uid, on_note=on_note)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def retrieve_into(client: PacsClient, folder: Path, *, study_uid: str, series_uid: str | None = None,
+                  roi_series_uid: str | None = None, on_note: Callable[[str], None] | None = None) -> RetrievedStudy:
+    """Retrieve a study's CT series and RTSTRUCT/SEG into ``folder`` (created; the caller removes it,
+    also when this raises). See the module docstring for what is chosen and checked.
 
     Raises:
         InputError: malformed UIDs, no such study, no CT series, no such series.
@@ -236,22 +250,18 @@ def retrieved_study(client: PacsClient, *, study_uid: str, series_uid: str | Non
         rois = [s for s in rois if s.series_uid == roi_series_uid]
         if not rois:
             raise DicomError("the study holds no RTSTRUCT or SEG series with that Series Instance UID")
-    work = Path(tempfile.mkdtemp(prefix="pleura-pacs-", dir=workdir))  # mode 0700
-    try:
-        folder = work / "study"
-        budget = _Budget(client.config.max_study_mb)
-        for roi in rois:
-            _save_series(client, study_uid=study_uid, series=roi, folder=folder, budget=budget)
-        referenced = _referenced(folder)
-        ct, why = _choose_ct(cts, series_uid=series_uid, referenced=referenced)
-        got = _save_series(client, study_uid=study_uid, series=ct, folder=folder, budget=budget)
-        _check_complete(client, study_uid=study_uid, ct=ct, got=got)
-        say(f"retrieved from the PACS: {ct.label()} ({why}) and {len(rois)} RTSTRUCT/SEG series, "
-            f"{budget.used / 1e6:.1f} MB in {time.perf_counter() - t0:.1f} s")
-        yield RetrievedStudy(folder=folder, study_uid=study_uid, ct=ct, rois=tuple(rois), n_bytes=budget.used,
-                             seconds=time.perf_counter() - t0)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    budget = _Budget(client.config.max_study_mb)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for roi in rois:
+        _save_series(client, study_uid=study_uid, series=roi, folder=folder, budget=budget)
+    referenced = _referenced(folder)
+    ct, why = _choose_ct(cts, series_uid=series_uid, referenced=referenced)
+    got = _save_series(client, study_uid=study_uid, series=ct, folder=folder, budget=budget)
+    _check_complete(client, study_uid=study_uid, ct=ct, got=got)
+    say(f"retrieved from the PACS: {ct.label()} ({why}) and {len(rois)} RTSTRUCT/SEG series, "
+        f"{budget.used / 1e6:.1f} MB in {time.perf_counter() - t0:.1f} s")
+    return RetrievedStudy(folder=folder, study_uid=study_uid, ct=ct, rois=tuple(rois), n_bytes=budget.used,
+                          seconds=time.perf_counter() - t0)
 
 
 def _referenced(folder: Path) -> set[str]:

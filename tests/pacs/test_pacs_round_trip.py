@@ -20,7 +20,7 @@ from pipeline.cli.main import main
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "pipeline" / "io"))
 from dicom_factory import phantom, write_ct_series, write_rtstruct  # noqa: E402
-from conftest import free_port  # noqa: E402
+from orthanc_helpers import free_port  # noqa: E402
 
 DEMO = REPO / "weights" / "demo"
 CLINICAL = ["--cea", "4", "--ca125", "18", "--age", "66"]
@@ -161,8 +161,8 @@ def test_tls_is_verified_and_a_site_ca_bundle_is_used(orthanc_tls, capsys, monke
     server, ca_bundle = orthanc_tls
     for key, value in server.env().items():
         monkeypatch.setenv(key, value)
-    assert main(["pacs", "find", "--accession", "A123"]) == 2  # a certificate the system does not trust
+    assert main(["pacs", "find", "--accession", "NO-SUCH-ACCESSION"]) == 2  # a certificate the system does not trust
     assert "TLS certificate of the PACS (PLEURA_DICOMWEB_URL) could not be verified" in capsys.readouterr().err
     monkeypatch.setenv("PLEURA_DICOMWEB_CA_BUNDLE", str(ca_bundle))
-    assert main(["pacs", "find", "--accession", "A123"]) == 0
+    assert main(["pacs", "find", "--accession", "NO-SUCH-ACCESSION"]) == 0
     assert "no study found" in capsys.readouterr().out
