@@ -52,7 +52,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(json.dumps(done.to_dict(), indent=2))
         return EXIT_OK
     r = done.result
-    print(f"VPI probability: {r.probability:.3f}  ({r.risk_band} risk band; model operating threshold {r.threshold:.2f})")
+    print(f"VPI probability: {r.probability:.3f}  ({r.risk_band} risk band; "
+          f"model operating threshold {r.threshold:.2f})")
     print(f"Applicability domain: {r.domain.status}"
           + (f" — {r.domain.notice}" if r.domain.notice else " (inside the model's training data)"))
     for warning in r.warnings:

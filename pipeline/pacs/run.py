@@ -48,7 +48,8 @@ def uid_hash(uid: str) -> str:
     return bytes_sha256(uid.encode("ascii", "replace"))
 
 
-def study_result_key(study: RetrievedStudy, *, roi_name: str | None, clinical: Any, model_id: str) -> str:  # noqa: ANN401
+def study_result_key(study: RetrievedStudy, *, roi_name: str | None, clinical: Any,  # noqa: ANN401
+                     model_id: str) -> str:
     """The key a stored result's UIDs derive from: the study, CT series, RTSTRUCT/SEG series, ROI name,
     clinical values and model (DICOM forbids changing an instance under its UID, so the UIDs identify
     the images), the same for ``pleura pacs score`` and ``pleura pacs batch``."""

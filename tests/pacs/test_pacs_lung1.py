@@ -45,7 +45,8 @@ def lung1(orthanc, tmp_path_factory: pytest.TempPathFactory) -> dict:
     seg.save_as(seg_path)
     orthanc.upload([*sorted(LUNG1.iterdir()), seg_path])
     study = str(pydicom.dcmread(series.files[0], stop_before_pixels=True).StudyInstanceUID)
-    return {"study": study, "seg_series": str(seg.SeriesInstanceUID), "core_ml": float(core.sum() * sx * sy * sz / 1000)}
+    return {"study": study, "seg_series": str(seg.SeriesInstanceUID),
+            "core_ml": float(core.sum() * sx * sy * sz / 1000)}
 
 
 @pytest.mark.slow
