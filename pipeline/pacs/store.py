@@ -7,7 +7,10 @@ model), consistently in every reference between them (the SR's evidence, the PDF
 the same result stored twice has the same UIDs; before storing, the PACS is asked (QIDO-RS)
 which of them it already holds and only the others are sent. A different result (other labs,
 another model) is a new set of objects. The three go in one STOW-RS request; objects the PACS
-reports as failed are named in the error, and a retry sends only what is still missing.
+reports as failed, or does not hold afterwards (asked again: some servers answer "stored" for an
+object a site filter dropped), are named in the error, and a retry sends only what is still
+missing. STOW-RS cannot take back what was stored, so a partial store is completed by the retry,
+never duplicated.
 """
 
 from __future__ import annotations
@@ -113,5 +116,10 @@ def store_results(client: PacsClient, paths: Iterable[str | os.PathLike[str]], *
             names = ", ".join(f"{k} (reason {failed[str(ds.SOPInstanceUID)]})" for k, ds in todo
                               if str(ds.SOPInstanceUID) in failed)
             raise PacsError(f"the PACS refused to store {names}; storing again sends only what is missing")
+        # a PACS may answer "stored" and still drop an object (a site filter): check that it holds each one
+        missing = [k for k, ds in todo if not _held(client, study_uid=study_uid, sop_uid=str(ds.SOPInstanceUID))]
+        if missing:
+            raise PacsError(f"the PACS refused to store {', '.join(missing)} (it answered as stored but does not hold "
+                            "it: a site policy may refuse such objects); storing again sends only what is missing")
     return StoreReport(stored=tuple((k, str(ds.SOPInstanceUID)) for k, ds in todo),
                        already=tuple((k, str(ds.SOPInstanceUID)) for k, ds in already))

@@ -36,3 +36,18 @@ def pacs_env(orthanc: OrthancServer, monkeypatch: pytest.MonkeyPatch) -> Orthanc
     for key, value in orthanc.env().items():
         monkeypatch.setenv(key, value)
     return orthanc
+
+
+REFUSE_SR = """
+function ReceivedInstanceFilter(dicom, origin, info)
+  return dicom.Modality ~= 'SR'
+end
+"""
+
+
+@pytest.fixture(scope="session")
+def orthanc_refusing_sr(tmp_path_factory: pytest.TempPathFactory) -> OrthancServer:
+    """A second Orthanc whose site policy (a Lua filter) refuses every SR: a STOW-RS rejection."""
+    server, proc, log = start_orthanc(tmp_path_factory.mktemp("orthanc-strict"), lua=REFUSE_SR)
+    yield server
+    stop_orthanc(proc, log)

@@ -65,9 +65,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_orthanc(root: Path):  # noqa: ANN202 - (server, process, log)
-    """Start Orthanc with a generated configuration in ``root``; wait until it answers; (server,
-    process, log file)."""
+def start_orthanc(root: Path, *, lua: str | None = None):  # noqa: ANN202 - (server, process, log)
+    """Start Orthanc with a generated configuration in ``root`` (and the Lua script ``lua``, e.g. a
+    filter refusing some objects); wait until it answers; (server, process, log file)."""
     import requests
 
     exe = shutil.which("Orthanc") or ("/usr/sbin/Orthanc" if os.path.exists("/usr/sbin/Orthanc") else None)
@@ -84,6 +84,9 @@ def start_orthanc(root: Path):  # noqa: ANN202 - (server, process, log)
         "WebDavEnabled": False, "HttpCompressionEnabled": False, "Plugins": [plugin],
         "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
     }
+    if lua is not None:
+        (root / "filter.lua").write_text(lua)
+        config["LuaScripts"] = [str(root / "filter.lua")]
     (root / "orthanc.json").write_text(json.dumps(config))
     log = (root / "orthanc.log").open("w")
     proc = subprocess.Popen([exe, str(root / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT, cwd=root)
@@ -214,9 +217,11 @@ class TlsFront:
         self.listener.close()
 
 
-def upload_phantom_study(server: OrthancServer, folder: Path, *, patient_id: str, seed: int) -> dict[str, str]:
+def upload_phantom_study(server: OrthancServer, folder: Path, *, patient_id: str, seed: int,
+                         leave_out: tuple[int, ...] = ()) -> dict[str, str]:
     """Write a phantom (CT series + an RTSTRUCT with GTV-1, tests/pipeline/io/dicom_factory) for
-    ``patient_id`` into ``folder`` and store it on ``server``; its Study and CT Series UIDs."""
+    ``patient_id`` into ``folder`` and store it on ``server`` (without the CT slices ``leave_out``:
+    a series not yet complete); its Study and CT Series UIDs."""
     import sys
 
     import numpy as np
@@ -232,5 +237,6 @@ def upload_phantom_study(server: OrthancServer, folder: Path, *, patient_id: str
         ds.PatientID = patient_id
         ds.save_as(f)
     write_rtstruct(case, {"GTV-1": ph.roi.array.astype(np.uint8)}, folder / "ct" / "rtstruct.dcm")
-    server.upload(sorted((folder / "ct").iterdir()))
+    left_out = {case.files[i] for i in leave_out}
+    server.upload([p for p in sorted((folder / "ct").iterdir()) if p not in left_out])
     return {"study": case.study_uid, "ct_series": case.series_uid}

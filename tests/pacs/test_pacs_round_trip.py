@@ -166,3 +166,32 @@ def test_tls_is_verified_and_a_site_ca_bundle_is_used(orthanc_tls, capsys, monke
     monkeypatch.setenv("PLEURA_DICOMWEB_CA_BUNDLE", str(ca_bundle))
     assert main(["pacs", "find", "--accession", "NO-SUCH-ACCESSION"]) == 0
     assert "no study found" in capsys.readouterr().out
+
+
+def test_a_refused_object_is_named_and_a_retry_adds_no_duplicate(orthanc_refusing_sr, tmp_path: Path, capsys,
+                                                                   monkeypatch):
+    from orthanc_helpers import upload_phantom_study
+
+    server = orthanc_refusing_sr
+    for key, value in server.env().items():
+        monkeypatch.setenv(key, value)
+    study = upload_phantom_study(server, tmp_path, patient_id="PH-STRICT", seed=9)["study"]
+    before = server.instance_count(study)
+    args = ["pacs", "score", "--study", study, "--roi-name", "GTV-1", *CLINICAL, "--bundle", str(DEMO), "--store"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "the PACS refused to store SR" in err and "storing again sends only what is missing" in err
+    assert server.instance_count(study) == before + 2  # SEG and PDF; the SR was refused
+    assert main(args) == 2  # still refused: nothing stored twice
+    assert server.instance_count(study) == before + 2
+
+
+def test_a_ct_series_missing_slices_is_refused(pacs_env, tmp_path: Path, capsys):
+    """A series only partly on the PACS (4 slices not arrived): the gap is found before any scoring."""
+    from orthanc_helpers import upload_phantom_study
+
+    study = upload_phantom_study(pacs_env, tmp_path, patient_id="PH-PARTIAL", seed=13,
+                                 leave_out=tuple(range(40, 44)))["study"]
+    assert main(["pacs", "score", "--study", study, "--roi-name", "GTV-1", *CLINICAL, "--bundle", str(DEMO)]) == 2
+    err = capsys.readouterr().err
+    assert "DICOM slice spacing is not uniform" in err and "missing slices" in err and "Traceback" not in err
