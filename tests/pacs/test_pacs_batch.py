@@ -5,40 +5,29 @@ the batch goes on; results are stored once; a re-run resumes (the scored study i
 from __future__ import annotations
 
 import csv
-import sys
 from pathlib import Path
 
-import numpy as np
 import pydicom
 import pytest
+from orthanc_helpers import upload_phantom_study
 from pydicom.uid import generate_uid
 
 from pipeline.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "pipeline" / "io"))
-from dicom_factory import phantom, write_ct_series, write_rtstruct  # noqa: E402
-
 DEMO = REPO / "weights" / "demo"
 
 
 @pytest.fixture(scope="module")
 def batch_studies(orthanc, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    ph = phantom(seed=11)
     root = tmp_path_factory.mktemp("pacs-batch")
-    case = write_ct_series(ph.ct, root / "ct")
-    for f in case.files:  # a patient of its own, so the other tests' searches do not see it
-        ds = pydicom.dcmread(f)
-        ds.PatientID = "PH-BATCH"
-        ds.save_as(f)
-    write_rtstruct(case, {"GTV-1": ph.roi.array.astype(np.uint8)}, root / "ct" / "rtstruct.dcm")
-    orthanc.upload(sorted((root / "ct").iterdir()))
-    lone = pydicom.dcmread(root / "ct" / "rtstruct.dcm")
+    good = upload_phantom_study(orthanc, root, patient_id="PH-BATCH", seed=11)["study"]
+    lone = pydicom.dcmread(root / "ct" / "rtstruct.dcm")  # its structure set alone, as another study
     lone.StudyInstanceUID, lone.SeriesInstanceUID, lone.SOPInstanceUID = generate_uid(), generate_uid(), generate_uid()
     lone.file_meta.MediaStorageSOPInstanceUID = lone.SOPInstanceUID
     lone.save_as(root / "lone.dcm")
     orthanc.upload([root / "lone.dcm"])
-    return {"good": case.study_uid, "no_ct": str(lone.StudyInstanceUID)}
+    return {"good": good, "no_ct": str(lone.StudyInstanceUID)}
 
 
 def test_batch_goes_on_past_bad_studies_and_resumes(pacs_env, batch_studies: dict, tmp_path: Path, capsys):
