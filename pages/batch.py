@@ -7,10 +7,12 @@ import logging
 import streamlit as st
 
 from pipeline.app import batch as app_batch, session
+from pipeline.app.navigation import require_app_navigation
 from pipeline.core.errors import CohortError, PleuraRiskError
 
 log = logging.getLogger("pleurarisk.app")
 
+require_app_navigation()
 info = session.page_header()
 st.title("Score a batch")
 if not info.ok:
@@ -70,5 +72,5 @@ if result is not None:
                                 "tree_p95": st.column_config.NumberColumn("tree p95", format="%.2f")})
     st.download_button("Download results CSV", result.csv_bytes, file_name="pleurarisk_batch_results.csv",
                        mime="text/csv", key="download_batch", on_click="ignore", icon=":material/download:")
-    st.caption(f"Model {info.name} (`{info.short_id}`), {info.signer_label}. {info.notice} "
+    st.caption(f"Model {info.name} (`{info.short_id}`), {info.signer_label}. "
                "Tree p05–p95: spread of the forest's trees, not a calibrated interval.")

@@ -6,7 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from pipeline.app import session
+from pipeline.app.navigation import require_app_navigation
 
+require_app_navigation()
 info = session.page_header()
 st.title("PleuraRisk")
 st.markdown(
@@ -42,4 +44,3 @@ else:
     if info.model_card:
         with st.expander("Model card", expanded=False):
             st.markdown(info.model_card)
-    st.info(info.notice, icon=":material/info:")

@@ -7,6 +7,7 @@ import logging
 import streamlit as st
 
 from pipeline.app import dicom_support as dsup
+from pipeline.app.navigation import require_app_navigation
 from pipeline.app import prediction, session
 from pipeline.serving import figures
 from pipeline.core.errors import InputError, PleuraRiskError
@@ -15,6 +16,7 @@ log = logging.getLogger("pleurarisk.app")
 IMAGE_HELP = ("NIfTI (.nii, .nii.gz), NRRD (.nrrd), MHA (.mha), or for the CT a .zip of the DICOM series. "
               "Values must be Hounsfield units; the file name is never stored.")
 
+require_app_navigation()
 info = session.page_header()
 st.title("Predict one case")
 if not info.ok:
