@@ -31,6 +31,7 @@ from typing import Any
 from pipeline import __version__
 from pipeline.inputs.clinical import ClinicalValues
 from pipeline.serving.explain import GROUP_LABELS
+from pipeline.serving.score import band_rule
 
 REPORT_FORMAT = "pleurarisk-report"
 REPORT_VERSION = 1
@@ -254,7 +255,7 @@ def report_pdf(result, *, clinical: ClinicalValues, roi_label: int | None = None
         sd = f", SD {result.tree_sd:.2f}" if result.tree_sd is not None else ""
         page.line(f"Tree spread: {result.tree_p05:.2f}–{result.tree_p95:.2f}{sd}", size=8.5, w=col_w)
         page.line(TREE_SPREAD_NOTE, size=7, colour=(84, 110, 122), w=col_w)
-    page.line("Bands (display only): low < 0.25 ≤ intermediate < 0.50 ≤ high.", size=7, colour=(84, 110, 122), w=col_w)
+    page.line(f"Bands: {band_rule(result.threshold)}.", size=7, colour=(84, 110, 122), w=col_w)
     y_text_end = pdf.get_y()
     gauge = figures.gauge_png(result.probability, threshold=result.threshold, tree_p05=result.tree_p05,
                               tree_p95=result.tree_p95)

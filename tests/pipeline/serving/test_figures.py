@@ -125,10 +125,13 @@ def test_group_totals_sum_to_the_total_contribution() -> None:
 def test_gauge_shows_probability_bands_and_threshold() -> None:
     fig = figures.probability_gauge(0.62, threshold=0.4, tree_p05=0.5, tree_p95=0.7)
     ind = fig.data[0]
-    assert ind.value == pytest.approx(0.62)
-    assert ind.gauge.threshold.value == pytest.approx(0.4)
-    assert [tuple(s.range) for s in ind.gauge.steps] == [(0.0, 0.25), (0.25, 0.5), (0.5, 1.0)]
-    assert "0.50–0.70" in ind.title.text
+    assert ind.value == pytest.approx(62) and ind.number.suffix == " %"
+    assert ind.gauge.threshold.value == pytest.approx(40)
+    # bands anchored on the threshold: high ⇔ at or above it
+    assert [tuple(s.range) for s in ind.gauge.steps] == [(0.0, 20.0), (20.0, 40.0), (40.0, 100.0)]
+    assert "50–70 %" in ind.title.text
+    legend = fig.layout.annotations[0].text
+    assert "operating threshold 40 %" in legend and "intermediate 20–40 %" in legend
     with pytest.raises(ValueError, match="probability"):
         figures.probability_gauge(1.5)
 
