@@ -36,7 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.serving.explain import GROUP_LABELS, Explanation, readable_name
+from pipeline.serving.explain import GROUP_LABELS, Explanation
+from pipeline.serving.feature_labels import feature_value_label
 from pipeline.serving.score import band_limits
 from pipeline.core.volume import Volume
 
@@ -319,7 +320,7 @@ def waterfall_rows(explanation: Explanation, *, top_k: int = 10) -> tuple[list[s
     top = explanation.top(top_k)
     shown = float(sum(s for _n, s, _v in top))
     total = float(np.sum(explanation.values))
-    labels = [f"{readable_name(n)} = {v:.4g}" for n, _s, v in top][::-1]
+    labels = [feature_value_label(n, v) for n, _s, v in top][::-1]
     values = [s for _n, s, _v in top][::-1]
     return labels, values, total - shown, explanation.base_value + total, len(explanation.names) - len(top)
 
@@ -342,20 +343,25 @@ def shap_waterfall(explanation: Explanation, *, top_k: int = 10):  # noqa: ANN20
     y.append("Predicted probability")
     x.append(prediction)
     measure.append("total")
-    text = [f"{explanation.base_value:.3f}"] + [f"{v:+.3f}" for v in x[1:-1]] + [f"{prediction:.3f}"]
+    text = ([f"{100 * explanation.base_value:.0f} %"] + [f"{100 * v:+.1f} pts" for v in x[1:-1]]
+            + [f"{100 * prediction:.0f} %"])
+    names = [n for n, _s, _v in explanation.top(top_k)][::-1]
+    hover = (["average prediction of the model"] + ([f"sum of the {n_rest} features not listed"] if n_rest else [])
+             + [f"model feature: {n}" for n in names] + ["this case's probability"])
     fig = go.Figure(go.Waterfall(
         orientation="h", measure=measure, y=_unique(y), x=x, text=text, textposition="outside",
+        customdata=hover, hovertemplate="%{customdata}<br>%{text}<extra></extra>",
         increasing={"marker": {"color": POSITIVE}}, decreasing={"marker": {"color": NEGATIVE}},
         totals={"marker": {"color": "#546e7a"}}, connector={"line": {"color": "#b0bec5", "width": 1}},
         cliponaxis=False,
     ))
     running = np.cumsum([explanation.base_value] + x[1:-1])
     lo, hi = min(0.0, float(running.min()), prediction), max(float(running.max()), prediction)
-    fig.update_xaxes(range=[lo - 0.02, hi + 0.15 * max(hi - lo, 0.1)])
+    fig.update_xaxes(range=[lo - 0.02, hi + 0.15 * max(hi - lo, 0.1)], tickformat=".0%", automargin=True)
     fig.update_layout(
         title="Top contributions (SHAP)",
         xaxis_title="VPI probability (red raises it, blue lowers it)",
-        height=max(320, 34 * len(y) + 110), margin={"l": 10, "r": 40, "t": 50, "b": 40}, showlegend=False,
+        height=max(320, 34 * len(y) + 110), margin={"l": 10, "r": 40, "t": 50, "b": 60}, showlegend=False,
     )
     fig.update_yaxes(automargin=True)
     return fig
@@ -375,11 +381,13 @@ def group_totals_bar(explanation: Explanation):  # noqa: ANN201
     labels, values = group_totals_rows(explanation)
     fig = go.Figure(go.Bar(x=values, y=labels, orientation="h",
                            marker_color=[POSITIVE if v >= 0 else NEGATIVE for v in values],
-                           text=[f"{v:+.3f}" for v in values], textposition="outside", cliponaxis=False))
+                           text=[f"{100 * v:+.1f} pts" for v in values], textposition="outside", cliponaxis=False,
+                           hovertemplate="%{y}: %{text}<extra></extra>"))
     span = max([abs(v) for v in values] + [0.02])
     fig.update_xaxes(range=[-1.6 * span, 1.6 * span], zeroline=True, zerolinecolor="#263238")
+    fig.update_xaxes(tickformat="+.0%", automargin=True)
     fig.update_layout(title="Contribution by feature group (SHAP)", xaxis_title="change in VPI probability",
-                      height=80 + 45 * max(1, len(labels)), margin={"l": 10, "r": 40, "t": 50, "b": 40})
+                      height=100 + 45 * max(1, len(labels)), margin={"l": 10, "r": 40, "t": 50, "b": 60})
     fig.update_yaxes(automargin=True, autorange="reversed")
     return fig
 

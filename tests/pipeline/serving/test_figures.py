@@ -111,8 +111,11 @@ def test_waterfall_goes_from_base_value_to_the_prediction() -> None:
     labels = list(trace.y)
     assert len(labels) == 8 + 3  # base, "N other features", 8 features, prediction
     assert labels[1] == f"{len(e.names) - 8} other features"
-    assert labels[-2].startswith("CEA (ng/mL) = ")  # largest |SHAP| sits next to the prediction
+    assert labels[-2].startswith("CEA: ") and labels[-2].endswith(" ng/mL")  # largest |SHAP| next to the prediction
     assert not any(lab.startswith("dl_") for lab in labels)
+    # the technical name is one hover away; no raw numbers with 7 decimals in the hover text
+    assert "model feature: CEA_ng_mL" in list(trace.customdata)
+    assert trace.hovertemplate == "%{customdata}<br>%{text}<extra></extra>"
 
 
 def test_group_totals_sum_to_the_total_contribution() -> None:
