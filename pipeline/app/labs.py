@@ -24,6 +24,7 @@ from pipeline.inputs.clinical import FIELDS, ClinicalValues, parse_field
 LAB_NAMES = tuple(f.name for f in FIELDS)  # ("CEA", "CA125", "age")
 LAB_LABELS = {f.name: f"{'Age' if f.name == 'age' else f.name} ({f.unit})" for f in FIELDS}
 LAB_UNITS = {f.name: f.unit for f in FIELDS}
+LAB_KEYS = {"CEA": "cea", "CA125": "ca125", "age": "age"}  # widget keys on the Predict page
 LAB_PLACEHOLDERS = {"CEA": "e.g. 3.2", "CA125": "e.g. 18", "age": "e.g. 64"}
 
 

@@ -11,7 +11,6 @@ the whole server) and reruns, so the same URL is served by ``app.py`` from the f
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,9 +35,6 @@ PAGES = (
     PageSpec("model.py", "Model", ":material/model_training:", "model"),
 )
 
-_IN_APP = threading.local()
-
-
 def _pages(root: Path) -> list:  # noqa: ANN001
     import streamlit as st
 
@@ -57,20 +53,20 @@ def run_app(root: Path = REPO_ROOT) -> None:
     import streamlit as st
 
     st.set_page_config(page_title="PleuraRisk", page_icon=PAGE_ICON, layout="wide")
-    nav = st.navigation(_pages(root))
-    _IN_APP.active = True
-    try:
-        nav.run()
-    finally:
-        _IN_APP.active = False
+    st.navigation(_pages(root)).run()
 
 
 def require_app_navigation() -> None:
-    """First line of every page: a page run without ``app.py``'s navigation (a deep link on a
-    fresh server) switches Streamlit to that navigation and reruns the same URL through it."""
-    if getattr(_IN_APP, "active", False):
+    """First line of every page. In Streamlit's legacy pages-folder mode (a deep link opened
+    first on a fresh server; also every ``AppTest`` run) the page runs ``app.py``'s page config
+    and navigation itself, which serves this same page (nested, in this script run, so a click
+    is not lost) and switches the server to that navigation; the outer run then stops. A no-op
+    when ``app.py``'s navigation is already in charge."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if not PagesManager.uses_pages_directory:  # st.navigation has run: app.py serves every page
         return
     import streamlit as st
 
-    st.navigation(_pages(REPO_ROOT), position="hidden")  # leaves Streamlit's pages-folder mode
-    st.rerun()
+    run_app(REPO_ROOT)
+    st.stop()

@@ -204,7 +204,8 @@ def _fmt_hash(h: str) -> str:
 
 
 def report_pdf(result, *, clinical: ClinicalValues, roi_label: int | None = None, viewer=None,  # noqa: ANN001
-               created: _dt.datetime | None = None, top_k: int = 10, max_warnings: int = 6) -> bytes:
+               created: _dt.datetime | None = None, top_k: int = 10, max_warnings: int = 6,
+               references: dict[str, str] | None = None) -> bytes:
     """One-page A4 PDF of a scored case (see module docstring); returns the PDF bytes.
 
     Args:
@@ -216,8 +217,13 @@ def report_pdf(result, *, clinical: ClinicalValues, roi_label: int | None = None
         created: report time (UTC, timezone-aware); default now.
         top_k: features shown in the SHAP chart.
         max_warnings: warnings listed on the page (the JSON has all of them).
+        references: optional ``{"Patient reference": …, "Study reference": …}`` typed by the
+            user (printed under the title; never taken from the input files); at most 64
+            characters each.
     """
     from pipeline.serving import figures
+
+    refs = {str(k)[:40]: " ".join(str(v).split())[:64] for k, v in (references or {}).items() if str(v).strip()}
 
     when = _utc(created)
     page = _Page("PleuraRisk VPI risk report")
@@ -231,6 +237,8 @@ def report_pdf(result, *, clinical: ClinicalValues, roi_label: int | None = None
               f"(id {result.model_id[:12]})  ·  PleuraRisk {__version__}", size=8, colour=(84, 110, 122))
     page.line(f"Model {result.model_signer}", size=8, bold=not result.model_signature.trusted,
               colour=(84, 110, 122) if result.model_signature.trusted else (183, 28, 28))
+    if refs:
+        page.line("  ·  ".join(f"{k}: {v}" for k, v in refs.items()), size=9.5, bold=True)
     pdf.ln(1.5)
     page.notice_box(result.notice)
 
