@@ -17,6 +17,8 @@ CASE_KEY = "case"
 FORM_KEYS = ("cea", "ca125", "age", "roi_label", "allow_resample", "dicom_series", "dicom_roi_name",
              "report_patient_ref", "report_study_ref")
 RESULT_KEYS = ("outcome",)
+EMPTY_VALUES = {"cea": "", "ca125": "", "age": "", "roi_label": None, "allow_resample": False,
+                "report_patient_ref": "", "report_study_ref": ""}
 
 
 def case() -> dict[str, Any]:
@@ -95,5 +97,9 @@ def new_case() -> None:
     state["files"].clear()
     state["widgets"].clear()
     state["generation"] += 1
+    # widgets keep their value in the browser unless it is set (a popped key would come back)
+    for key, empty in EMPTY_VALUES.items():
+        st.session_state[key] = empty
     for key in FORM_KEYS + RESULT_KEYS:
-        st.session_state.pop(key, None)
+        if key not in EMPTY_VALUES:
+            st.session_state.pop(key, None)

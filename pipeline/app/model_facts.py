@@ -88,7 +88,7 @@ def how_it_works(manifest: dict[str, Any]) -> str:
     training = manifest.get("training") or {}
     backbone = (manifest.get("backbone") or {})
     arch = backbone.get("architecture") or "MedicalNet 3D ResNet-10"
-    source = f" ({backbone['source']})" if backbone.get("source") else ""
+    source = f"; {backbone['source']}" if backbone.get("source") else ""
     prep = (manifest.get("config") or {}).get("preprocess") or {}
     spacing = prep.get("target_spacing_mm", 1.0)
     threshold = training.get("threshold")

@@ -21,6 +21,9 @@ variable                    meaning                                         defa
                             or folders of ``*.pem``, ``:``-separated        pinned in the package)
 ``PLEURA_ALLOW_UNSIGNED``   load bundles not signed by a trusted key        off
                             (1/true/yes/on or 0/false/no/off)
+``PLEURA_DATA_ROOTS``       folders on the server the app's Batch page may  none (uploads only)
+                            read cases from, ``:``-separated (set by the
+                            administrator; nothing outside them is read)
 ==========================  ==============================================  =====================
 
 Example:
@@ -63,6 +66,7 @@ class Settings:
     max_upload_mb: int
     trusted_keys: tuple[Path, ...] = ()
     allow_unsigned: bool = False
+    data_roots: tuple[Path, ...] = ()
 
 
 def _text(env: Mapping[str, str], name: str) -> str | None:
@@ -118,6 +122,8 @@ def settings(environ: Mapping[str, str] | None = None) -> Settings:
         trusted_keys=tuple(Path(p.strip()) for p in (_text(env, "PLEURA_TRUSTED_KEYS") or "").split(os.pathsep)
                            if p.strip()),
         allow_unsigned=_flag(env, "PLEURA_ALLOW_UNSIGNED"),
+        data_roots=tuple(Path(p.strip()) for p in (_text(env, "PLEURA_DATA_ROOTS") or "").split(os.pathsep)
+                         if p.strip()),
     )
 
 

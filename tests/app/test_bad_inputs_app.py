@@ -287,7 +287,7 @@ def _run_batch(at: AppTest, zip_data: bytes, csv_data: bytes | None) -> None:
 def _check_batch_rows(at: AppTest, shown: Shown, entries: list[BadInput]) -> None:
     _assert_no_traceback(at)
     assert not errors(at) and not shown.classes, errors(at)
-    table = at.dataframe[0].value
+    table = at.session_state["batch_result"].table  # every CSV column (the screen shows plain names)
     by_id = {row["case_id"]: row for row in table.to_dict("records")}
     assert len(table) == len(by_id) == len(entries) + 1, "one row per case, none lost or repeated"
     assert by_id["good_1"]["status"] == "ok" and 0.0 <= float(by_id["good_1"]["probability"]) <= 1.0
