@@ -130,8 +130,8 @@ COLUMN_NAMES = {
     "error_type": "Problem kind", "error": "Problem",
 }
 """Plain column names for the table on screen (the CSV keeps the machine names)."""
-TABLE_COLUMNS = ("case_id", "status", "probability", "risk_band", "above_threshold", "threshold", "CEA_ng_mL",
-                 "CA125_U_mL", "age_years", "domain", "warnings", "error")
+TABLE_COLUMNS = ("case_id", "status", "probability", "risk_band", "above_threshold", "error", "threshold", "CEA_ng_mL",
+                 "CA125_U_mL", "age_years", "domain", "warnings")
 
 
 def display_table(rows: list[dict] | Any):  # noqa: ANN201 - pandas DataFrame

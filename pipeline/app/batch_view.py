@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from pipeline.app import batch as app_batch
+from pipeline.app import batch as app_batch, session
 
 log = logging.getLogger("pleurarisk.app")
 KEPT = "batch_kept"  # session key: {"zip": {token, name}, "csv": {token, name}}
@@ -123,6 +123,9 @@ def run(cases: list, *, info, uploads) -> None:  # noqa: ANN001 - BundleInfo, Up
 
     try:
         with st.spinner("Loading the model and scoring the cases…", show_time=True):
+            # wait for the page's background model load first: two loads at once in one process
+            # raced inside the radiomics settings parser (a YAML ComposerError on a fresh server)
+            session.cached_scorer(info.path)
             result = app_batch.run_app_batch(cases, bundle=info, out_path=uploads.root / "batch_results.csv",
                                              progress=on_progress)
     except Exception as err:  # noqa: BLE001 - one message, page stays usable
@@ -151,7 +154,8 @@ def render_result(result, info) -> None:  # noqa: ANN001 - AppBatchResult, Bundl
         st.warning(f"Results are complete, but {result.audit_error}.")
     st.caption("Select a row to open that case's result.")
     event = st.dataframe(app_batch.display_table(result.table), hide_index=True, key="batch_table",
-                         on_select="rerun", selection_mode="single-row")
+                         on_select="rerun", selection_mode="single-row",
+                         column_config={"Problem": st.column_config.TextColumn("Problem", width="large")})
     st.download_button("Download results CSV", result.csv_bytes, file_name="pleurarisk_batch_results.csv",
                        mime="text/csv", key="download_batch", on_click="ignore", icon=":material/download:")
     selected = list(getattr(getattr(event, "selection", None), "rows", []) or [])

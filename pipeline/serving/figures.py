@@ -359,8 +359,8 @@ def shap_waterfall(explanation: Explanation, *, top_k: int = 10):  # noqa: ANN20
     lo, hi = min(0.0, float(running.min()), prediction), max(float(running.max()), prediction)
     fig.update_xaxes(range=[lo - 0.02, hi + 0.15 * max(hi - lo, 0.1)], tickformat=".0%", automargin=True)
     fig.update_layout(
-        title="Top contributions (SHAP)",
-        xaxis_title="VPI probability (red raises it, blue lowers it)",
+        title="Top contributions (SHAP)<br><sup>red raises the probability, blue lowers it</sup>",
+        xaxis_title="VPI probability",
         height=max(320, 34 * len(y) + 110), margin={"l": 10, "r": 40, "t": 50, "b": 60}, showlegend=False,
     )
     fig.update_yaxes(automargin=True)
@@ -386,7 +386,7 @@ def group_totals_bar(explanation: Explanation):  # noqa: ANN201
     span = max([abs(v) for v in values] + [0.02])
     fig.update_xaxes(range=[-1.6 * span, 1.6 * span], zeroline=True, zerolinecolor="#263238")
     fig.update_xaxes(tickformat="+.0%", automargin=True)
-    fig.update_layout(title="Contribution by feature group (SHAP)", xaxis_title="change in VPI probability",
+    fig.update_layout(title="By feature group (SHAP)", xaxis_title="change in probability",
                       height=100 + 45 * max(1, len(labels)), margin={"l": 10, "r": 40, "t": 50, "b": 60})
     fig.update_yaxes(automargin=True, autorange="reversed")
     return fig

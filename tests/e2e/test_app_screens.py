@@ -248,7 +248,11 @@ def test_batch_lists_cases_counts_honestly_and_opens_a_row(browser, app, phantom
         wait_uploads_done_and_idle(page)
         page.get_by_text("3 cases found").wait_for(timeout=60_000)  # listed before running; CSV kept after the zip
         page.get_by_role("button", name="Run batch").click()
-        page.get_by_text(re.compile(r"3 of 3 cases done: 2 scored, 1 failed")).wait_for(timeout=300_000)
+        try:
+            page.get_by_text(re.compile(r"3 of 3 cases done: 2 scored, 1 failed")).wait_for(timeout=300_000)
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "screens-batch-failure.png"), full_page=True)
+            raise
         wait_uploads_done_and_idle(page, timeout_ms=300_000)
         grid = page.get_by_test_id("stDataFrame").last
         headers = grid.locator("[role=columnheader]").all_inner_texts()
