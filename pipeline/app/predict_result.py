@@ -42,6 +42,14 @@ def render_summary(outcome, info) -> None:  # noqa: ANN001 - PredictionOutcome, 
     st.divider()
     st.html(f"<style>.st-key-result_probability [data-testid='stMetricValue'] {{color: {colour};}}</style>")
     st.subheader("Result")
+    scrolled = st.session_state.setdefault("_scrolled_results", set())
+    if outcome.uid not in scrolled:  # a new result: bring it into view once (the form is above it)
+        scrolled.add(outcome.uid)
+        import streamlit.components.v1 as components
+
+        components.html("<script>setTimeout(() => { const el = window.parent.document.querySelector("
+                        "'.st-key-result_probability'); if (el) el.scrollIntoView({block: 'start'}); }, 300);"
+                        "</script>", height=0)
     c_num, c_gauge = st.columns([1, 1.1])
     with c_num:
         with st.container(key="result_probability"):

@@ -97,7 +97,8 @@ def test_predict_happy_path_on_a_phantom(tiny_bundle: Path, phantom_cohort: Path
     assert sum(SYNTHETIC_NOTICE in w.value for w in at.main.warning) == 1  # one notice, the page banner
     # the tiny bundle has too few training cases for a domain: said next to the number, like an old bundle
     assert any(i.value.startswith("Applicability domain unknown") for i in at.info)
-    findings = dict(at.dataframe(key="findings_table").value.to_numpy().tolist())
+    table = next(df.value for df in at.dataframe if "Measurement (on the ROI)" in df.value.columns)
+    findings = dict(table.to_numpy().tolist())
     assert findings["Longest axial diameter"].endswith(" mm") and findings["Volume"].endswith(" mL")
     assert findings["Pleural contact length"].endswith(" mm")
     assert any("not a calibrated confidence interval" in c.value for c in at.caption)

@@ -266,6 +266,7 @@ def test_batch_lists_cases_counts_honestly_and_opens_a_row(browser, app, phantom
         assert {"CEA_ng_mL", "CA125_U_mL", "age_years", "threshold", "above_threshold"} <= set(rows[0])
         assert {r["status"] for r in rows} == {"ok", "error"}
         # a row opens that case's result
+        grid.scroll_into_view_if_needed()
         box = grid.bounding_box()
         page.mouse.click(box["x"] + 15, box["y"] + 35 + 17)
         page.get_by_text(re.compile(r"^Case \S+$")).first.wait_for(timeout=60_000)
