@@ -26,7 +26,7 @@ st.markdown(
 uploads = session.session_uploads()
 cases = batch_view.render_sources(uploads, settings().data_roots)
 
-if st.button("Run batch", type="primary", key="run_batch", icon=":material/play_arrow:", disabled=not cases):
+if st.button("Run batch", type="primary", key="run_batch", icon=":material/play_arrow:"):
     batch_view.run(cases, info=info, uploads=uploads)
 
 result = st.session_state.get("batch_result")

@@ -68,6 +68,7 @@ def render_sources(uploads, roots: tuple[Path, ...]) -> list | None:  # noqa: AN
     from pipeline.app.session import show_error
     from pipeline.core.errors import CohortError, PleuraRiskError
 
+    st.session_state["_batch_source_error"] = False
     sources = ["Upload a zip"] + (["Folder on the server"] if roots else [])
     source = st.radio("Cases from", sources, horizontal=True, key="batch_source") if len(sources) > 1 else sources[0]
     try:
@@ -93,6 +94,7 @@ def render_sources(uploads, roots: tuple[Path, ...]) -> list | None:  # noqa: AN
             cases = discover_cases(root, clinical_csv=csv_path)
     except PleuraRiskError as err:
         show_error(err)
+        st.session_state["_batch_source_error"] = True
         return None
     n_bad = sum(1 for c in cases if c.problem)
     st.markdown(f"**{len(cases)} cases found**" + (f", {n_bad} of them cannot be scored (see why)" if n_bad else ""))
@@ -100,12 +102,17 @@ def render_sources(uploads, roots: tuple[Path, ...]) -> list | None:  # noqa: AN
     return cases
 
 
-def run(cases: list, *, info, uploads) -> None:  # noqa: ANN001 - BundleInfo, UploadFolder
+def run(cases: list | None, *, info, uploads) -> None:  # noqa: ANN001 - BundleInfo, UploadFolder
     """Score the cases; progress counts scored and failed cases; rows appear as they finish."""
     import streamlit as st
 
     from pipeline.app.session import show_error
-    from pipeline.core.errors import PleuraRiskError
+    from pipeline.core.errors import CohortError, PleuraRiskError
+
+    if not cases:
+        if not st.session_state.get("_batch_source_error"):  # a source error is already on screen
+            show_error(CohortError("Upload a .zip of cases (or choose a server folder) first."))
+        return
 
     st.session_state.pop("batch_result", None)
     bar = st.progress(0.0, text=f"0 of {len(cases)} cases done")

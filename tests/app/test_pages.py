@@ -149,7 +149,7 @@ def test_predict_refuses_a_picture_as_ct(env: Path) -> None:
     assert not at.exception
     assert any("this file is a PNG picture" in e for e in errors(at))
     at.button(key="predict").click().run()
-    assert any("Upload a CT scan and a tumour ROI mask first" in e for e in errors(at))
+    assert any("Upload a CT scan and a tumour ROI mask" in e for e in errors(at))
 
 
 def test_predict_without_files_or_with_bad_labs(env: Path, phantom: dict[str, bytes]) -> None:
