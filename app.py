@@ -1,8 +1,8 @@
 """PleuraRisk web app (Streamlit): ``pleura app`` or ``streamlit run app.py``.
 
-This file only sets up the page and the navigation; the pages live in ``pages/`` (each starts with
-``pipeline.app.session.page_header()``: the model's notice banner and the model in use) and every
-computation in ``pipeline/`` (see ``pipeline/app/``).
+This file only sets up the page and the navigation (:mod:`pipeline.app.navigation`); the pages
+live in ``pages/`` (each starts with ``require_app_navigation()`` and
+``pipeline.app.session.page_header()``) and every computation in ``pipeline/`` (see ``pipeline/app/``).
 
 Environment: ``PLEURA_BUNDLE`` (model bundle folder, default ``weights/demo``),
 ``PLEURA_AUDIT_LOG`` (default ``./audit/audit.jsonl``), ``PLEURA_THREADS`` (torch threads).
@@ -13,27 +13,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import streamlit as st
-
 ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:  # `streamlit run /elsewhere/app.py` still finds the package
     sys.path.insert(0, str(ROOT))
 
-st.set_page_config(page_title="PleuraRisk", page_icon=":material/pulmonology:", layout="wide")
-
+from pipeline.app.navigation import run_app  # noqa: E402
 from pipeline.io.upload_sweep import sweep_once  # noqa: E402
 
 sweep_once()  # uploads of an earlier server killed by SIGKILL (patient data) do not stay on disk
 
-pages = [
-    st.Page(str(ROOT / "pages" / "home.py"), title="Home", icon=":material/home:", default=True),
-    st.Page(str(ROOT / "pages" / "predict.py"), title="Predict", icon=":material/monitor_heart:", url_path="predict"),
-    st.Page(str(ROOT / "pages" / "batch.py"), title="Batch", icon=":material/table_view:", url_path="batch"),
-    st.Page(str(ROOT / "pages" / "model.py"), title="Model", icon=":material/model_training:", url_path="model"),
-]
-nav = st.navigation(pages)
-
-nav.run()
+run_app(ROOT)
 
 # Once the page has been sent, start loading the session's model in the background (once per
 # bundle version per server), so the first Predict click does not wait for torch/skops/shap

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pipeline.app import session
+from pipeline.app import model_facts, session
+from pipeline.app.navigation import require_app_navigation
 
+require_app_navigation()
 info = session.page_header()
 st.title("PleuraRisk")
 st.markdown(
@@ -19,15 +21,10 @@ st.markdown(
     "the number it gives is a model output to be read alongside every other finding, never on its own."
 )
 with st.expander("How it works", expanded=False):
-    st.markdown(
-        "1. The CT and ROI are read and checked (3-D, Hounsfield units, mask on the same grid as the CT).\n"
-        "2. A region around the tumour is cropped and resampled to 1 mm voxels.\n"
-        "3. Features are computed: deep features (MedicalNet 3D ResNet-10), radiomics (PyRadiomics), "
-        "pleura-aware measurements (distance and contact with the pleura) and the clinical values.\n"
-        "4. A random forest, tuned by particle-swarm optimisation, turns them into a probability.\n"
-        "5. SHAP values show which features pushed the probability up or down; the spread of the forest's "
-        "trees shows how much they disagree."
-    )
+    if info.ok:
+        st.markdown(model_facts.how_it_works(info.manifest))
+    else:
+        st.markdown("No model is loaded; see the Model page.")
 
 c1, c2, c3 = st.columns(3)
 c1.page_link("pages/predict.py", label="Predict one case", icon=":material/monitor_heart:")
@@ -42,4 +39,3 @@ else:
     if info.model_card:
         with st.expander("Model card", expanded=False):
             st.markdown(info.model_card)
-    st.info(info.notice, icon=":material/info:")

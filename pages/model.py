@@ -8,7 +8,9 @@ import pandas as pd
 import streamlit as st
 
 from pipeline.app import bundles, session
+from pipeline.app.navigation import require_app_navigation
 
+require_app_navigation()
 session.page_header()
 st.title("Model")
 current = session.session_bundle_path()
@@ -35,7 +37,6 @@ if not info.ok:
     st.error(info.error)
     st.stop()
 
-st.warning(info.notice, icon=":material/info:")
 if info.signature.trusted:
     st.success(f"**Signature**: {info.signer_label}", icon=":material/verified:")
 else:

@@ -118,9 +118,17 @@ class PredictionOutcome:
     dicom_source: Any = None  # (series, case crop, ROI name) for pipeline.app.dicom_support.outcome_dicom
     dicom_files: dict[str, bytes] | None = None
     _pdf_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _ref_pdfs: dict = field(default_factory=dict, init=False, repr=False)  # references → PDF bytes
 
-    def pdf(self) -> bytes:
-        """The PDF report (built once, then kept).
+    def has_pdf(self, references: dict[str, str] | None = None) -> bool:
+        """Whether :meth:`pdf` for these references is ready (no build needed)."""
+        key = tuple(sorted((references or {}).items()))
+        return self.pdf_bytes is not None if not key else key in self._ref_pdfs
+
+    def pdf(self, references: dict[str, str] | None = None) -> bytes:
+        """The PDF report (built once per ``references``, then kept). ``references``: the
+        optional patient/study references the user typed for the PDF (the plain report is
+        :attr:`pdf_bytes`; the last few referenced reports are kept).
 
         Several script runs can ask at once: Streamlit's fast reruns start a new run on a new
         thread as soon as the user changes a widget, while the previous run (which cannot be
@@ -131,13 +139,21 @@ class PredictionOutcome:
         and 0.3 → 0.5 GB of malloc'd memory in use after ~30 predictions). With the lock the
         later runs wait for the one build and then use its bytes.
         """
-        with self._pdf_lock:
-            if self.pdf_bytes is None:
-                from pipeline.serving.report import report_pdf
+        from pipeline.serving.report import report_pdf
 
-                self.pdf_bytes = report_pdf(self.result, clinical=self.clinical, roi_label=self.roi_label,
-                                            viewer=self.viewer, created=self.created)
-            return self.pdf_bytes
+        key = tuple(sorted((references or {}).items()))
+        with self._pdf_lock:
+            if not key:
+                if self.pdf_bytes is None:
+                    self.pdf_bytes = report_pdf(self.result, clinical=self.clinical, roi_label=self.roi_label,
+                                                viewer=self.viewer, created=self.created)
+                return self.pdf_bytes
+            if key not in self._ref_pdfs:
+                while len(self._ref_pdfs) >= 4:
+                    self._ref_pdfs.pop(next(iter(self._ref_pdfs)))
+                self._ref_pdfs[key] = report_pdf(self.result, clinical=self.clinical, roi_label=self.roi_label,
+                                                 viewer=self.viewer, created=self.created, references=dict(key))
+            return self._ref_pdfs[key]
 
     def file_stem(self) -> str:
         """Download name without identifiers: ``pleurarisk_<UTC time>_<ct hash prefix>``."""

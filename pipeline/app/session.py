@@ -105,7 +105,8 @@ def session_uploads() -> UploadFolder:
 
 
 def page_header() -> BundleInfo:
-    """Top of every page: the model's notice as a banner and the model in use in the sidebar.
+    """Top of every page: the model's notice as the page's one banner (the same fixed place on
+    every page; no other notice is shown on the page) and the model in use in the sidebar.
 
     Returns the session's :class:`BundleInfo` (check ``.ok`` before predicting).
     """
@@ -117,7 +118,6 @@ def page_header() -> BundleInfo:
         st.markdown("**PleuraRisk**: visceral pleural invasion risk from CT, tumour ROI and labs.")
         st.caption(f"Model: **{info.name}** (`{info.short_id}`), {info.signer_label}" if info.ok
                    else "Model: none loaded (see the Model page)")
-        st.caption(info.notice)
     return info
 
 

@@ -21,6 +21,9 @@ variable                    meaning                                         defa
                             or folders of ``*.pem``, ``:``-separated        pinned in the package)
 ``PLEURA_ALLOW_UNSIGNED``   load bundles not signed by a trusted key        off
                             (1/true/yes/on or 0/false/no/off)
+``PLEURA_DATA_ROOTS``       folders on the server the app's Batch page may  none (uploads only)
+                            read cases from, ``:``-separated (set by the
+                            administrator; nothing outside them is read)
 ==========================  ==============================================  =====================
 
 The PACS connection (DICOMweb; :mod:`pipeline.pacs`), all unset unless a site configures it:
@@ -92,6 +95,7 @@ class Settings:
     dicomweb_retries: int = 2
     pacs_search_fields: tuple[str, ...] = PACS_SEARCH_FIELDS
     pacs_max_study_mb: int = 2048
+    data_roots: tuple[Path, ...] = ()
 
 
 def _text(env: Mapping[str, str], name: str) -> str | None:
@@ -175,6 +179,8 @@ def settings(environ: Mapping[str, str] | None = None) -> Settings:
         dicomweb_retries=_whole(env, "PLEURA_DICOMWEB_RETRIES", default=2, low=0, high=10) or 0,
         pacs_search_fields=_search_fields(env),
         pacs_max_study_mb=_whole(env, "PLEURA_PACS_MAX_STUDY_MB", default=2048, low=1, high=1024 * 1024) or 2048,
+        data_roots=tuple(Path(p.strip()) for p in (_text(env, "PLEURA_DATA_ROOTS") or "").split(os.pathsep)
+                         if p.strip()),
     )
 
 

@@ -111,6 +111,21 @@ def _parse_one(value: object, f: ClinicalField) -> float:
     return number
 
 
+def parse_field(value: object, name: str) -> float:
+    """One clinical value (``name`` is ``"CEA"``, ``"CA125"`` or ``"age"``), parsed and
+    range-checked as :func:`parse_clinical` does (a decimal comma is read as a decimal point).
+
+    Example:
+        >>> parse_field("3,2", "CEA")
+        3.2
+
+    Raises:
+        ClinicalValueError: naming the field; KeyError: an unknown ``name``.
+    """
+    by_name = {f.name: f for f in FIELDS}
+    return _parse_one(value, by_name[name])
+
+
 def parse_clinical(*, cea: object, ca125: object, age: object) -> ClinicalValues:
     """Validate CEA (ng/mL), CA125 (U/mL) and age (years); raise ClinicalValueError naming the field."""
     return ClinicalValues(*(_parse_one(v, f) for v, f in zip((cea, ca125, age), FIELDS)))

@@ -48,8 +48,12 @@ from pipeline.io.detached import input_sha256
 from pipeline.serving.outputs import OutputLock, check_output, spreadsheet_safe
 from pipeline.features.findings import FINDING_CSV_COLUMNS
 
+INPUT_COLUMNS = ("CEA_ng_mL", "CA125_U_mL", "age_years")
+"""The clinical values each case was scored with (also in a failed row when they were read)."""
+
 RESULT_COLUMNS = (
-    "case_id", "status", "probability", "risk_band", "domain", "domain_reasons", "tree_p05", "tree_p95",
+    "case_id", "status", "probability", "risk_band", "threshold", "above_threshold", *INPUT_COLUMNS,
+    "domain", "domain_reasons", "tree_p05", "tree_p95",
     "top_features", *FINDING_CSV_COLUMNS,
     "warnings", "error_type", "error", "model_id", "ct_sha256", "roi_sha256", "input_key", "seconds", "notice",
     "model_signer",
@@ -108,7 +112,8 @@ def _ok_row(case_id: str, result) -> dict[str, Any]:  # noqa: ANN001
     top = result.explanation.top(3) if result.explanation is not None else []
     return {
         "case_id": case_id, "status": "ok", "probability": round(result.probability, 6),
-        "risk_band": result.risk_band,
+        "risk_band": result.risk_band, "threshold": round(float(result.threshold), 6),
+        "above_threshold": "yes" if result.probability >= result.threshold else "no",
         "domain": result.domain.status, "domain_reasons": " | ".join(result.domain.reasons),
         **(result.findings.csv_columns() if result.findings is not None else {}),
         "tree_p05": None if result.tree_p05 is None else round(result.tree_p05, 4),
@@ -209,6 +214,8 @@ def score_one(case: CaseInput, label: int | None, scorer=None, *, dicom_out: str
             # an OSError's text names its file, which may carry a patient's name: keep only the reason
             detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             row = _error_row(case.case_id, "internal", f"internal error ({type(exc).__name__}): {detail}")
+    if case.clinical is not None:
+        row.update(zip(INPUT_COLUMNS, (case.clinical.cea_ng_ml, case.clinical.ca125_u_ml, case.clinical.age_years)))
     row["seconds"] = round(time.perf_counter() - t, 3)
     return row
 

@@ -36,8 +36,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.serving.explain import GROUP_LABELS, Explanation, readable_name
-from pipeline.serving.score import RISK_BANDS
+from pipeline.serving.explain import GROUP_LABELS, Explanation
+from pipeline.serving.feature_labels import feature_value_label
+from pipeline.serving.score import band_limits
 from pipeline.core.volume import Volume
 
 PLANES = ("axial", "coronal", "sagittal")
@@ -74,13 +75,11 @@ _ORIENTATION = {
 }
 
 
-def band_ranges() -> list[tuple[str, float, float]]:
-    """(band, low, high) probability ranges of the display bands, from ``score.RISK_BANDS``."""
-    out, low = [], 0.0
-    for upper, name in RISK_BANDS:
-        out.append((name, low, min(upper, 1.0)))
-        low = upper
-    return out
+def band_ranges(threshold: float = 0.5) -> list[tuple[str, float, float]]:
+    """(band, low, high) probability ranges of the display bands around the model's operating
+    ``threshold`` (``score.band_limits``)."""
+    lo, hi = band_limits(threshold)
+    return [("low", 0.0, lo), ("intermediate", lo, hi), ("high", hi, 1.0)]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -266,28 +265,37 @@ def _png_bytes(rgb: np.ndarray) -> bytes:
 # plotly (app)
 def probability_gauge(probability: float, *, threshold: float | None = None, tree_p05: float | None = None,
                       tree_p95: float | None = None):  # noqa: ANN201 - plotly Figure
-    """Gauge of the VPI probability (0–1) over the low/intermediate/high display bands.
+    """Gauge of the VPI probability in percent over the low/intermediate/high bands, which are
+    anchored on the model's operating threshold (``score.band_limits``).
 
-    The model's operating threshold is the black tick; the tree spread (5th–95th percentile of
-    the forest's trees) appears under the number when given.
+    The threshold is the black tick, named in the legend under the gauge together with the
+    bands; the tree spread (5th–95th percentile of the forest's trees) appears in the title when
+    given. No hover text (the number is on the gauge).
     """
     import plotly.graph_objects as go
 
     _check_probability(probability)
-    steps = [{"range": [lo, hi], "color": BAND_FILL[name]} for name, lo, hi in band_ranges()]
+    ranges = band_ranges(0.5 if threshold is None else threshold)
+    ticks = sorted({0.0, 1.0, *(lo for _n, lo, _h in ranges)})
     gauge = {
-        "axis": {"range": [0, 1], "tickvals": [0, 0.25, 0.5, 0.75, 1], "tickformat": ".2f"},
+        "axis": {"range": [0, 100], "tickvals": [100 * t for t in ticks], "tickformat": ".0f", "ticksuffix": " %"},
         "bar": {"color": "#263238", "thickness": 0.3},
-        "steps": steps,
+        "steps": [{"range": [100 * lo, 100 * hi], "color": BAND_FILL[name]} for name, lo, hi in ranges],
     }
     if threshold is not None:
-        gauge["threshold"] = {"line": {"color": "black", "width": 3}, "thickness": 0.9, "value": float(threshold)}
+        gauge["threshold"] = {"line": {"color": "black", "width": 4}, "thickness": 0.95, "value": 100 * float(threshold)}
     title = "VPI probability"
     if tree_p05 is not None and tree_p95 is not None:
-        title += f"<br><span style='font-size:0.75em'>tree spread {tree_p05:.2f}–{tree_p95:.2f}</span>"
-    fig = go.Figure(go.Indicator(mode="gauge+number", value=float(probability), number={"valueformat": ".2f"},
-                                 gauge=gauge, title={"text": title}))
-    fig.update_layout(height=260, margin={"l": 30, "r": 30, "t": 70, "b": 10})
+        title += (f"<br><span style='font-size:0.75em'>tree spread {100 * tree_p05:.0f}–{100 * tree_p95:.0f} %"
+                  "</span>")
+    fig = go.Figure(go.Indicator(mode="gauge+number", value=100 * float(probability),
+                                 number={"valueformat": ".0f", "suffix": " %"}, gauge=gauge, title={"text": title}))
+    legend = " · ".join(f"{name} {100 * lo:.0f}–{100 * hi:.0f} %" for name, lo, hi in ranges)
+    if threshold is not None:
+        legend = f"black tick = operating threshold {100 * threshold:.0f} %<br>bands: {legend}"
+    fig.add_annotation(text=legend, x=0.5, y=0, xref="paper", yref="paper", showarrow=False, yanchor="top",
+                       font={"size": 11, "color": "#37474f"})
+    fig.update_layout(height=300, margin={"l": 30, "r": 30, "t": 70, "b": 55})
     return fig
 
 
@@ -312,7 +320,7 @@ def waterfall_rows(explanation: Explanation, *, top_k: int = 10) -> tuple[list[s
     top = explanation.top(top_k)
     shown = float(sum(s for _n, s, _v in top))
     total = float(np.sum(explanation.values))
-    labels = [f"{readable_name(n)} = {v:.4g}" for n, _s, v in top][::-1]
+    labels = [feature_value_label(n, v) for n, _s, v in top][::-1]
     values = [s for _n, s, _v in top][::-1]
     return labels, values, total - shown, explanation.base_value + total, len(explanation.names) - len(top)
 
@@ -335,20 +343,25 @@ def shap_waterfall(explanation: Explanation, *, top_k: int = 10):  # noqa: ANN20
     y.append("Predicted probability")
     x.append(prediction)
     measure.append("total")
-    text = [f"{explanation.base_value:.3f}"] + [f"{v:+.3f}" for v in x[1:-1]] + [f"{prediction:.3f}"]
+    text = ([f"{100 * explanation.base_value:.0f} %"] + [f"{100 * v:+.1f} pts" for v in x[1:-1]]
+            + [f"{100 * prediction:.0f} %"])
+    names = [n for n, _s, _v in explanation.top(top_k)][::-1]
+    hover = (["average prediction of the model"] + ([f"sum of the {n_rest} features not listed"] if n_rest else [])
+             + [f"model feature: {n}" for n in names] + ["this case's probability"])
     fig = go.Figure(go.Waterfall(
         orientation="h", measure=measure, y=_unique(y), x=x, text=text, textposition="outside",
+        customdata=hover, hovertemplate="%{customdata}<br>%{text}<extra></extra>",
         increasing={"marker": {"color": POSITIVE}}, decreasing={"marker": {"color": NEGATIVE}},
         totals={"marker": {"color": "#546e7a"}}, connector={"line": {"color": "#b0bec5", "width": 1}},
         cliponaxis=False,
     ))
     running = np.cumsum([explanation.base_value] + x[1:-1])
     lo, hi = min(0.0, float(running.min()), prediction), max(float(running.max()), prediction)
-    fig.update_xaxes(range=[lo - 0.02, hi + 0.15 * max(hi - lo, 0.1)])
+    fig.update_xaxes(range=[lo - 0.02, hi + 0.15 * max(hi - lo, 0.1)], tickformat=".0%", automargin=True)
     fig.update_layout(
-        title="Top contributions (SHAP)",
-        xaxis_title="VPI probability (red raises it, blue lowers it)",
-        height=max(320, 34 * len(y) + 110), margin={"l": 10, "r": 40, "t": 50, "b": 40}, showlegend=False,
+        title="Top contributions (SHAP)<br><sup>red raises the probability, blue lowers it</sup>",
+        xaxis_title="VPI probability",
+        height=max(320, 34 * len(y) + 110), margin={"l": 10, "r": 40, "t": 50, "b": 60}, showlegend=False,
     )
     fig.update_yaxes(automargin=True)
     return fig
@@ -368,11 +381,13 @@ def group_totals_bar(explanation: Explanation):  # noqa: ANN201
     labels, values = group_totals_rows(explanation)
     fig = go.Figure(go.Bar(x=values, y=labels, orientation="h",
                            marker_color=[POSITIVE if v >= 0 else NEGATIVE for v in values],
-                           text=[f"{v:+.3f}" for v in values], textposition="outside", cliponaxis=False))
+                           text=[f"{100 * v:+.1f} pts" for v in values], textposition="outside", cliponaxis=False,
+                           hovertemplate="%{y}: %{text}<extra></extra>"))
     span = max([abs(v) for v in values] + [0.02])
     fig.update_xaxes(range=[-1.6 * span, 1.6 * span], zeroline=True, zerolinecolor="#263238")
-    fig.update_layout(title="Contribution by feature group (SHAP)", xaxis_title="change in VPI probability",
-                      height=80 + 45 * max(1, len(labels)), margin={"l": 10, "r": 40, "t": 50, "b": 40})
+    fig.update_xaxes(tickformat="+.0%", automargin=True)
+    fig.update_layout(title="By feature group (SHAP)", xaxis_title="change in probability",
+                      height=100 + 45 * max(1, len(labels)), margin={"l": 10, "r": 40, "t": 50, "b": 60})
     fig.update_yaxes(automargin=True, autorange="reversed")
     return fig
 
@@ -424,7 +439,7 @@ def gauge_png(probability: float, *, threshold: float | None = None, tree_p05: f
     _check_probability(probability)
     fig = _new_figure(4.2, 0.9)
     ax = fig.add_axes((0.03, 0.42, 0.94, 0.32))
-    for name, lo, hi in band_ranges():
+    for name, lo, hi in band_ranges(0.5 if threshold is None else threshold):
         ax.axvspan(lo, hi, color=BAND_FILL[name], lw=0)
         ax.text((lo + hi) / 2, 0.5, name, ha="center", va="center", fontsize=7, color=BAND_COLOURS[name])
     if tree_p05 is not None and tree_p95 is not None:
@@ -435,7 +450,7 @@ def gauge_png(probability: float, *, threshold: float | None = None, tree_p05: f
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_yticks([])
-    ax.set_xticks([0, 0.25, 0.5, 0.75, 1])
+    ax.set_xticks(sorted({0.0, 1.0, *(lo for _n, lo, _h in band_ranges(0.5 if threshold is None else threshold))}))
     ax.tick_params(labelsize=7)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)

@@ -31,6 +31,7 @@ from typing import Any
 from pipeline import __version__
 from pipeline.inputs.clinical import ClinicalValues
 from pipeline.serving.explain import GROUP_LABELS
+from pipeline.serving.score import band_rule
 
 REPORT_FORMAT = "pleurarisk-report"
 REPORT_VERSION = 1
@@ -203,7 +204,8 @@ def _fmt_hash(h: str) -> str:
 
 
 def report_pdf(result, *, clinical: ClinicalValues, roi_label: int | None = None, viewer=None,  # noqa: ANN001
-               created: _dt.datetime | None = None, top_k: int = 10, max_warnings: int = 6) -> bytes:
+               created: _dt.datetime | None = None, top_k: int = 10, max_warnings: int = 6,
+               references: dict[str, str] | None = None) -> bytes:
     """One-page A4 PDF of a scored case (see module docstring); returns the PDF bytes.
 
     Args:
@@ -215,8 +217,13 @@ def report_pdf(result, *, clinical: ClinicalValues, roi_label: int | None = None
         created: report time (UTC, timezone-aware); default now.
         top_k: features shown in the SHAP chart.
         max_warnings: warnings listed on the page (the JSON has all of them).
+        references: optional ``{"Patient reference": …, "Study reference": …}`` typed by the
+            user (printed under the title; never taken from the input files); at most 64
+            characters each.
     """
     from pipeline.serving import figures
+
+    refs = {str(k)[:40]: " ".join(str(v).split())[:64] for k, v in (references or {}).items() if str(v).strip()}
 
     when = _utc(created)
     page = _Page("PleuraRisk VPI risk report")
@@ -230,6 +237,8 @@ def report_pdf(result, *, clinical: ClinicalValues, roi_label: int | None = None
               f"(id {result.model_id[:12]})  ·  PleuraRisk {__version__}", size=8, colour=(84, 110, 122))
     page.line(f"Model {result.model_signer}", size=8, bold=not result.model_signature.trusted,
               colour=(84, 110, 122) if result.model_signature.trusted else (183, 28, 28))
+    if refs:
+        page.line("  ·  ".join(f"{k}: {v}" for k, v in refs.items()), size=9.5, bold=True)
     pdf.ln(1.5)
     page.notice_box(result.notice)
 
@@ -254,7 +263,7 @@ def report_pdf(result, *, clinical: ClinicalValues, roi_label: int | None = None
         sd = f", SD {result.tree_sd:.2f}" if result.tree_sd is not None else ""
         page.line(f"Tree spread: {result.tree_p05:.2f}–{result.tree_p95:.2f}{sd}", size=8.5, w=col_w)
         page.line(TREE_SPREAD_NOTE, size=7, colour=(84, 110, 122), w=col_w)
-    page.line("Bands (display only): low < 0.25 ≤ intermediate < 0.50 ≤ high.", size=7, colour=(84, 110, 122), w=col_w)
+    page.line(f"Bands: {band_rule(result.threshold)}.", size=7, colour=(84, 110, 122), w=col_w)
     y_text_end = pdf.get_y()
     gauge = figures.gauge_png(result.probability, threshold=result.threshold, tree_p05=result.tree_p05,
                               tree_p95=result.tree_p95)

@@ -38,14 +38,32 @@ from pipeline.features.findings import FINDING_SOURCES, Findings
 ProgressFn = Callable[[str], None]
 
 RISK_BANDS = ((0.25, "low"), (0.5, "intermediate"), (1.01, "high"))
-"""Probability < 0.25 → low; 0.25–0.5 → intermediate; ≥ 0.5 → high (display only)."""
+"""The bands for the default threshold 0.5: low < 0.25 ≤ intermediate < 0.5 ≤ high."""
 
 
-def risk_band(probability: float) -> str:
-    for upper, name in RISK_BANDS:
-        if probability < upper:
-            return name
-    return RISK_BANDS[-1][1]
+def band_limits(threshold: float = 0.5) -> tuple[float, float]:
+    """(low/intermediate, intermediate/high) limits of the display bands for a model whose
+    operating threshold is ``threshold``: the bands are anchored on the threshold, so that
+    *high* means exactly "at or above the threshold" and *intermediate* means "below the
+    threshold but at least half of it"; ``band_limits(0.5) == (0.25, 0.5)``."""
+    threshold = float(threshold)
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    return threshold / 2.0, threshold
+
+
+def band_rule(threshold: float = 0.5) -> str:
+    """The band scheme in one line, e.g. ``low < 0.19 ≤ intermediate < 0.38 (threshold) ≤ high``."""
+    lo, hi = band_limits(threshold)
+    return f"low < {lo:.2f} ≤ intermediate < {hi:.2f} (the model's operating threshold) ≤ high"
+
+
+def risk_band(probability: float, threshold: float = 0.5) -> str:
+    """``low`` / ``intermediate`` / ``high`` for a probability (see :func:`band_limits`)."""
+    lo, hi = band_limits(threshold)
+    if probability < lo:
+        return "low"
+    return "intermediate" if probability < hi else "high"
 
 
 def _names_failing_step(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -261,7 +279,7 @@ class Scorer:
         findings, domain = self.assess(case, vector)
         return CaseResult(
             probability=probability,
-            risk_band=risk_band(probability),
+            risk_band=risk_band(probability, self.bundle.threshold),
             tree_sd=float(trees.std()) if trees is not None else None,
             tree_p05=float(np.percentile(trees, 5)) if trees is not None else None,
             tree_p95=float(np.percentile(trees, 95)) if trees is not None else None,

@@ -55,6 +55,11 @@ def upload(at: AppTest, key: str, name: str, data: bytes) -> None:
 
 
 def fill_labs(at: AppTest, cea=3.2, ca125=18.0, age=64.0) -> None:  # noqa: ANN001
-    at.number_input(key="cea").set_value(cea)
-    at.number_input(key="ca125").set_value(ca125)
-    at.number_input(key="age").set_value(age)
+    at.text_input(key="cea").set_value(None if cea is None else str(cea))
+    at.text_input(key="ca125").set_value(None if ca125 is None else str(ca125))
+    at.text_input(key="age").set_value(None if age is None else str(age))
+
+
+def shown_probability(at: AppTest) -> float:
+    """The probability metric ("42 %") as a fraction."""
+    return float(at.metric[0].value.replace("%", "").strip()) / 100.0

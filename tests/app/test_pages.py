@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from app_helpers import errors, fill_labs, new_app, open_page, upload
+from app_helpers import errors, fill_labs, new_app, open_page, shown_probability, upload
 from streamlit.testing.v1 import AppTest
 
 from pipeline import SYNTHETIC_NOTICE
@@ -92,14 +92,15 @@ def test_predict_happy_path_on_a_phantom(tiny_bundle: Path, phantom_cohort: Path
 
     assert not at.exception and not errors(at), errors(at)
     assert at.status[0].state == "complete" and at.status[0].label.startswith("Done in")
-    probability = float(at.metric[0].value)
+    probability = shown_probability(at)
     assert 0.0 <= probability <= 1.0
-    assert any(SYNTHETIC_NOTICE == w.value for w in at.main.warning)  # the notice next to the number
+    assert sum(SYNTHETIC_NOTICE in w.value for w in at.main.warning) == 1  # one notice, the page banner
     # the tiny bundle has too few training cases for a domain: said next to the number, like an old bundle
     assert any(i.value.startswith("Applicability domain unknown") for i in at.info)
-    findings = [m.value for m in at.markdown if m.value.startswith("**Findings**")]
-    assert findings and "Longest axial diameter: **" in findings[0] and " mm**" in findings[0]
-    assert "Pleural contact length" in findings[0] and "Volume: **" in findings[0]
+    table = next(df.value for df in at.dataframe if "Measurement (on the ROI)" in df.value.columns)
+    findings = dict(table.to_numpy().tolist())
+    assert findings["Longest axial diameter"].endswith(" mm") and findings["Volume"].endswith(" mL")
+    assert findings["Pleural contact length"].endswith(" mm")
     assert any("not a calibrated confidence interval" in c.value for c in at.caption)
     assert len(at.get("plotly_chart")) == 4  # gauge, SHAP waterfall, SHAP groups, slice viewer
     assert [b.label for b in at.get("download_button")] == ["Download PDF report", "Download JSON"]
@@ -116,9 +117,10 @@ def test_predict_happy_path_on_a_phantom(tiny_bundle: Path, phantom_cohort: Path
     at.radio(key="viewer_window").set_value("mediastinal").run()
     assert not at.exception and at.session_state["outcome"].uid == outcome.uid
     assert len(audit.read_text().splitlines()) == 1 and len(at.get("plotly_chart")) == 4
-    # changing an input flags the result as stale
-    at.number_input(key="age").set_value(float(row["age"]) + 1).run()
-    assert any("inputs above changed" in i.value for i in at.info)
+    # changing an input hides the stale result (and its PDF)
+    at.text_input(key="age").set_value(str(float(row["age"]) + 1)).run()
+    assert any("inputs changed since the last result, so it is hidden" in i.value for i in at.info)
+    assert not at.metric and not at.get("download_button")
 
 
 def test_predict_resamples_a_mask_on_another_grid_only_when_the_box_is_ticked(env: Path,
@@ -147,21 +149,30 @@ def test_predict_refuses_a_picture_as_ct(env: Path) -> None:
     assert not at.exception
     assert any("this file is a PNG picture" in e for e in errors(at))
     at.button(key="predict").click().run()
-    assert any("Upload a CT scan and a tumour ROI mask first" in e for e in errors(at))
+    assert any("Upload a CT scan and a tumour ROI mask" in e for e in errors(at))
 
 
 def test_predict_without_files_or_with_bad_labs(env: Path, phantom: dict[str, bytes]) -> None:
     at = open_page("pages/predict.py")
     at.button(key="predict").click().run()
-    assert any("Upload a CT scan and a tumour ROI mask first" in e for e in errors(at))
+    shown = errors(at)
+    assert len(shown) == 1 and "Upload a CT scan and a tumour ROI mask" in shown[0]
+    assert "CEA is missing" in shown[0] and "age is missing" in shown[0]  # every problem at once
     _ready(at, phantom)
-    fill_labs(at, cea=-1.0)
+    # each field is checked as typed: range errors show before Predict, all of them
+    fill_labs(at, cea="-3", ca125=None, age="15")
+    at.run()
+    assert errors(at) == ["CEA must be ≥ 0 ng/mL (got -3)",
+                          "age = 15 years is outside the plausible range 18–110 years; check the value and its unit"]
     at.button(key="predict").click().run()
-    assert errors(at) == ["CEA must be ≥ 0 ng/mL (got -1.0)"]
-    fill_labs(at, age=None)
-    at.button(key="predict").click().run()
-    assert errors(at) == ["age is missing; enter it in years"]
-    at.number_input(key="age").set_value(64.0)
+    listed = errors(at)[-1]
+    assert all(p in listed for p in ("CEA must be ≥ 0", "CA125 is missing", "age = 15 years"))
+    # a decimal comma is a decimal point, and the value used is shown exactly as typed
+    fill_labs(at, cea="3,2", ca125="5.14", age="64.7")
+    at.run()
+    assert not errors(at)
+    used = [c.value for c in at.caption if c.value.startswith("Used by the model")]
+    assert used == ["Used by the model: 3.2 ng/mL", "Used by the model: 5.14 U/mL", "Used by the model: 64.7 years"]
     at.number_input(key="roi_label").set_value(0)
     at.button(key="predict").click().run()
     assert any("ROI label must be a whole number" in e for e in errors(at))
@@ -220,8 +231,12 @@ def test_batch_page_scores_a_zip_and_keeps_broken_cases_in_their_rows(env: Path,
         ("clinical.csv", b"case_id,CEA,CA125,age\np1,3,20,60\np2,4,25,61\np3,5,30,70\n", "text/csv"))
     at.button(key="run_batch").click().run()
     assert not at.exception and not errors(at), errors(at)
-    table = at.dataframe[0].value
+    table = at.session_state["batch_result"].table  # every CSV column
     assert list(table["case_id"]) == ["p1", "p2", "p3"]
+    shown = at.dataframe[-1].value  # the screen: plain names, no "None"
+    assert list(shown.columns[:3]) == ["Case", "Status", "VPI probability"]
+    assert list(shown["Status"]) == ["scored", "failed", "failed"] and "None" not in shown.to_string()
+    assert list(table["CEA_ng_mL"]) == [3, 4, 5] and list(table["above_threshold"])[0] in ("yes", "no")
     assert list(table["status"]) == ["ok", "error", "error"]
     assert "empty" in table.loc[1, "error"].lower() and "no CT/ROI images" in table.loc[2, "error"]
     assert [m.value for m in at.metric][:3] == ["3", "1", "2"]

@@ -226,9 +226,17 @@ def wait_uploads_done_and_idle(page, *, timeout_ms: float = 120_000) -> None:  #
 
 
 def set_number(page, label: str, value: object) -> None:  # noqa: ANN001
-    box = page.get_by_role("spinbutton", name=label, exact=True)
+    """Type ``value`` into the lab text box ``label`` and commit it (Enter)."""
+    box = page.get_by_role("textbox", name=label, exact=True)
     box.fill(str(value))
     box.press("Enter")
+
+
+def read_probability(page, *, timeout_ms: float = 300_000) -> float:  # noqa: ANN001
+    """The VPI probability shown on the Predict page ("42 %") as a fraction (0.42)."""
+    metric = page.get_by_test_id("stMetricValue").first
+    metric.wait_for(timeout=timeout_ms)
+    return float(metric.inner_text().replace("%", "").strip()) / 100.0
 
 
 def enter_labs(page, labs: dict[str, object]) -> None:  # noqa: ANN001

@@ -77,7 +77,7 @@ def test_predict_in_browser(browser, app_server, phantom_cohort: Path) -> None:
         metric = page.get_by_test_id("stMetricValue").first
         metric.wait_for(timeout=300_000)
         click_to_result_s = time.perf_counter() - t_click
-        probability = float(metric.inner_text())
+        probability = float(metric.inner_text().rstrip(" %")) / 100
         assert 0.0 <= probability <= 1.0
         assert page.get_by_test_id("stAlert").filter(has_text="Prediction failed").count() == 0
 
@@ -108,7 +108,7 @@ def test_predict_in_browser(browser, app_server, phantom_cohort: Path) -> None:
         print(f"click → result (first prediction; the model started loading when Predict opened): {click_to_result_s:.1f} s")
 
         # a second prediction reuses the cached model
-        age_box = page.get_by_role("spinbutton", name="Age (years)", exact=True)
+        age_box = page.get_by_role("textbox", name="Age (years)", exact=True)
         age_box.fill(str(float(row["age"]) + 1))
         age_box.press("Enter")
         page.wait_for_timeout(500)

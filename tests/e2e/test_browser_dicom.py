@@ -58,7 +58,7 @@ def test_dicom_zip_roi_select_box_and_dicom_downloads(tmp_path: Path) -> None:
             page.get_by_role("button", name="Predict").click()
             metric = page.get_by_test_id("stMetricValue").first
             metric.wait_for(timeout=300_000)
-            assert 0.0 <= float(metric.inner_text()) <= 1.0
+            assert 0.0 <= float(metric.inner_text().rstrip(" %")) / 100 <= 1.0
             page.get_by_text("ROI: RTSTRUCT ROI 'GTV-1' rasterised onto the CT").first.wait_for(timeout=60_000)
             got = {}
             for label in ("Download DICOM SEG (scored ROI)", "Download DICOM SR (measurements)",

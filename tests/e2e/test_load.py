@@ -107,7 +107,7 @@ async def _prepare_session(page, url: str, case: PhantomCase) -> None:  # noqa: 
         await page.get_by_text(path.name).wait_for(timeout=300_000)
         await _uploads_done_and_idle(page)
     for key, value in case.labs.items():
-        box = page.get_by_role("spinbutton", name=LAB_LABELS[key], exact=True)
+        box = page.get_by_role("textbox", name=LAB_LABELS[key], exact=True)
         await box.fill(str(value))
         await box.press("Enter")
     await _uploads_done_and_idle(page)
@@ -127,7 +127,7 @@ async def _click_predict(page) -> tuple[float, float]:  # noqa: ANN001
     metric = page.get_by_test_id("stMetricValue").first
     await metric.wait_for(timeout=60_000)
     seconds = time.perf_counter() - t_click
-    probability = float(await metric.inner_text())
+    probability = float((await metric.inner_text()).rstrip(" %")) / 100
     await page.get_by_role("button", name="Download PDF report").wait_for(timeout=120_000)
     return probability, seconds
 
@@ -258,7 +258,7 @@ def test_fifty_predictions_one_session(app, phantom_cohort: Path) -> None:
                 t_click = time.perf_counter()
                 page.get_by_role("button", name="Predict").click()
                 page.get_by_text("Done in").first.wait_for(timeout=300_000)
-                probability = float(page.get_by_test_id("stMetricValue").first.inner_text(timeout=60_000))
+                probability = float(page.get_by_test_id("stMetricValue").first.inner_text(timeout=60_000).rstrip(" %")) / 100
                 page.get_by_role("button", name="Download PDF report").wait_for(timeout=120_000)
                 times.append(time.perf_counter() - t_click)
                 assert 0.0 <= probability <= 1.0

@@ -111,8 +111,11 @@ def test_waterfall_goes_from_base_value_to_the_prediction() -> None:
     labels = list(trace.y)
     assert len(labels) == 8 + 3  # base, "N other features", 8 features, prediction
     assert labels[1] == f"{len(e.names) - 8} other features"
-    assert labels[-2].startswith("CEA (ng/mL) = ")  # largest |SHAP| sits next to the prediction
+    assert labels[-2].startswith("CEA: ") and labels[-2].endswith(" ng/mL")  # largest |SHAP| next to the prediction
     assert not any(lab.startswith("dl_") for lab in labels)
+    # the technical name is one hover away; no raw numbers with 7 decimals in the hover text
+    assert "model feature: CEA_ng_mL" in list(trace.customdata)
+    assert trace.hovertemplate == "%{customdata}<br>%{text}<extra></extra>"
 
 
 def test_group_totals_sum_to_the_total_contribution() -> None:
@@ -125,10 +128,13 @@ def test_group_totals_sum_to_the_total_contribution() -> None:
 def test_gauge_shows_probability_bands_and_threshold() -> None:
     fig = figures.probability_gauge(0.62, threshold=0.4, tree_p05=0.5, tree_p95=0.7)
     ind = fig.data[0]
-    assert ind.value == pytest.approx(0.62)
-    assert ind.gauge.threshold.value == pytest.approx(0.4)
-    assert [tuple(s.range) for s in ind.gauge.steps] == [(0.0, 0.25), (0.25, 0.5), (0.5, 1.0)]
-    assert "0.50–0.70" in ind.title.text
+    assert ind.value == pytest.approx(62) and ind.number.suffix == " %"
+    assert ind.gauge.threshold.value == pytest.approx(40)
+    # bands anchored on the threshold: high ⇔ at or above it
+    assert [tuple(s.range) for s in ind.gauge.steps] == [(0.0, 20.0), (20.0, 40.0), (40.0, 100.0)]
+    assert "50–70 %" in ind.title.text
+    legend = fig.layout.annotations[0].text
+    assert "operating threshold 40 %" in legend and "intermediate 20–40 %" in legend
     with pytest.raises(ValueError, match="probability"):
         figures.probability_gauge(1.5)
 

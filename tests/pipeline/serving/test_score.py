@@ -33,7 +33,7 @@ def test_probability_explanation_and_notice(scorer: Scorer, first_case: dict):
     steps: list[str] = []
     result = scorer.score(first_case["ct"], first_case["roi"], clinical, progress=steps.append)
     assert 0.0 <= result.probability <= 1.0
-    assert result.risk_band == risk_band(result.probability)
+    assert result.risk_band == risk_band(result.probability, result.threshold)
     assert result.tree_p05 <= result.probability <= result.tree_p95
     e = result.explanation
     assert e.base_value + e.values.sum() == pytest.approx(result.probability, abs=1e-6)
