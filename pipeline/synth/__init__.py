@@ -102,6 +102,8 @@ Example:
 """
 
 from pipeline.synth.cohort import write_cohort
+from pipeline.synth.generation3 import GENERATIONS, LABEL_MODEL_3, SCANNER_PROFILES_3, LabelModel3
+from pipeline.synth.sampling3 import sample_case3
 from pipeline.synth.render import make_phantom
 from pipeline.synth.sampling import oracle_auc, sample_case
 from pipeline.synth.specs import (
@@ -136,4 +138,9 @@ __all__ = [
     "sample_case",
     "write_cohort",
     "oracle_auc",
+    "GENERATIONS",
+    "LabelModel3",
+    "LABEL_MODEL_3",
+    "SCANNER_PROFILES_3",
+    "sample_case3",
 ]
