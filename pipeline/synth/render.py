@@ -21,7 +21,7 @@ from scipy import ndimage
 from pipeline.core.volume import Volume
 from pipeline.synth.anatomy import Anatomy, cavity_scale, lung_mask, plane_terms
 from pipeline.synth.geometry import Grid, unit
-from pipeline.synth.placement3 import fissure_plane, place_tumour3, surface_points
+from pipeline.synth.placement3 import fissure_plane, place_tumour3, support, surface_points
 from pipeline.synth.render3 import calibrate, grain_noise, kernel_plane, paint_extrapleural_fat, paint_fissure
 from pipeline.synth.specs import TISSUE_LABELS, Phantom, PhantomSpec, PhantomTruth, TumourSpec, check
 from pipeline.synth.tumour import TumourShape, draw_layout, place_tumour, ray_to_cavity
@@ -392,10 +392,13 @@ def make_phantom(spec: PhantomSpec) -> Phantom:
     nz, ny, nx = spec.shape_zyx
     sx, sy, sz = spec.spacing_xyz
     reach = shape.max_radius + 10.0
+    rx = ry = rz = reach
+    if spec.generation == 3:  # an elongated tumour's own extent along each axis
+        rx, ry, rz = (max(support(shape, e), support(shape, -e)) + 10.0 for e in np.eye(3))
     jx, jy, jz = an.view_jitter
-    vx = _view_centre(jx, centre[0], reach, 0.5 * (nx - 1) * sx, "in-plane")
-    vy = _view_centre(jy, centre[1], reach, 0.5 * (ny - 1) * sy, "in-plane")
-    vz = _view_centre(0.45 * an.lung_height + jz, centre[2], reach, 0.5 * (nz - 1) * sz, "z")
+    vx = _view_centre(jx, centre[0], rx, 0.5 * (nx - 1) * sx, "in-plane")
+    vy = _view_centre(jy, centre[1], ry, 0.5 * (ny - 1) * sy, "in-plane")
+    vz = _view_centre(0.45 * an.lung_height + jz, centre[2], rz, 0.5 * (nz - 1) * sz, "z")
     origin = (vx - 0.5 * (nx - 1) * sx, vy - 0.5 * (ny - 1) * sy, vz - 0.5 * (nz - 1) * sz)
     grid = Grid(
         x=origin[0] + sx * np.arange(nx),

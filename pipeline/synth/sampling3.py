@@ -18,7 +18,7 @@ from typing import Optional, Union
 import numpy as np
 
 from pipeline.synth.generation3 import LABEL_MODEL_3, SCANNER_PROFILES_3, LabelModel3
-from pipeline.synth.placement3 import place_tumour3
+from pipeline.synth.placement3 import place_tumour3, support
 from pipeline.synth.specs import (
     SIZE_PRESETS,
     ClinicalDraw,
@@ -55,14 +55,17 @@ def _profile(scanner: Union[ScannerProfile, str, None], rng: np.random.Generator
 
 
 def _grid(size: str, n_slices: Optional[int], quantile: float, coverage_u: float, thickness: float,
-          profile: ScannerProfile) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
+          profile: ScannerProfile, z_extent_mm: float) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
     """Clinical 512² scans: contiguous slices (spacing = thickness) over 260–320 mm of chest
-    (at most 320 slices); other presets: their fixed slice count (as generation 2)."""
+    (at most 320 slices); other presets: their fixed slice count (as generation 2). Either way the
+    z coverage holds the tumour's height ``z_extent_mm`` plus 30 mm (wider slice spacing if not)."""
+    need = z_extent_mm + 30.0
     if size != "clinical" or n_slices is not None:
-        return grid_for(size, n_slices, quantile, thickness, profile)
-    nz = int(np.clip(round((260.0 + 60.0 * coverage_u) / thickness), 48, 320))
+        (nz, ny, nx), (px, py, dz) = grid_for(size, n_slices, quantile, thickness, profile)
+        return (nz, ny, nx), (px, py, round(max(dz, need / (nz - 1)), 6))
+    nz = int(np.clip(round(max(260.0 + 60.0 * coverage_u, need) / thickness), 48, 320))
     (_, ny, nx), (px, py, _) = grid_for(size, SIZE_PRESETS[size][0], quantile, thickness, profile)
-    return (nz, ny, nx), (px, py, round(float(thickness), 6))
+    return (nz, ny, nx), (px, py, round(max(float(thickness), need / (nz - 1)), 6))
 
 
 def sample_case3(rng: np.random.Generator, *, size: str = "clinical", case_index: int,
@@ -118,8 +121,11 @@ def sample_case3(rng: np.random.Generator, *, size: str = "clinical", case_index
                         solid_hu=solid_hu, ggo_hu=ggo_hu, pleural_tag=bool(tag), pleural_indentation=bool(indentation),
                         lobulation=lobulation, side=side, axes=axes, fissure_gap_mm=fissure_gap)
     seed = int(rng.integers(0, 2**31 - 1))
-    while place_tumour3(draw_layout(seed, tumour), tumour, seed) is None:
+    layout = draw_layout(seed, tumour)
+    while place_tumour3(layout, tumour, seed) is None:
         seed = int(rng.integers(0, 2**31 - 1))
+        layout = draw_layout(seed, tumour)
+    z_extent = support(layout.shape, np.array([0.0, 0.0, 1.0])) + support(layout.shape, np.array([0.0, 0.0, -1.0]))
     p_true = label_model.probability(tumour=tumour, clinical=clinical)
     label = int(rng.random() < p_true)
 
@@ -129,7 +135,7 @@ def sample_case3(rng: np.random.Generator, *, size: str = "clinical", case_index
     thickness = float(profile.slice_thickness_mm[int(rng.integers(0, len(profile.slice_thickness_mm)))])
     draw = {name: float(rng.uniform(*getattr(profile, name)))
             for name in ("noise_sd_hu", "blur_sigma_mm", "sharpening", "noise_grain_mm", "hu_offset", "hu_scale")}
-    shape, spacing = _grid(size, n_slices, quantile, coverage_u, thickness, profile)
+    shape, spacing = _grid(size, n_slices, quantile, coverage_u, thickness, profile, z_extent)
     spec = PhantomSpec(shape_zyx=shape, spacing_xyz=spacing, slice_thickness_mm=thickness, tumour=tumour, seed=seed,
                        case_id=f"case_{int(case_index):04d}", scanner=profile.name, generation=3,
                        extrapleural_fat_mm=fat_mm, **draw)
