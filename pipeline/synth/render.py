@@ -273,7 +273,10 @@ def _paint_tumour(
     grid: Grid, hu: np.ndarray, tissue: np.ndarray, roi: np.ndarray, shape: TumourShape, tumour: TumourSpec
 ) -> None:
     c = shape.centre
-    box = grid.box(c - shape.max_radius - 1.0, c + shape.max_radius + 1.0)
+    reach = np.full(3, shape.max_radius)
+    if shape.axes is not None:  # generation 3: an elongated tumour's own extent, not its bounding sphere
+        reach = np.array([max(support(shape, e), support(shape, -e)) for e in np.eye(3)]) * 1.02
+    box = grid.box(c - reach - 1.0, c + reach + 1.0)
     if box is None:
         raise ValueError("the tumour lies outside the field of view")
     x, y, z = grid.coords(box)
