@@ -6,7 +6,8 @@ For each diameter: one generation-3 case (seed 7, scanner ``standard_mid``, the 
 thickness) with the tumour set to that diameter (elongated as generation 3 does), rendered with
 :func:`pipeline.synth.make_phantom`, written as compressed NIfTI, then all features extracted as
 ``pleura features`` does (backbone ``seed:0``, one worker). Prints one line per diameter and
-writes ``OUT_DIR/timing.json``. Timings depend on the machine's load: note it with the figures.
+writes ``OUT_DIR/timing.json`` (wall and CPU seconds; wall time depends on the machine's load, CPU
+seconds much less).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import csv
 import dataclasses
 import json
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -51,6 +53,13 @@ def case_for(diameter: float, size: str, thickness: float):  # noqa: ANN201
     return spec, base.clinical
 
 
+def cpu_s() -> float:
+    """CPU seconds (user + system) of this process and its finished children: less sensitive to a
+    shared machine's load than wall time."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("out", type=Path)
@@ -66,27 +75,29 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for d in args.diameters:
         spec, clinical = case_for(d, args.size, args.thickness)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_s()
         ph = make_phantom(spec)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), cpu_s()
         folder = args.out / f"d{int(d)}"
         folder.mkdir(exist_ok=True)
         sitk.WriteImage(ph.ct.to_sitk(), str(folder / "ct.nii.gz"), useCompression=True)
         sitk.WriteImage(ph.roi.to_sitk(), str(folder / "roi.nii.gz"), useCompression=True)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), cpu_s()
         row = {"diameter_mm": d, "shape_zyx": list(spec.shape_zyx), "spacing_xyz": list(spec.spacing_xyz),
-               "roi_voxels": ph.truth.roi_voxels, "render_s": round(t1 - t0, 2), "write_s": round(t2 - t1, 2)}
+               "roi_voxels": ph.truth.roi_voxels, "render_s": round(t1 - t0, 2), "write_s": round(t2 - t1, 2),
+               "render_cpu_s": round(c1 - c0, 2), "write_cpu_s": round(c2 - c1, 2)}
         if not args.no_features:
             with (folder / "clinical.csv").open("w", newline="") as fh:
                 w = csv.writer(fh)
                 w.writerow(["case_id", "ct_path", "roi_path", "CEA", "CA125", "age", "label"])
                 w.writerow(["c0", "ct.nii.gz", "roi.nii.gz", round(clinical.cea_ng_ml, 3),
                             round(clinical.ca125_u_ml, 3), round(clinical.age_years, 1), 1])
-            t3 = time.perf_counter()
+            t3, c3 = time.perf_counter(), cpu_s()
             table = extract_cohort_features(folder / "clinical.csv", folder / "features.parquet",
                                             config=PipelineConfig(), backbone_spec="seed:0", workers=1,
                                             num_threads=1)
             row["features_s"] = round(time.perf_counter() - t3, 2)
+            row["features_cpu_s"] = round(cpu_s() - c3, 2)
             row["status"] = str(table["status"].iloc[0])
         results.append(row)
         print(json.dumps(row), flush=True)
