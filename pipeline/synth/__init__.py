@@ -78,9 +78,10 @@ these changes (:mod:`~pipeline.synth.sampling3`, :mod:`~pipeline.synth.generatio
 * tumour diameter D (volume-equivalent) ~ LogNormal(median 27 mm, σ 0.55) truncated to
   [8, 100] mm ([20, 100] on "small"): over 400 "clinical" draws (seed 1) 2 % T1a (≤ 10 mm),
   31 % T1b, 26 % T1c, 29 % T2 (30–50 mm), 8 % T3 (50–70 mm), 3.5 % T4-sized (> 70 mm), median
-  26 mm, as in surgical series. Tumours above about 94 mm exceed the scoring pipeline's ROI
-  memory guard (1 GiB per worker; a 100 mm one was refused needing about 1238 MiB), so
-  ``pleura features`` / ``evaluate`` report those cases as failed (about 1 % of a cohort);
+  26 mm, as in surgical series. Tumours above about 87 mm exceed the scoring pipeline's ROI
+  memory guard (1 GiB per worker; measured on 512² grids: 90 mm needs about 1148 MiB, 100 mm
+  about 1238 MiB), so ``pleura features`` / ``evaluate`` report those cases as failed (about
+  1.5 % of a cohort);
 * shape: the lobulated surface is stretched on an ellipsoid, taller craniocaudally as the tumour
   grows (z semi-axis 1–1.25, + 0.8 · (D − 40) / 60 above 40 mm; the volume stays that of D), so a
   100 mm tumour (about 160 mm long) still fits a lung; it is placed by testing its actual surface
