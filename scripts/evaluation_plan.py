@@ -23,7 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.core.errors import PleuraRiskError  # noqa: E402
 from pipeline.training.plan import new_plan, read_plan, retire_cohort, write_plan  # noqa: E402
+
+
+def _f(x: float | None, fmt: str) -> str:
+    return "n/a" if x is None else format(x, fmt)
 
 
 def _line(name: str, r: dict) -> str:
@@ -34,7 +39,7 @@ def _line(name: str, r: dict) -> str:
             f"({r['auc_gap']['ci95'][0]:+.3f} to {r['auc_gap']['ci95'][1]:+.3f}); Brier {m['brier']['value']:.3f} vs "
             f"{o['brier']['value']:.3f} (excess {r['brier_excess']['value']:+.3f}, CI {r['brier_excess']['ci95'][0]:+.3f}"
             f" to {r['brier_excess']['ci95'][1]:+.3f}); slope {m['calibration_slope']['value']:.2f} "
-            f"({m['calibration_slope']['ci95'][0]:.2f}–{m['calibration_slope']['ci95'][1]:.2f}); goals "
+            f"({_f(m['calibration_slope']['ci95'][0], '.2f')}–{_f(m['calibration_slope']['ci95'][1], '.2f')}); goals "
             f"{'met' if ok else 'NOT met: ' + ', '.join(k for k, v in r['goals_met'].items() if not v)}")
 
 
@@ -109,7 +114,11 @@ def cmd_score(a: argparse.Namespace) -> int:
         lines.append(f"scanner shift ({r['n_cases']} paired patients, {s['scanner']}): AUC {r['auc_standard']:.3f} vs "
                      f"{r['auc_shifted']:.3f}, drop {r['drop']['value']:+.3f} ({r['drop']['ci95'][0]:+.3f} to "
                      f"{r['drop']['ci95'][1]:+.3f}); goal {'met' if r['goal_met'] else 'NOT met'}")
-    (a.eval_root / "plan_results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    from pipeline.training.evaluate import json_safe
+
+    results = json_safe(results)  # NaN → null, so attaching cannot fail half-way
+    (a.eval_root / "plan_results.json").write_text(json.dumps(results, indent=2, allow_nan=False) + "\n",
+                                                   encoding="utf-8")
     print("\n".join(lines))
     if a.attach:
         card = "\n".join(["", "Pre-registered test cohorts (scored once):"] + [f"- {x}" for x in lines])
@@ -157,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     try:
         return a.func(a)
-    except (ValueError, FileExistsError) as err:
+    except (ValueError, FileExistsError, PleuraRiskError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
@@ -39,8 +39,14 @@ def _metrics(p: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     return float(roc_auc_score(y, p)), float(brier_score(p, y)), float(slope)
 
 
-def _ci(values: list[float]) -> list[float]:
-    return [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))]
+def _ci(values: list[float]) -> list[Optional[float]]:
+    """2.5th and 97.5th percentiles, ignoring resamples where the statistic is undefined (a
+    calibration slope on a separable resample); None when none is defined."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return [None, None]
+    return [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))]
 
 
 def score_cohort(preds: Mapping[str, tuple[int, float, float]], *, goals: Mapping[str, Any],
