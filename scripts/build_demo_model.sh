@@ -27,9 +27,9 @@ W=${PLEURA_BUILD_WORKERS:-2}
 P=.venv/bin/pleura
 mkdir -p "$B"
 export PLEURA_ALLOW_UNSIGNED=1  # the bundle is signed at the end
-[ -f "$B/train/clinical.csv" ]   || $P synth "$B/train"   --n 1200 --seed 101 --size medium
-[ -f "$B/test/clinical.csv" ]    || $P synth "$B/test"    --n 1000 --seed 202 --size medium
-[ -f "$B/shifted/clinical.csv" ] || $P synth "$B/shifted" --n 300 --seed 202 --size medium --scanner thick_noisy
+[ -f "$B/train/clinical.csv" ]   || $P synth "$B/train"   --n 1200 --seed 101 --size medium --generation 2
+[ -f "$B/test/clinical.csv" ]    || $P synth "$B/test"    --n 1000 --seed 202 --size medium --generation 2
+[ -f "$B/shifted/clinical.csv" ] || $P synth "$B/shifted" --n 300 --seed 202 --size medium --scanner thick_noisy --generation 2
 $P features "$B/train/clinical.csv" --out "$B/train.parquet" --workers "$W" --backbone seed:0 --quiet
 if [ "${PLEURA_SKIP_TRAIN:-0}" = "1" ]; then exit 0; fi
 $P train "$B/train.parquet" --out weights/demo --synthetic --seed 0 \

@@ -12,13 +12,14 @@ from pipeline.core.env import Settings, threads_per_worker
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from pipeline.synth import SCANNER_PROFILES, write_cohort
+    from pipeline.synth import SCANNER_PROFILES, SCANNER_PROFILES_3, write_cohort
 
-    if args.scanner and args.scanner not in SCANNER_PROFILES:
-        raise ValueError(f"--scanner must be one of {sorted(SCANNER_PROFILES)}")
+    known = SCANNER_PROFILES if args.generation == 2 else {**SCANNER_PROFILES, **SCANNER_PROFILES_3}
+    if args.scanner and args.scanner not in known:
+        raise ValueError(f"--scanner must be one of {sorted(known)}")
     t = time.perf_counter()
-    csv_path = write_cohort(args.out, n=args.n, seed=args.seed, size=args.size,
-                            **({"scanner": SCANNER_PROFILES[args.scanner]} if args.scanner else {}))
+    csv_path = write_cohort(args.out, n=args.n, seed=args.seed, size=args.size, generation=args.generation,
+                            **({"scanner": known[args.scanner]} if args.scanner else {}))
     print(f"wrote {args.n} synthetic cases to {csv_path} in {time.perf_counter() - t:.1f} s")
     return EXIT_OK
 
@@ -97,7 +98,11 @@ def add_synth(sub: argparse._SubParsersAction, settings: Settings) -> None:
     y.add_argument("--n", type=int, default=20)
     y.add_argument("--seed", type=int, default=0)
     y.add_argument("--size", default="small", choices=["small", "medium", "clinical"])
-    y.add_argument("--scanner", default=None, help="scanner profile name (e.g. a shifted test profile)")
+    y.add_argument("--scanner", default=None, help="scanner profile name (e.g. a shifted test profile); default: "
+                   "generation 3 draws one of its profiles per case, generation 2 the standard one")
+    y.add_argument("--generation", type=int, default=3, choices=[2, 3],
+                   help="phantom generation: 3 (default: 8-100 mm tumours, contact types, fissures, several scanners) "
+                        "or 2 (the demo model v2's phantoms, bit-for-bit)")
     y.set_defaults(func=cmd_synth)
 
 

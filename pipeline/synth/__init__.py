@@ -68,6 +68,56 @@ are larger); oracle AUC of p_true ≈ 0.876 for every size; the imaging part of 
 AUC ≈ 0.85, the clinical part alone ≈ 0.63 — the image carries most of the signal, the clinical
 values some.
 
+Phantom generations
+-------------------
+``write_cohort(generation=2)`` (the library default) draws exactly what earlier releases drew for
+the same seed, bit for bit (the demo model v2 and its tests rely on that). ``generation=3``
+(``pleura synth``'s default) draws the cases users bring; everything above holds for it, with
+these changes (:mod:`~pipeline.synth.sampling3`, :mod:`~pipeline.synth.generation3`):
+
+* tumour diameter D (volume-equivalent) ~ LogNormal(median 27 mm, σ 0.55) truncated to
+  [8, 100] mm ([20, 100] on "small"): over 400 "clinical" draws (seed 1) 2 % T1a (≤ 10 mm),
+  31 % T1b, 26 % T1c, 29 % T2 (30–50 mm), 8 % T3 (50–70 mm), 3.5 % T4-sized (> 70 mm), median
+  26 mm, as in surgical series. Tumours above about 87 mm exceed the scoring pipeline's ROI
+  memory guard (1 GiB per worker; measured on 512² grids: 90 mm needs about 1148 MiB, 100 mm
+  about 1238 MiB), so ``pleura features`` / ``evaluate`` report those cases as failed (about
+  1.5 % of a cohort);
+* shape: the lobulated surface is stretched on an ellipsoid, taller craniocaudally as the tumour
+  grows (z semi-axis 1–1.25, + 0.8 · (D − 40) / 60 above 40 mm; the volume stays that of D), so a
+  100 mm tumour (about 160 mm long) still fits a lung; it is placed by testing its actual surface
+  points against every lung boundary (:mod:`~pipeline.synth.placement3`);
+* density: pure ground glass (CTR = 0) with probability 0.15 (0.04 above 30 mm), part-solid
+  (CTR ~ U(0.25, 0.9)) 0.30, solid otherwise;
+* costal pleura: contact with probability 0.25 + 0.30 · min(D / 80 mm, 1); a contacting tumour
+  *invades* the chest wall (gap −U(1, min(10, D/3)) mm, crossing the extrapleural fat line, which
+  every generation-3 patient has, 0.8–2 mm thick) with probability 0.35 (×0.3 for ground glass),
+  else it *abuts* (gap exactly 0: the fat line stays intact); otherwise gap = min(0.5 + Exp(6), 25);
+* an oblique interlobar fissure (35–60° from axial, 1 mm, −250 HU blended by partial volume) runs
+  through the tumour's lung: the tumour reaches it (gap −U(0, 3) mm) with probability 0.15, else it
+  passes 3–40 mm away; pleural tags and indentation as in generation 2;
+* scanners (drawn after the patient; one of ``SCANNER_PROFILES_3`` per case unless one is named):
+  ``sharp_thin`` (0.625–1.25 mm, sharp kernel), ``standard_mid`` (1.25–3 mm), ``soft_thick``
+  (3–5 mm, soft kernel, coarse noise grain), ``low_dose`` (1–2.5 mm, noise SD 35–60 HU); each adds a
+  kernel edge enhancement, a noise grain and an HU calibration (offset ±8–12 HU, slope 0.97–1.03);
+* "clinical" grids are 512² with contiguous slices (spacing = thickness) over 260–320 mm of chest,
+  at most 320 slices (wider spacing only when the tumour's height needs it).
+
+Generation 3's VPI model (:class:`~pipeline.synth.generation3.LabelModel3`)::
+
+    η = −2.9
+        + 4.5 · invading (gap < 0)        + 2.4 · abutting (gap = 0)
+        + 2.0 · fissure reached (costal pleura not)
+        + 2.6 · [gap > 0] · exp(−gap / 6 mm)
+        + 2.8 · (CTR − 1)                 + 1.1 · ln(D / 25 mm)
+        + 1.0 · pleural_tag + 0.7 · pleural_indentation
+        + the clinical terms of generation 2
+
+Over 400 "clinical" draws (seed 1): prevalence 0.33, oracle AUC of p_true 0.867; the imaging
+part alone 0.847, the clinical part 0.614 (the tests check 600 more draws against 0.25–0.42 and
+0.82–0.92). A tumour that only abuts the pleura is VPI
+positive about half as often as one that invades, so the image has to tell the two apart (fat
+line intact or not) rather than only measure contact.
+
 Modules
 -------
 One import direction, no cycles; from the rest of ``pipeline`` only :mod:`pipeline.core` is used
@@ -75,6 +125,7 @@ One import direction, no cycles; from the rest of ``pipeline`` only :mod:`pipeli
 
     specs ← geometry, anatomy ← vessels, tumour ← render ← cohort
                                           tumour ← sampling ← cohort
+    specs ← generation3;  tumour ← placement3 ← sampling3 ← cohort;  placement3, render3 ← render
 
 * :mod:`~pipeline.synth.specs`: tissue codes, size presets, scanner profiles, the specs, the
   rendered :class:`Phantom` and its :class:`PhantomTruth`, the :class:`LabelModel`;
@@ -84,7 +135,11 @@ One import direction, no cycles; from the rest of ``pipeline`` only :mod:`pipeli
 * :mod:`~pipeline.synth.tumour`: the tumour's shape, extras and placement at the requested gap;
 * :mod:`~pipeline.synth.render`: :func:`make_phantom` (painting and the scanner);
 * :mod:`~pipeline.synth.sampling`: :func:`sample_case` and :func:`oracle_auc`;
-* :mod:`~pipeline.synth.cohort`: :func:`write_cohort` (NIfTI files and ``clinical.csv``).
+* :mod:`~pipeline.synth.cohort`: :func:`write_cohort` (NIfTI files and ``clinical.csv``);
+* generation 3: :mod:`~pipeline.synth.generation3` (label model, scanner profiles),
+  :mod:`~pipeline.synth.sampling3` (:func:`sample_case3`), :mod:`~pipeline.synth.placement3`
+  (placing any tumour by its surface; the fissure plane), :mod:`~pipeline.synth.render3` (fat
+  line, fissure, kernel, HU calibration).
 
 The names in ``__all__`` below are the package's public interface; import them from
 ``pipeline.synth``.
@@ -102,6 +157,8 @@ Example:
 """
 
 from pipeline.synth.cohort import write_cohort
+from pipeline.synth.generation3 import GENERATIONS, LABEL_MODEL_3, SCANNER_PROFILES_3, LabelModel3
+from pipeline.synth.sampling3 import sample_case3
 from pipeline.synth.render import make_phantom
 from pipeline.synth.sampling import oracle_auc, sample_case
 from pipeline.synth.specs import (
@@ -136,4 +193,9 @@ __all__ = [
     "sample_case",
     "write_cohort",
     "oracle_auc",
+    "GENERATIONS",
+    "LabelModel3",
+    "LABEL_MODEL_3",
+    "SCANNER_PROFILES_3",
+    "sample_case3",
 ]

@@ -20,15 +20,17 @@ import numpy as np
 import SimpleITK as sitk
 
 from pipeline.synth.render import make_phantom
+from pipeline.synth.generation3 import GENERATIONS
 from pipeline.synth.sampling import sample_case
-from pipeline.synth.specs import PhantomTruth, ScannerProfile, check, check_size, resolve_scanner
+from pipeline.synth.sampling3 import sample_case3
+from pipeline.synth.specs import GENERATION_3_TRUTH_FIELDS, PhantomTruth, ScannerProfile, check, check_size, resolve_scanner
 
 __all__ = ["write_cohort"]
 
 def _truth_columns(truth: PhantomTruth) -> dict[str, object]:
     out: dict[str, object] = {}
     for f in dataclasses.fields(truth):
-        if f.name == "case_id":
+        if f.name == "case_id" or (truth.generation == 2 and f.name in GENERATION_3_TRUTH_FIELDS):
             continue
         value = getattr(truth, f.name)
         if f.name == "shape_zyx":
@@ -54,6 +56,7 @@ def write_cohort(
     n_slices: Optional[int] = None,
     overwrite: bool = False,
     progress: Optional[Callable[[int, int], None]] = None,
+    generation: int = 2,
 ) -> Path:
     """Draw and render ``n`` cases into ``out_dir`` and return the path of its ``clinical.csv``.
 
@@ -73,11 +76,17 @@ def write_cohort(
         n_slices: overrides the preset's number of slices.
         overwrite: allow replacing an existing ``clinical.csv``.
         progress: called as ``progress(done, n)`` after each case.
+        generation: phantom generation: 2 (the default here; bit-for-bit what earlier releases
+            wrote for the same seed) or 3 (:func:`~pipeline.synth.sampling3.sample_case3`:
+            8–100 mm tumours, contact types, fissures, several scanner profiles; ``scanner=None``
+            draws one of ``SCANNER_PROFILES_3`` per case). Generation 3 adds ``sim_generation``
+            and its truth columns.
     """
+    check(generation in GENERATIONS, f"generation must be one of {list(GENERATIONS)}, got {generation!r}")
     check(isinstance(n, (int, np.integer)) and n >= 1, f"n must be an int >= 1, got {n!r}")
     check(isinstance(seed, (int, np.integer)) and seed >= 0, f"seed must be an int >= 0, got {seed!r}")
     check_size(size)
-    profile = resolve_scanner(scanner)
+    profile = resolve_scanner(scanner) if generation == 2 else scanner
     out = Path(out_dir)
     csv_path = out / "clinical.csv"
     if csv_path.exists() and not overwrite:
@@ -85,7 +94,8 @@ def write_cohort(
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for i, child in enumerate(np.random.SeedSequence(int(seed)).spawn(int(n))):
-        case = sample_case(np.random.default_rng(child), size=size, case_index=i, scanner=profile, n_slices=n_slices)
+        draw = sample_case if generation == 2 else sample_case3
+        case = draw(np.random.default_rng(child), size=size, case_index=i, scanner=profile, n_slices=n_slices)
         phantom = make_phantom(case.spec)
         cid = case.spec.case_id
         ct_name, roi_name = f"{cid}_ct.nii.gz", f"{cid}_roi.nii.gz"

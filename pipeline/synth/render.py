@@ -21,6 +21,8 @@ from scipy import ndimage
 from pipeline.core.volume import Volume
 from pipeline.synth.anatomy import Anatomy, cavity_scale, lung_mask, plane_terms
 from pipeline.synth.geometry import Grid, unit
+from pipeline.synth.placement3 import fissure_plane, place_tumour3, support, surface_points
+from pipeline.synth.render3 import calibrate, grain_noise, kernel_plane, paint_extrapleural_fat, paint_fissure
 from pipeline.synth.specs import TISSUE_LABELS, Phantom, PhantomSpec, PhantomTruth, TumourSpec, check
 from pipeline.synth.tumour import TumourShape, draw_layout, place_tumour, ray_to_cavity
 from pipeline.synth.vessels import vessel_tree
@@ -271,7 +273,10 @@ def _paint_tumour(
     grid: Grid, hu: np.ndarray, tissue: np.ndarray, roi: np.ndarray, shape: TumourShape, tumour: TumourSpec
 ) -> None:
     c = shape.centre
-    box = grid.box(c - shape.max_radius - 1.0, c + shape.max_radius + 1.0)
+    reach = np.full(3, shape.max_radius)
+    if shape.axes is not None:  # generation 3: an elongated tumour's own extent, not its bounding sphere
+        reach = np.array([max(support(shape, e), support(shape, -e)) for e in np.eye(3)]) * 1.02
+    box = grid.box(c - reach - 1.0, c + reach + 1.0)
     if box is None:
         raise ValueError("the tumour lies outside the field of view")
     x, y, z = grid.coords(box)
@@ -283,6 +288,8 @@ def _paint_tumour(
     inside = (rho <= outline) & (sub_t != _BONE) & (sub_t != _AIR) & (sub_t != _AIRWAY)
     if tumour.solid_fraction >= 1.0:
         value = np.full(rho.shape, tumour.solid_hu, dtype=np.float32)
+    elif tumour.solid_fraction <= 0.0:  # pure ground glass (generation 3)
+        value = np.full(rho.shape, tumour.ggo_hu, dtype=np.float32)
     else:
         core = np.clip((tumour.solid_fraction * outline - rho) / 1.5 + 0.5, 0.0, 1.0)
         value = (tumour.ggo_hu + (tumour.solid_hu - tumour.ggo_hu) * core).astype(np.float32)
@@ -324,6 +331,8 @@ def _apply_scanner(hu: np.ndarray, spec: PhantomSpec, rng: np.random.Generator) 
                 ndimage.gaussian_filter1d(plane, sig_y, axis=0, output=plane, truncate=3.0)
             if sig_x >= 0.2:
                 ndimage.gaussian_filter1d(plane, sig_x, axis=1, output=plane, truncate=3.0)
+            if spec.sharpening > 0:
+                kernel_plane(plane, amount=spec.sharpening, sigma_px=(1.0 / sy, 1.0 / sx))
             cache[j] = plane
         return cache[j]
 
@@ -334,7 +343,12 @@ def _apply_scanner(hu: np.ndarray, spec: PhantomSpec, rng: np.random.Generator) 
         for i in range(1, wz.size):
             out += wz[i] * blurred(k - r + i)
         if noise_sd > 0:
-            out += rng.standard_normal(out.shape, dtype=np.float32) * noise_sd
+            noise = rng.standard_normal(out.shape, dtype=np.float32) * noise_sd
+            if spec.noise_grain_mm > 0:
+                noise = grain_noise(noise, sigma_px=(spec.noise_grain_mm / sy, spec.noise_grain_mm / sx))
+            out += noise
+        if spec.hu_scale != 1.0 or spec.hu_offset != 0.0:
+            calibrate(out, scale=spec.hu_scale, offset=spec.hu_offset)
         np.rint(out, out=out)
         np.clip(out, _HU_MIN, _HU_MAX, out=out)
         for j in [j for j in cache if j < k - r]:
@@ -349,6 +363,17 @@ def _view_centre(preferred: float, target: float, reach: float, half_fov: float,
     return float(np.clip(preferred, target + reach - half_fov, target - reach + half_fov))
 
 
+def _generation3_truth(spec: PhantomSpec, shape: TumourShape) -> dict[str, object]:
+    t = spec.tumour
+    costal = "invading" if t.chest_wall_invasion else ("abutting" if t.pleural_contact else "none")
+    pts = surface_points(shape, shape.centre)
+    longest = float(np.sqrt(((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)).max())
+    return dict(generation=3, contact_type="fissural" if costal == "none" and t.fissure_contact else costal,
+                chest_wall_invasion=t.chest_wall_invasion, fissure_gap_mm=t.fissure_gap_mm,
+                fissure_contact=t.fissure_contact, longest_axis_mm=round(longest, 2), sharpening=spec.sharpening,
+                noise_grain_mm=spec.noise_grain_mm, hu_offset=spec.hu_offset, hu_scale=spec.hu_scale)
+
+
 def make_phantom(spec: PhantomSpec) -> Phantom:
     """Render one phantom (see :mod:`pipeline.synth`). Same spec ⇒ identical arrays."""
     check(isinstance(spec, PhantomSpec), "spec must be a PhantomSpec")
@@ -356,17 +381,27 @@ def make_phantom(spec: PhantomSpec) -> Phantom:
     tumour = spec.tumour
     layout = draw_layout(spec.seed, tumour)
     an, side, shape = layout.anatomy, layout.side, layout.shape
-    centre, foot = place_tumour(layout, tumour)
+    if spec.generation == 3:
+        placed = place_tumour3(layout, tumour, spec.seed)
+        if placed is None:
+            raise ValueError(f"cannot place a {tumour.diameter_mm:.0f} mm tumour {tumour.distance_to_pleura_mm:.1f} mm "
+                             "from the pleura in this phantom's lungs; use a smaller tumour or gap, or another seed")
+        centre, foot = placed
+    else:
+        centre, foot = place_tumour(layout, tumour)
     shape = dataclasses.replace(shape, centre=centre)
 
     # framing: centre on the chest, shifted only as needed to keep the tumour in view
     nz, ny, nx = spec.shape_zyx
     sx, sy, sz = spec.spacing_xyz
     reach = shape.max_radius + 10.0
+    rx = ry = rz = reach
+    if spec.generation == 3:  # an elongated tumour's own extent along each axis
+        rx, ry, rz = (max(support(shape, e), support(shape, -e)) + 10.0 for e in np.eye(3))
     jx, jy, jz = an.view_jitter
-    vx = _view_centre(jx, centre[0], reach, 0.5 * (nx - 1) * sx, "in-plane")
-    vy = _view_centre(jy, centre[1], reach, 0.5 * (ny - 1) * sy, "in-plane")
-    vz = _view_centre(0.45 * an.lung_height + jz, centre[2], reach, 0.5 * (nz - 1) * sz, "z")
+    vx = _view_centre(jx, centre[0], rx, 0.5 * (nx - 1) * sx, "in-plane")
+    vy = _view_centre(jy, centre[1], ry, 0.5 * (ny - 1) * sy, "in-plane")
+    vz = _view_centre(0.45 * an.lung_height + jz, centre[2], rz, 0.5 * (nz - 1) * sz, "z")
     origin = (vx - 0.5 * (nx - 1) * sx, vy - 0.5 * (ny - 1) * sy, vz - 0.5 * (nz - 1) * sz)
     grid = Grid(
         x=origin[0] + sx * np.arange(nx),
@@ -377,6 +412,8 @@ def make_phantom(spec: PhantomSpec) -> Phantom:
     )
 
     hu, tissue = _render_anatomy(an, grid)
+    if spec.extrapleural_fat_mm > 0:
+        paint_extrapleural_fat(an, grid, hu, tissue, thickness_mm=spec.extrapleural_fat_mm)
     edge = float(min(sx, sy))
     d = tumour.distance_to_pleura_mm
     to_pleura = unit(foot - centre)
@@ -416,6 +453,11 @@ def make_phantom(spec: PhantomSpec) -> Phantom:
         lumen_ok[_AIRWAY] = True
         _paint_tube(grid, hu, tissue, carina, hilum, 5.5, -990.0, _AIRWAY, lumen_ok, edge)
 
+    if tumour.fissure_gap_mm is not None:
+        normal, offset = fissure_plane(shape, centre, tumour.fissure_gap_mm, spec.seed)
+        paint_fissure(grid, hu, tissue, normal=normal, offset=offset, side_x=float(centre[0]), mid_x=an.med_cx,
+                      thickness_mm=1.0, value_hu=-250.0)
+
     roi = np.zeros(hu.shape, dtype=np.uint8)
     _paint_tumour(grid, hu, tissue, roi, shape, tumour)
 
@@ -447,6 +489,7 @@ def make_phantom(spec: PhantomSpec) -> Phantom:
         tumour_centre_xyz_mm=tuple(float(v) for v in centre),  # type: ignore[arg-type]
         roi_voxels=roi_voxels,
         roi_volume_mm3=roi_voxels * sx * sy * sz,
+        **(_generation3_truth(spec, shape) if spec.generation == 3 else {}),
     )
     return Phantom(
         ct=Volume(hu, **geometry),  # type: ignore[arg-type]

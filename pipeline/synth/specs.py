@@ -30,6 +30,7 @@ __all__ = [
     "TumourSpec",
     "PhantomSpec",
     "PhantomTruth",
+    "GENERATION_3_TRUTH_FIELDS",
     "Phantom",
     "ClinicalDraw",
     "LabelModel",
@@ -87,6 +88,12 @@ class ScannerProfile:
         slice_thickness_mm: slice thicknesses (mm) to choose from, uniformly.
         noise_sd_hu: range of the Gaussian noise SD (HU).
         blur_sigma_mm: range of the in-plane point-spread SD (mm), added to the pixel aperture.
+        sharpening: range of the reconstruction kernel's edge enhancement (unsharp-mask amount, 0 =
+            none; sharp "lung" kernels about 0.5–1.0). Drawn by generation 3 only.
+        noise_grain_mm: range of the noise correlation length (mm, Gaussian SD; 0 = white noise;
+            soft kernels give coarser grain). Drawn by generation 3 only.
+        hu_offset: range of the HU calibration offset (HU, added after the scanner). Generation 3.
+        hu_scale: range of the HU calibration slope (1 = exact). Generation 3.
     """
 
     name: str = "standard"
@@ -95,9 +102,14 @@ class ScannerProfile:
     slice_thickness_mm: tuple[float, ...] = (0.625, 1.0, 1.25, 2.0, 2.5, 3.0, 5.0)
     noise_sd_hu: tuple[float, float] = (8.0, 25.0)
     blur_sigma_mm: tuple[float, float] = (0.3, 0.7)
+    sharpening: tuple[float, float] = (0.0, 0.0)
+    noise_grain_mm: tuple[float, float] = (0.0, 0.0)
+    hu_offset: tuple[float, float] = (0.0, 0.0)
+    hu_scale: tuple[float, float] = (1.0, 1.0)
 
     def __post_init__(self) -> None:
-        for name in ("pixel_spacing_mm", "field_of_view_mm", "slice_thickness_mm", "noise_sd_hu", "blur_sigma_mm"):
+        for name in ("pixel_spacing_mm", "field_of_view_mm", "slice_thickness_mm", "noise_sd_hu", "blur_sigma_mm",
+                     "sharpening", "noise_grain_mm", "hu_offset", "hu_scale"):
             object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
         _check_range("pixel_spacing_mm", self.pixel_spacing_mm, 0.1, 5.0)
         _check_range("field_of_view_mm", self.field_of_view_mm, 200.0, 600.0)
@@ -107,6 +119,10 @@ class ScannerProfile:
         )
         _check_range("noise_sd_hu", self.noise_sd_hu, 0.0, 200.0)
         _check_range("blur_sigma_mm", self.blur_sigma_mm, 0.0, 5.0)
+        _check_range("sharpening", self.sharpening, 0.0, 3.0)
+        _check_range("noise_grain_mm", self.noise_grain_mm, 0.0, 5.0)
+        _check_range("hu_offset", self.hu_offset, -100.0, 100.0)
+        _check_range("hu_scale", self.hu_scale, 0.8, 1.2)
 
 
 #: Named scanner profiles: the default one and a scanner-shifted one (thick slices, more noise,
@@ -128,13 +144,19 @@ class TumourSpec:
         distance_to_pleura_mm: gap (mm) between the tumour surface and the costal pleura (the lung
             boundary); 0 touches it, negative values cross it into the chest wall by that depth.
         solid_fraction: consolidation-to-tumour ratio, core diameter / tumour diameter, in
-            (0, 1]; 1 is a solid tumour, below 1 a part-solid one with a ground-glass halo.
+            [0, 1]; 1 is a solid tumour, below 1 a part-solid one with a ground-glass halo, 0 a
+            pure ground-glass one.
         solid_hu: attenuation (HU) of the solid part.
         ggo_hu: attenuation (HU) of the ground-glass halo.
         pleural_tag: draw 1–3 thin strands from the tumour to the pleura (needs a gap > 1 mm).
         pleural_indentation: pull a small cone of chest wall towards the tumour (gap > 2 mm).
         lobulation: amplitude of the lobes (0 is a sphere).
         side: "right" or "left" lung; None draws it from the phantom seed.
+        axes: relative semi-axes (x, y, z) of the ellipsoid the lobulated shape is stretched on,
+            before the volume is set by ``diameter_mm``; (1, 1, 1) is the round tumour of
+            generation 2.
+        fissure_gap_mm: gap (mm) between the tumour surface and an interlobar fissure drawn through
+            the tumour's lung (<= 0: the tumour reaches the fissure); None draws no fissure.
     """
 
     diameter_mm: float = 20.0
@@ -146,14 +168,21 @@ class TumourSpec:
     pleural_indentation: bool = False
     lobulation: float = 0.15
     side: Optional[str] = None
+    axes: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    fissure_gap_mm: Optional[float] = None
 
     def __post_init__(self) -> None:
-        check(5.0 <= self.diameter_mm <= 60.0, f"diameter_mm must be within [5, 60] mm, got {self.diameter_mm}")
+        check(5.0 <= self.diameter_mm <= 110.0, f"diameter_mm must be within [5, 110] mm, got {self.diameter_mm}")
         check(
-            -5.0 <= self.distance_to_pleura_mm <= 30.0,
-            f"distance_to_pleura_mm must be within [-5, 30] mm, got {self.distance_to_pleura_mm}",
+            -15.0 <= self.distance_to_pleura_mm <= 30.0,
+            f"distance_to_pleura_mm must be within [-15, 30] mm, got {self.distance_to_pleura_mm}",
         )
-        check(0.0 < self.solid_fraction <= 1.0, f"solid_fraction must be in (0, 1], got {self.solid_fraction}")
+        check(0.0 <= self.solid_fraction <= 1.0, f"solid_fraction must be in [0, 1], got {self.solid_fraction}")
+        object.__setattr__(self, "axes", tuple(float(a) for a in self.axes))
+        check(len(self.axes) == 3 and all(0.3 <= a <= 3.0 for a in self.axes),
+              f"axes must be 3 relative semi-axes within [0.3, 3], got {self.axes}")
+        check(self.fissure_gap_mm is None or -10.0 <= self.fissure_gap_mm <= 60.0,
+              f"fissure_gap_mm must be None or within [-10, 60] mm, got {self.fissure_gap_mm}")
         check(-100.0 <= self.solid_hu <= 150.0, f"solid_hu must be within [-100, 150] HU, got {self.solid_hu}")
         check(-800.0 <= self.ggo_hu <= -100.0, f"ggo_hu must be within [-800, -100] HU, got {self.ggo_hu}")
         check(0.0 <= self.lobulation <= 0.5, f"lobulation must be within [0, 0.5], got {self.lobulation}")
@@ -171,6 +200,15 @@ class TumourSpec:
     def pleural_contact(self) -> bool:
         return self.distance_to_pleura_mm <= 0.0
 
+    @property
+    def chest_wall_invasion(self) -> bool:
+        """The tumour crosses the costal pleura into the chest wall (gap < 0)."""
+        return self.distance_to_pleura_mm < 0.0
+
+    @property
+    def fissure_contact(self) -> bool:
+        return self.fissure_gap_mm is not None and self.fissure_gap_mm <= 0.0
+
 
 @dataclass(frozen=True)
 class PhantomSpec:
@@ -186,6 +224,14 @@ class PhantomSpec:
         seed: seeds the anatomy, the tumour placement and the noise.
         case_id: name carried into :class:`PhantomTruth`.
         scanner: name of the scanner profile the settings came from (bookkeeping only).
+        generation: phantom generation (2 or 3) the spec was drawn by (bookkeeping; the fields
+            below are what generation 3 changes, and their defaults draw generation 2 exactly).
+        sharpening: kernel edge enhancement (unsharp-mask amount; 0 = none).
+        noise_grain_mm: noise correlation length (mm, Gaussian SD; 0 = white noise).
+        hu_offset: HU calibration offset (HU) applied after blur and noise.
+        hu_scale: HU calibration slope applied after blur and noise.
+        extrapleural_fat_mm: thickness (mm) of the extrapleural fat line drawn just outside the
+            costal pleura (0 = none); a tumour invading the chest wall replaces it.
     """
 
     shape_zyx: tuple[int, int, int] = SIZE_PRESETS["small"]
@@ -197,8 +243,21 @@ class PhantomSpec:
     seed: int = 0
     case_id: str = "phantom"
     scanner: str = "custom"
+    generation: int = 2
+    sharpening: float = 0.0
+    noise_grain_mm: float = 0.0
+    hu_offset: float = 0.0
+    hu_scale: float = 1.0
+    extrapleural_fat_mm: float = 0.0
 
     def __post_init__(self) -> None:
+        check(self.generation in (2, 3), f"generation must be 2 or 3, got {self.generation!r}")
+        check(0.0 <= self.sharpening <= 3.0, f"sharpening must be within [0, 3], got {self.sharpening}")
+        check(0.0 <= self.noise_grain_mm <= 5.0, f"noise_grain_mm must be within [0, 5] mm, got {self.noise_grain_mm}")
+        check(-100.0 <= self.hu_offset <= 100.0, f"hu_offset must be within [-100, 100] HU, got {self.hu_offset}")
+        check(0.8 <= self.hu_scale <= 1.2, f"hu_scale must be within [0.8, 1.2], got {self.hu_scale}")
+        check(0.0 <= self.extrapleural_fat_mm <= 5.0,
+              f"extrapleural_fat_mm must be within [0, 5] mm, got {self.extrapleural_fat_mm}")
         object.__setattr__(self, "shape_zyx", tuple(int(s) for s in self.shape_zyx))
         object.__setattr__(self, "spacing_xyz", tuple(float(s) for s in self.spacing_xyz))
         check(
@@ -280,6 +339,22 @@ class PhantomTruth:
     tumour_centre_xyz_mm: tuple[float, float, float]
     roi_voxels: int
     roi_volume_mm3: float
+    # generation 3 (cohort files of generation 2 leave these out)
+    generation: int = 2
+    contact_type: str = "none"
+    chest_wall_invasion: bool = False
+    fissure_gap_mm: Optional[float] = None
+    fissure_contact: bool = False
+    longest_axis_mm: float = 0.0
+    sharpening: float = 0.0
+    noise_grain_mm: float = 0.0
+    hu_offset: float = 0.0
+    hu_scale: float = 1.0
+
+
+GENERATION_3_TRUTH_FIELDS = ("generation", "contact_type", "chest_wall_invasion", "fissure_gap_mm", "fissure_contact",
+                             "longest_axis_mm", "sharpening", "noise_grain_mm", "hu_offset", "hu_scale")
+"""Fields of :class:`PhantomTruth` that cohort files of generation 2 do not carry."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -26,7 +26,9 @@ __all__ = ["TumourShape", "Layout", "draw_layout", "place_tumour", "ray_to_cavit
 
 @dataclass(frozen=True)
 class TumourShape:
-    """A lobulated tumour: radius R0 · (1 + lobulation · Σ w_j max(dir · lobe_j, 0)^4) along each direction."""
+    """A lobulated tumour: radius R0 · (1 + lobulation · Σ w_j max(dir · lobe_j, 0)^4) along each
+    direction, times the radius of the ellipsoid with relative semi-axes ``axes`` (x, y, z) along it
+    when ``axes`` is given (generation 3)."""
 
     centre: np.ndarray  # (x, y, z) mm
     radius: float  # base radius R0 (mm)
@@ -34,10 +36,14 @@ class TumourShape:
     weights: np.ndarray  # (J,)
     lobulation: float
     max_factor: float
+    axes: Optional[np.ndarray] = None  # (3,) relative semi-axes; None: round (generation 2)
 
     def factor(self, dirs: np.ndarray) -> np.ndarray:
         dots = np.clip(dirs @ self.lobes.T, 0.0, None)
-        return 1.0 + self.lobulation * (dots**4 @ self.weights)
+        lobed = 1.0 + self.lobulation * (dots**4 @ self.weights)
+        if self.axes is None:
+            return lobed
+        return lobed / np.sqrt(((dirs / self.axes) ** 2).sum(axis=-1))
 
     @property
     def max_radius(self) -> float:
@@ -52,7 +58,8 @@ def _tumour_shape(tumour: TumourSpec, rng: np.random.Generator) -> TumourShape:
     lobes = rng.normal(size=(6, 3))
     lobes /= np.linalg.norm(lobes, axis=1, keepdims=True)
     weights = rng.uniform(0.4, 1.0, size=6)
-    shape = TumourShape(np.zeros(3), 1.0, lobes, weights, tumour.lobulation, 1.0)
+    axes = None if tumour.axes == (1.0, 1.0, 1.0) else np.asarray(tumour.axes, dtype=float)
+    shape = TumourShape(np.zeros(3), 1.0, lobes, weights, tumour.lobulation, 1.0, axes)
     f = shape.factor(_NORMALISE_DIRS)
     radius = 0.5 * tumour.diameter_mm / float(np.mean(f**3)) ** (1.0 / 3.0)
     return dataclasses.replace(shape, radius=radius, max_factor=float(f.max()) * 1.02)

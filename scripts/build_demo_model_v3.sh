@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Build demo model v3 from its pre-registered evaluation plan, on generation-3 phantoms.
+#
+#   bash scripts/build_demo_model_v3.sh [PLAN] [BUILD_DIR] [BUNDLE]
+#        (defaults weights/demo-v3-plan.json, build/demo-v3, weights/demo-v3)
+#
+# 0. If PLAN does not exist it is written first, before anything is trained, from these settings
+#    (environment, defaults in brackets): TRAIN_N [1200], TRAIN_SEED [301], TUNING_N [300],
+#    TUNING_SEED [302], TEST_N [1000], COHORTS [3], SIZE [clinical], PARTICLES [8], ITERATIONS [6],
+#    OUTER_FOLDS [3], SHIFT_N [300]. The test seeds are drawn at random then and written down; an
+#    existing plan is never redrawn (scripts/evaluation_plan.py retire replaces one cohort, with
+#    the reason, when a decision was taken after seeing its result).
+# 1. phantoms (pleura synth --generation 3; PLEURA_BUILD_WORKERS cohorts at a time): training,
+#    tuning, every test cohort, and the first SHIFT_N patients of the first test cohort re-imaged
+#    on a shifted scanner (paired comparison)
+# 2. features of the training cohort (MedicalNet backbone seed:0, PyRadiomics, pleura, clinical)
+# 3. pleura train with the plan's PSO budget and folds → BUNDLE
+# 4. pleura evaluate on every test cohort and the shifted one, then scripts/evaluation_plan.py
+#    score: each test cohort scored once (AUC, Brier, slope with bootstrap CIs, gaps to the
+#    oracle), results attached to the bundle
+# 5. signed with PLEURA_RELEASE_KEY if set (as scripts/build_demo_model.sh)
+# The same plan rebuilds the same cohorts, features and bundle (fixed seeds throughout).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PLAN=${1:-weights/demo-v3-plan.json}
+B=${2:-build/demo-v3}
+OUT=${3:-weights/demo-v3}
+W=${PLEURA_BUILD_WORKERS:-2}
+PY=${PLEURA_PYTHON:-.venv/bin/python}
+P=${PLEURA_BIN:-.venv/bin/pleura}
+mkdir -p "$B"
+export PLEURA_ALLOW_UNSIGNED=1  # the bundle is signed at the end
+if [ ! -f "$PLAN" ]; then
+  $PY scripts/evaluation_plan.py new "$PLAN" --train-n "${TRAIN_N:-1200}" --train-seed "${TRAIN_SEED:-301}" \
+      --tuning-n "${TUNING_N:-300}" --tuning-seed "${TUNING_SEED:-302}" --test-n "${TEST_N:-1000}" \
+      --cohorts "${COHORTS:-3}" --size "${SIZE:-clinical}" --particles "${PARTICLES:-8}" \
+      --iterations "${ITERATIONS:-6}" --outer-folds "${OUTER_FOLDS:-3}" --shift-n "${SHIFT_N:-300}"
+fi
+eval "$($PY scripts/evaluation_plan.py env "$PLAN")"
+t0=$(date +%s)
+cases_may_fail() {  # exit status 1 of pleura features / evaluate: some cases failed (listed), the rest is done
+  local rc=0
+  "$@" || rc=$?
+  if [ "$rc" -gt 1 ]; then exit "$rc"; fi
+}
+synth() {  # folder seed n [extra args]
+  [ -f "$B/$1/clinical.csv" ] || $P synth "$B/$1" --n "$3" --seed "$2" --size "$SIZE" --generation "$GEN" "${@:4}"
+}
+pids=()
+in_background() {  # run `synth ARGS` with at most W cohorts at a time (pleura synth uses one core)
+  synth "$@" & pids+=($!)
+  while [ "$(jobs -rp | wc -l)" -ge "$W" ]; do sleep 2; done
+}
+in_background train "$TRAIN_SEED" "$TRAIN_N"
+if [ "$TUNING_N" -gt 0 ]; then in_background tuning "$TUNING_SEED" "$TUNING_N"; fi
+for t in $TESTS; do IFS=: read -r name seed n <<< "$t"; in_background "$name" "$seed" "$n"; done
+if [ "$SHIFT_N" -gt 0 ]; then in_background shifted "$SHIFT_SEED" "$SHIFT_N" --scanner "$SHIFT_SCANNER"; fi
+for p in "${pids[@]}"; do wait "$p"; done  # a failed cohort stops the build (set -e)
+t1=$(date +%s); echo "phantoms: $((t1 - t0)) s"
+[ -f "$B/train.parquet" ] || cases_may_fail $P features "$B/train/clinical.csv" --out "$B/train.parquet" --workers "$W" --backbone seed:0 --quiet
+t2=$(date +%s); echo "training features: $((t2 - t1)) s"
+if [ "${PLEURA_SKIP_TRAIN:-0}" = "1" ]; then exit 0; fi
+$P train "$B/train.parquet" --out "$OUT" --synthetic --seed 0 --keep clinical --keep pleura \
+    --outer-folds "$OUTER_FOLDS" --particles "$PARTICLES" --iterations "$ITERATIONS" ${PLEURA_TRAIN_ARGS:-}
+t3=$(date +%s); echo "training: $((t3 - t2)) s"
+for t in $TESTS; do
+  IFS=: read -r name seed n <<< "$t"
+  [ -f "$B/eval/$name/predictions.csv" ] || cases_may_fail $P evaluate "$OUT" "$B/$name/clinical.csv" --out "$B/eval/$name" \
+      --name "pre-registered test cohort $name (seed $seed)" --workers "$W"
+done
+if [ "$SHIFT_N" -gt 0 ] && [ ! -f "$B/eval/shifted/predictions.csv" ]; then
+  cases_may_fail $P evaluate "$OUT" "$B/shifted/clinical.csv" --out "$B/eval/shifted" \
+      --name "first $SHIFT_N patients of $SHIFT_OF on scanner $SHIFT_SCANNER" --workers "$W"
+fi
+t4=$(date +%s); echo "test cohorts scored: $((t4 - t3)) s"
+$PY scripts/evaluation_plan.py score "$PLAN" "$OUT" "$B/eval" --attach
+echo "total: $(( $(date +%s) - t0 )) s"
+if [ -n "${PLEURA_RELEASE_KEY:-}" ]; then
+  $P sign "$OUT" --key "$PLEURA_RELEASE_KEY" --signer "PleuraRisk maintainers (release key)"
+  PLEURA_ALLOW_UNSIGNED=0 $P verify "$OUT"
+else
+  echo "$OUT is unsigned: sign it with  pleura sign $OUT --key RELEASE_KEY.pem"
+  $P verify "$OUT"
+fi
