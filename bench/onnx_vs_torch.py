@@ -18,8 +18,12 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+# ``python bench/…`` puts bench/ first on sys.path, where bench/pipeline.py would shadow the package
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 TORCH_COLD = """
 import time; t0 = time.perf_counter()
@@ -59,7 +63,7 @@ def main() -> None:
     ap.add_argument("--phantoms", required=True)
     ap.add_argument("--reps", type=int, default=3)
     a = ap.parse_args()
-    for name, code in (("torch", TORCH_COLD), ("onnxruntime", ORT_COLD % a.onnx)):
+    for name, code in (("torch", TORCH_COLD), ("onnxruntime", ORT_COLD % a.onnx)) if a.reps else ():
         imp, load, fwd, whole = cold(code, a.reps)
         print(f"{name:12s} cold process: import {imp:.2f} s, load {load:.2f} s, first forward {fwd:.2f} s, "
               f"whole process {whole:.2f} s (median of {a.reps})")
