@@ -106,11 +106,12 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from pipeline.serving.bundle_convert import convert_bundle
 
     name = Path(args.bundle).name
-    if convert_bundle(args.bundle):
-        print(f"{name}: wrote forest.safetensors (the classifier's trees as arrays, checked against model.skops); "
-              f"the manifest changed, so the bundle is unsigned until it is signed again (pleura sign)")
+    written = convert_bundle(args.bundle)
+    if written:
+        print(f"{name}: wrote {', '.join(written)} (checked against the original model files); the manifest changed, "
+              f"so the bundle is unsigned until it is signed again (pleura sign)")
     else:
-        print(f"{name} already has forest.safetensors: nothing to do")
+        print(f"{name} already has its fast-loading files: nothing to do")
     return EXIT_OK
 
 
@@ -183,7 +184,7 @@ def add_sign(sub: argparse._SubParsersAction, settings: Settings) -> None:
 
 
 def add_convert(sub: argparse._SubParsersAction, settings: Settings) -> None:
-    c = sub.add_parser("convert", help="add the tree-array form of a bundle's classifier (fast loading without "
-                                       "scikit-learn); the bundle must be signed again")
+    c = sub.add_parser("convert", help="add the fast-loading forms of a bundle's models (tree arrays, ONNX "
+                                       "backbone); the bundle must be signed again")
     c.add_argument("bundle", help="model bundle folder")
     c.set_defaults(func=cmd_convert)

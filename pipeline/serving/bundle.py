@@ -11,6 +11,8 @@ Layout::
                              scoring loads, without importing scikit-learn or skops; bundles
                              without it (older ones) load model.skops
       backbone.safetensors   MedicalNet ResNet-10 weights (fp16), if deep features are used
+      backbone.onnx          the same encoder (BatchNorm folded) for ONNX Runtime: what scoring
+                             runs, without importing torch; bundles without it use the weights
       MODEL_CARD.md, report/ (optional) human-readable card, metrics, plots
 
 Loading checks every file listed in the manifest against its sha256 **before** any file is
@@ -52,6 +54,7 @@ MANIFEST = "manifest.json"
 MODEL_FILE = "model.skops"
 FOREST_FILE = "forest.safetensors"
 BACKBONE_FILE = "backbone.safetensors"
+BACKBONE_ONNX_FILE = "backbone.onnx"
 REPO_ROOT = env.REPO_ROOT
 
 # Types a bundle's model.skops may contain (besides plain containers, strings, numbers and
@@ -253,6 +256,8 @@ def write_bundle(out_dir: str | os.PathLike[str], *, estimator: Any, feature_nam
             save_backbone_safetensors(backbone, tmp / BACKBONE_FILE)
             canonicalise_safetensors(tmp / BACKBONE_FILE)
             files.append(BACKBONE_FILE)
+            if write_backbone_onnx(backbone, tmp / BACKBONE_ONNX_FILE):
+                files.append(BACKBONE_ONNX_FILE)
             backbone_info = {"architecture": "MedicalNet ResNet-10 (shortcut B), 512-d GAP encoder",
                              "file": BACKBONE_FILE, "dtype": "float16", "source": backbone_source}
         if model_card is not None:
@@ -364,7 +369,7 @@ def verify_files(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
             raise BundleError(
                 f"model bundle {root.name!r}: {rel} fails its sha256 check (file changed or corrupt); refusing to load it"
             )
-    for candidate in (MODEL_FILE, FOREST_FILE, BACKBONE_FILE):
+    for candidate in (MODEL_FILE, FOREST_FILE, BACKBONE_FILE, BACKBONE_ONNX_FILE):
         if (root / candidate).exists() and candidate not in files:
             raise BundleError(f"model bundle {root.name!r}: {candidate} is present but not listed in the manifest")
     return manifest, bytes_sha256(raw)
@@ -432,6 +437,26 @@ def write_forest_arrays(estimator: Any, path: Path) -> bool:
     return True
 
 
+def onnx_runtime_available() -> bool:
+    """ONNX Runtime is installed (checked without importing it)."""
+    from importlib.util import find_spec
+
+    return find_spec("onnxruntime") is not None
+
+
+def write_backbone_onnx(backbone: Any, path: Path) -> bool:
+    """Export the backbone for ONNX Runtime (:func:`models.onnx_backbone.export_backbone_onnx`);
+    False when the exporter's ``onnx`` package is not installed (the bundle then scores with torch)."""
+    from importlib.util import find_spec
+
+    if find_spec("onnx") is None:
+        return False
+    from models.onnx_backbone import export_backbone_onnx
+
+    export_backbone_onnx(backbone, path)
+    return True
+
+
 def _manifest_settings(root: Path, manifest: Mapping[str, Any]) -> tuple[PipelineConfig, tuple[str, ...]]:
     try:
         return PipelineConfig.from_dict(manifest["config"]), tuple(manifest["feature_names"])
@@ -469,11 +494,16 @@ def load_bundle(path: str | os.PathLike[str] | None = None, *, allow_unsigned: b
         estimator = load_skops_model(root)
     backbone = None
     if uses_group(feature_names, "deep"):
-        if not (root / BACKBONE_FILE).is_file():
-            raise BundleError(f"model bundle {root.name!r} uses deep features but has no {BACKBONE_FILE}")
-        from models.medicalnet import load_backbone_safetensors
+        if BACKBONE_ONNX_FILE in manifest["files"] and onnx_runtime_available():
+            from models.onnx_backbone import OnnxBackbone
 
-        backbone = load_backbone_safetensors(root / BACKBONE_FILE)
+            backbone = OnnxBackbone(root / BACKBONE_ONNX_FILE)
+        else:
+            if not (root / BACKBONE_FILE).is_file():
+                raise BundleError(f"model bundle {root.name!r} uses deep features but has no {BACKBONE_FILE}")
+            from models.medicalnet import load_backbone_safetensors
+
+            backbone = load_backbone_safetensors(root / BACKBONE_FILE)
     n_in = getattr(estimator, "n_features_in_", len(feature_names))
     if n_in != len(feature_names):
         raise BundleError(
@@ -495,7 +525,7 @@ def attach_files(path: str | os.PathLike[str], files: Mapping[str, bytes], *,
     root = Path(path)
     manifest, _, _signature = check_bundle(root, allow_unsigned=True)
     for rel, data in files.items():
-        if rel in (MANIFEST, MODEL_FILE, FOREST_FILE, BACKBONE_FILE, SIGNATURE_FILE) or rel.startswith(("/", "..")):
+        if rel in (MANIFEST, MODEL_FILE, FOREST_FILE, BACKBONE_FILE, BACKBONE_ONNX_FILE, SIGNATURE_FILE) or rel.startswith(("/", "..")):
             raise BundleError(f"cannot attach {rel!r} to a bundle")
         target = root / rel
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -1,12 +1,14 @@
-"""Add the array form of a bundle's classifier (``forest.safetensors``) to a bundle that has only ``model.skops``.
+"""Add the fast-loading forms of a bundle's models to an older bundle: ``forest.safetensors`` (the
+classifier's trees as arrays, next to ``model.skops``) and ``backbone.onnx`` (the CNN for ONNX
+Runtime, next to ``backbone.safetensors``).
 
-Scoring then loads the trees as plain arrays, without importing scikit-learn or skops (about
-2–3 s less start-up per process). ``model.skops`` stays in the bundle (training tools and the
+Scoring then loads the trees as plain arrays, without importing scikit-learn or skops, and runs
+the CNN without importing torch (several seconds less start-up per process). ``model.skops`` stays in the bundle (training tools and the
 equality check read it). The conversion is checked before anything is written: the array form
 must give the skops model's probabilities to 1e-12 on probe cases drawn from the trees' own
 split thresholds. The manifest gains the new file's sha256, so the bundle id changes and an
 existing signature no longer matches: it is removed, and the bundle must be signed again
-(``pleura sign``).
+(``pleura sign``). The backbone conversion is checked likewise (features to 1e-5 on probe cubes).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import numpy as np
 
 from pipeline.core.errors import BundleError
 from pipeline.core.hashing import file_sha256
-from pipeline.serving.bundle import FOREST_FILE, MANIFEST, check_bundle, load_skops_model, write_forest_arrays
+from pipeline.serving.bundle import (BACKBONE_FILE, BACKBONE_ONNX_FILE, FOREST_FILE, MANIFEST, check_bundle,
+                                     load_skops_model, write_backbone_onnx, write_forest_arrays)
 from pipeline.serving.signing import SIGNATURE_FILE
 
 PROBE_CASES = 512
@@ -43,19 +46,9 @@ def probe_features(model: object, n_features: int, *, n: int = PROBE_CASES, seed
     return X
 
 
-def convert_bundle(path: str | os.PathLike[str]) -> bool:
-    """Write ``forest.safetensors`` into a bundle that lacks it; True if written, False if it was there.
-
-    Raises:
-        BundleError: the bundle fails its checks (hashes, a bad signature), its classifier is not
-            a tree ensemble the array form can hold, or the array form does not reproduce it.
-    """
+def _add_forest(root: Path, manifest: dict) -> None:
     from models.tree_arrays import load_model_arrays
 
-    root = Path(path)
-    manifest, _bundle_id, _signature = check_bundle(root, allow_unsigned=True)
-    if FOREST_FILE in manifest["files"]:
-        return False
     estimator = load_skops_model(root)
     tmp = root / (FOREST_FILE + ".tmp")
     try:
@@ -69,12 +62,59 @@ def convert_bundle(path: str | os.PathLike[str]) -> bool:
         os.replace(tmp, root / FOREST_FILE)
     finally:
         tmp.unlink(missing_ok=True)
-    manifest["files"][FOREST_FILE] = file_sha256(root / FOREST_FILE)
+
+
+ONNX_TOLERANCE = 1e-5
+"""Largest feature difference (ONNX Runtime vs torch, on probe cubes) a conversion accepts."""
+
+
+def _add_onnx(root: Path) -> None:
+    from models.medicalnet import DeepFeatureExtractor, load_backbone_safetensors
+    from models.onnx_backbone import OnnxBackbone
+
+    backbone = load_backbone_safetensors(root / BACKBONE_FILE)
+    tmp = root / (BACKBONE_ONNX_FILE + ".tmp")
+    try:
+        if not write_backbone_onnx(backbone, tmp):
+            raise BundleError("exporting the backbone for ONNX Runtime needs the onnx package")
+        cubes = np.random.default_rng(0).uniform(0.0, 1.0, size=(3, 64, 64, 64))
+        cubes[:, :16] = 0.0  # zero voxels stay 0 in MedicalNet's normalisation
+        gap = float(np.abs(OnnxBackbone(tmp).encoder().encode_batch(cubes)
+                           - DeepFeatureExtractor(model=backbone).encode_batch(cubes)).max())
+        if not gap <= ONNX_TOLERANCE:
+            raise BundleError(f"model bundle {root.name!r}: the ONNX backbone differs from the weights by {gap:.3g}")
+        os.replace(tmp, root / BACKBONE_ONNX_FILE)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def convert_bundle(path: str | os.PathLike[str], *, onnx: bool = True) -> list[str]:
+    """Add ``forest.safetensors`` (and, with ``onnx``, ``backbone.onnx`` when the bundle has a
+    backbone) where missing; return the files written (empty: nothing to do).
+
+    Raises:
+        BundleError: the bundle fails its checks (hashes, a bad signature), its classifier is not
+            a tree ensemble the array form can hold, or a converted file does not reproduce the
+            original (trees: 1e-12 on probabilities; backbone: :data:`ONNX_TOLERANCE` on features).
+    """
+    root = Path(path)
+    manifest, _bundle_id, _signature = check_bundle(root, allow_unsigned=True)
+    written = []
+    if FOREST_FILE not in manifest["files"]:
+        _add_forest(root, manifest)
+        written.append(FOREST_FILE)
+    if onnx and BACKBONE_FILE in manifest["files"] and BACKBONE_ONNX_FILE not in manifest["files"]:
+        _add_onnx(root)
+        written.append(BACKBONE_ONNX_FILE)
+    if not written:
+        return written
+    for rel in written:
+        manifest["files"][rel] = file_sha256(root / rel)
+        os.chmod(root / rel, 0o644)
     manifest["files"] = dict(sorted(manifest["files"].items()))
     text = json.dumps(manifest, indent=2, sort_keys=False, allow_nan=False) + "\n"
     (root / SIGNATURE_FILE).unlink(missing_ok=True)  # it signed the old manifest
     (root / (MANIFEST + ".tmp")).write_text(text, encoding="utf-8")
     os.chmod(root / (MANIFEST + ".tmp"), 0o644)
-    os.chmod(root / FOREST_FILE, 0o644)
     os.replace(root / (MANIFEST + ".tmp"), root / MANIFEST)
-    return True
+    return written
