@@ -133,21 +133,21 @@ def test_convert_adds_arrays_and_unsigns(tiny_bundle: Path, tmp_path: Path) -> N
     (old / SIGNATURE_FILE).unlink()
     legacy = load_bundle(old, allow_unsigned=True)
     assert hasattr(legacy.estimator, "get_params"), "a bundle without arrays still loads its skops model"
-    assert convert_bundle(old) is True
+    assert convert_bundle(old) == [FOREST_FILE]
     assert (old / FOREST_FILE).read_bytes() == (tiny_bundle / FOREST_FILE).read_bytes()
     converted = load_bundle(old, allow_unsigned=True)
     assert converted.signature.label.startswith("unsigned")
     X = probe_features(converted.estimator, len(converted.feature_names), n=50)
     np.testing.assert_allclose(converted.estimator.predict_proba(X), legacy.estimator.predict_proba(X), rtol=0, atol=TOL)
-    assert convert_bundle(old) is False
+    assert convert_bundle(old) == []
     (old / FOREST_FILE).write_bytes(b"x" + (old / FOREST_FILE).read_bytes()[1:])
     with pytest.raises(BundleError, match="sha256"):
         load_bundle(old, allow_unsigned=True)
 
 
-def test_scoring_imports_no_sklearn_skops_or_shap() -> None:
+def test_scoring_imports_no_sklearn_skops_shap_or_torch() -> None:
     code = ("import sys; from pipeline.serving.score import Scorer; Scorer(); "
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'skops', 'pandas') or m == 'shap'); "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'skops', 'pandas', 'torch') or m == 'shap'); "
             "print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "[]", out.stdout

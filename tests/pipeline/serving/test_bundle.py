@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from signing_helpers import sign_for_tests
 
-from pipeline.serving.bundle import BACKBONE_FILE, MANIFEST, MODEL_FILE, load_bundle, verify_bundle
+from pipeline.serving.bundle import (BACKBONE_FILE, BACKBONE_ONNX_FILE, FOREST_FILE, MANIFEST, MODEL_FILE, load_bundle,
+                                     verify_bundle)
 from pipeline.core.errors import BundleError
 
 
@@ -27,7 +28,7 @@ def test_loads_and_declares_its_settings(tiny_bundle: Path):
     assert b.manifest["config"]["radiomics"]["params_yaml"].startswith("# PyRadiomics parameter file")
     assert b.feature_names[0] == "dl_000" and b.feature_names[-1] == "age_years"
     assert b.backbone is not None
-    assert set(b.manifest["files"]) == {MODEL_FILE, BACKBONE_FILE}
+    assert set(b.manifest["files"]) == {MODEL_FILE, FOREST_FILE, BACKBONE_FILE, BACKBONE_ONNX_FILE}
     assert b.manifest["package_versions"]["pyradiomics"] == "3.0.1"
 
 
