@@ -75,7 +75,7 @@ _SKOPS_DATA_TYPES = (
     "builtins.bool", "numpy.int32", "numpy.int64", "numpy.float32", "numpy.float64", "numpy.bool_",
 )
 
-_PACKAGES = ("numpy", "torch", "SimpleITK", "pyradiomics", "scikit-learn", "pyswarms", "shap", "skops", "safetensors")
+_PACKAGES = ("numpy", "torch", "SimpleITK", "pyradiomics", "scikit-learn", "pyswarms", "shap", "skops", "safetensors", "onnxruntime")
 
 
 def package_versions() -> dict[str, str]:
