@@ -184,11 +184,13 @@ class ArrayForest:
 
 @dataclass(frozen=True, eq=False)
 class ArrayDeployedForest:
-    """:class:`models.deploy.DeployedForest` on an :class:`ArrayForest` (same outputs)."""
+    """:class:`models.deploy.DeployedForest` on an :class:`ArrayForest` (same outputs); ``bare``: it
+    stands for a bare ``RandomForestClassifier`` (no recalibration), whose ``predict_proba`` it returns as is."""
 
     forest: ArrayForest
     calibration_intercept: float = 0.0
     calibration_slope: float = 1.0
+    bare: bool = False
 
     @property
     def classes_(self) -> np.ndarray:
@@ -203,6 +205,8 @@ class ArrayDeployedForest:
 
     def predict_proba(self, X: Any) -> np.ndarray:
         proba = self.forest.predict_proba(np.asarray(X, dtype=float))
+        if self.bare:
+            return proba
         p = self.transform_probability(proba[:, self.forest.positive_index()])
         return np.column_stack([1 - p, p])
 
@@ -257,9 +261,10 @@ def from_estimator(estimator: Any) -> ArrayModel:
                                [ArrayForest.from_sklearn(f) for f in estimator.group_forests],
                                float(estimator.stacker_intercept), [float(c) for c in estimator.stacker_coef],
                                float(estimator.calibration_intercept), float(estimator.calibration_slope))
-    forest = getattr(estimator, "forest", estimator)
-    return ArrayDeployedForest(ArrayForest.from_sklearn(forest), float(getattr(estimator, "calibration_intercept", 0.0)),
-                               float(getattr(estimator, "calibration_slope", 1.0)))
+    if not hasattr(estimator, "forest"):
+        return ArrayDeployedForest(ArrayForest.from_sklearn(estimator), bare=True)
+    return ArrayDeployedForest(ArrayForest.from_sklearn(estimator.forest), float(estimator.calibration_intercept),
+                               float(estimator.calibration_slope))
 
 
 def save_model_arrays(model: ArrayModel, path: str | os.PathLike[str]) -> None:
@@ -276,6 +281,8 @@ def save_model_arrays(model: ArrayModel, path: str | os.PathLike[str]) -> None:
                             "n_features": [f.n_features_in_ for f in forests],
                             "calibration_intercept": model.calibration_intercept,
                             "calibration_slope": model.calibration_slope}
+    if not late and model.bare:
+        meta["bare"] = True
     if late:
         meta.update(groups=model.groups, group_columns=model.group_columns,
                     stacker_intercept=model.stacker_intercept, stacker_coef=model.stacker_coef)
@@ -296,7 +303,7 @@ def load_model_arrays(path: str | os.PathLike[str]) -> ArrayModel:
                                        int(meta["n_features"][i])))
     cal = (float(meta["calibration_intercept"]), float(meta["calibration_slope"]))
     if meta["kind"] == "forest" and len(forests) == 1:
-        return ArrayDeployedForest(forests[0], *cal)
+        return ArrayDeployedForest(forests[0], *cal, bare=bool(meta.get("bare", False)))
     if meta["kind"] != "late_fusion":
         raise ValueError(f"unknown model kind {meta['kind']!r}")
     columns = [[int(c) for c in cols] for cols in meta["group_columns"]]
