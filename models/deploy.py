@@ -23,12 +23,9 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-_EPS = 1e-6
+from models.tree_arrays import logit
 
-
-def logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=float), _EPS, 1 - _EPS)
-    return np.log(p / (1 - p))
+__all__ = ["DeployedForest", "DeployedLateFusion", "fit_recalibration", "logit"]
 
 
 def fit_recalibration(proba: np.ndarray, labels: np.ndarray) -> tuple[float, float]:

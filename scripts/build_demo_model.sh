@@ -17,6 +17,8 @@
 #    stacker learns from 5-fold out-of-fold probabilities (pleura train's default --stack-folds 5)
 # 4. `pleura evaluate` on the held-out and the scanner-shifted cohorts → weights/demo/report/, and
 #    the paired AUC drop on the patients the two share (scripts/scanner_shift.py)
+#    `pleura convert` makes sure the bundle carries its fast-loading files (forest.safetensors,
+#    backbone.onnx); the same command converts an older bundle
 # 5. `pleura sign` with the release key (PLEURA_RELEASE_KEY=path to its private PEM, kept outside
 #    the repository); without it the bundle stays unsigned and loads only with --allow-unsigned.
 #    Steps 3-4 load the freshly trained (unsigned) bundle, so they run with PLEURA_ALLOW_UNSIGNED=1.
@@ -34,6 +36,7 @@ $P features "$B/train/clinical.csv" --out "$B/train.parquet" --workers "$W" --ba
 if [ "${PLEURA_SKIP_TRAIN:-0}" = "1" ]; then exit 0; fi
 $P train "$B/train.parquet" --out weights/demo --synthetic --seed 0 \
     --keep clinical --keep pleura --outer-folds 3 ${PLEURA_TRAIN_ARGS:-}
+$P convert weights/demo  # tree arrays + ONNX backbone (pleura train writes them already: then a no-op)
 $P evaluate weights/demo "$B/test/clinical.csv" --out "$B/eval_heldout" --name "held-out synthetic (standard scanners)" --workers "$W" --attach
 $P evaluate weights/demo "$B/shifted/clinical.csv" --out "$B/eval_shifted" --name "held-out synthetic, first 300 patients re-imaged with thick slices and more noise" --workers "$W" --attach
 .venv/bin/python scripts/scanner_shift.py weights/demo "$B/eval_heldout" "$B/eval_shifted" --attach

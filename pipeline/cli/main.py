@@ -24,8 +24,8 @@ from pipeline.core.textsafe import printable
 __all__ = ["EXIT_OK", "EXIT_CASES_FAILED", "EXIT_INPUT", "EXIT_INTERNAL", "build_parser", "main"]
 
 _COMMANDS = (scoring.add_score, scoring.add_batch, training.add_synth, training.add_features, training.add_fit,
-             scoring.add_verify, scoring.add_sign, app.add_app, training.add_train, training.add_evaluate,
-             pacs.add_pacs)
+             scoring.add_verify, scoring.add_sign, scoring.add_convert, app.add_app, training.add_train,
+             training.add_evaluate, pacs.add_pacs)
 """Sub-command adders, in the order ``pleura --help`` lists them."""
 
 

@@ -102,6 +102,19 @@ def cmd_sign(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    from pipeline.serving.bundle_convert import convert_bundle
+
+    name = Path(args.bundle).name
+    written = convert_bundle(args.bundle)
+    if written:
+        print(f"{name}: wrote {', '.join(written)} (checked against the original model files); the manifest changed, "
+              f"so the bundle is unsigned until it is signed again (pleura sign)")
+    else:
+        print(f"{name} already has its fast-loading files: nothing to do")
+    return EXIT_OK
+
+
 def _allowance(args: argparse.Namespace) -> bool | None:
     """``--allow-unsigned`` given: True; else None (the ``PLEURA_ALLOW_UNSIGNED`` setting decides)."""
     return True if args.allow_unsigned else None
@@ -168,3 +181,10 @@ def add_sign(sub: argparse._SubParsersAction, settings: Settings) -> None:
     g.add_argument("--key", required=True, help="Ed25519 private key, unencrypted PEM (PKCS#8)")
     g.add_argument("--signer", default=None, help="name shown as the bundle's signer (default: the key's name)")
     g.set_defaults(func=cmd_sign)
+
+
+def add_convert(sub: argparse._SubParsersAction, settings: Settings) -> None:
+    c = sub.add_parser("convert", help="add the fast-loading forms of a bundle's models (tree arrays, ONNX "
+                                       "backbone); the bundle must be signed again")
+    c.add_argument("bundle", help="model bundle folder")
+    c.set_defaults(func=cmd_convert)

@@ -40,12 +40,17 @@ class DeepGroup:
 
     def __init__(self, *, config: PipelineConfig, backbone: Any, num_threads: int | None = None,
                  backbone_owned: bool = False, feature_names: Sequence[str] | None = None) -> None:
-        from models.medicalnet import DeepFeatureExtractor, deep_feature_names
+        from models.deep_common import deep_feature_names
 
         if backbone is None:
             raise ValueError("deep features requested but no backbone given")
         self.preprocess = config.preprocess
-        self.encoder = DeepFeatureExtractor(model=backbone, num_threads=num_threads, fold_in_place=backbone_owned)
+        if hasattr(backbone, "encoder"):  # models.onnx_backbone.OnnxBackbone: ONNX Runtime, no torch
+            self.encoder = backbone.encoder(num_threads=num_threads)
+        else:
+            from models.medicalnet import DeepFeatureExtractor
+
+            self.encoder = DeepFeatureExtractor(model=backbone, num_threads=num_threads, fold_in_place=backbone_owned)
         self.names = tuple(deep_feature_names())
 
     def compute(self, case: PreparedCase, clinical: ClinicalValues) -> dict[str, float]:

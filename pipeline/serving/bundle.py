@@ -7,7 +7,12 @@ Layout::
                              parameter file), backbone identity, sha256 of every other file,
                              training summary, package versions, intended use, synthetic flag
       model.skops            the fitted classifier (skops, explicit trusted-type list; no pickle)
+      forest.safetensors     the same classifier's trees as plain arrays (models.tree_arrays): what
+                             scoring loads, without importing scikit-learn or skops; bundles
+                             without it (older ones) load model.skops
       backbone.safetensors   MedicalNet ResNet-10 weights (fp16), if deep features are used
+      backbone.onnx          the same encoder (BatchNorm folded) for ONNX Runtime: what scoring
+                             runs, without importing torch; bundles without it use the weights
       MODEL_CARD.md, report/ (optional) human-readable card, metrics, plots
 
 Loading checks every file listed in the manifest against its sha256 **before** any file is
@@ -47,7 +52,9 @@ from pipeline.serving.signing import SIGNATURE_FILE, SignatureCheck, check_signa
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.skops"
+FOREST_FILE = "forest.safetensors"
 BACKBONE_FILE = "backbone.safetensors"
+BACKBONE_ONNX_FILE = "backbone.onnx"
 REPO_ROOT = env.REPO_ROOT
 
 # Types a bundle's model.skops may contain (besides plain containers, strings, numbers and
@@ -68,7 +75,7 @@ _SKOPS_DATA_TYPES = (
     "builtins.bool", "numpy.int32", "numpy.int64", "numpy.float32", "numpy.float64", "numpy.bool_",
 )
 
-_PACKAGES = ("numpy", "torch", "SimpleITK", "pyradiomics", "scikit-learn", "pyswarms", "shap", "skops", "safetensors")
+_PACKAGES = ("numpy", "torch", "SimpleITK", "pyradiomics", "scikit-learn", "pyswarms", "shap", "skops", "safetensors", "onnxruntime")
 
 
 def package_versions() -> dict[str, str]:
@@ -240,6 +247,8 @@ def write_bundle(out_dir: str | os.PathLike[str], *, estimator: Any, feature_nam
     try:
         (tmp / MODEL_FILE).write_bytes(canonical_skops(sio.dumps(estimator)))
         files = [MODEL_FILE]
+        if write_forest_arrays(estimator, tmp / FOREST_FILE):
+            files.append(FOREST_FILE)
         backbone_info: dict[str, Any] | None = None
         if backbone is not None:
             from models.medicalnet import save_backbone_safetensors
@@ -247,6 +256,8 @@ def write_bundle(out_dir: str | os.PathLike[str], *, estimator: Any, feature_nam
             save_backbone_safetensors(backbone, tmp / BACKBONE_FILE)
             canonicalise_safetensors(tmp / BACKBONE_FILE)
             files.append(BACKBONE_FILE)
+            if write_backbone_onnx(backbone, tmp / BACKBONE_ONNX_FILE):
+                files.append(BACKBONE_ONNX_FILE)
             backbone_info = {"architecture": "MedicalNet ResNet-10 (shortcut B), 512-d GAP encoder",
                              "file": BACKBONE_FILE, "dtype": "float16", "source": backbone_source}
         if model_card is not None:
@@ -342,7 +353,7 @@ def verify_files(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
             f"model bundle {root.name!r} has format version {manifest.get('format_version')}, this PleuraRisk reads {FORMAT_VERSION}"
         )
     files = manifest.get("files")
-    if not isinstance(files, dict) or MODEL_FILE not in files:
+    if not isinstance(files, dict) or (MODEL_FILE not in files and FOREST_FILE not in files):
         raise BundleError(f"model bundle {root.name!r}: manifest lists no {MODEL_FILE}")
     if SIGNATURE_FILE in files:
         raise BundleError(f"model bundle {root.name!r}: its manifest lists {SIGNATURE_FILE}, "
@@ -358,7 +369,7 @@ def verify_files(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
             raise BundleError(
                 f"model bundle {root.name!r}: {rel} fails its sha256 check (file changed or corrupt); refusing to load it"
             )
-    for candidate in (MODEL_FILE, BACKBONE_FILE):
+    for candidate in (MODEL_FILE, FOREST_FILE, BACKBONE_FILE, BACKBONE_ONNX_FILE):
         if (root / candidate).exists() and candidate not in files:
             raise BundleError(f"model bundle {root.name!r}: {candidate} is present but not listed in the manifest")
     return manifest, bytes_sha256(raw)
@@ -386,6 +397,66 @@ def _skops_types(path: Path) -> set[str]:
     return found
 
 
+def load_skops_model(root: Path) -> Any:
+    """The classifier in a verified bundle's ``model.skops`` (imports skops and scikit-learn: slow).
+
+    Only the types in :data:`TRUSTED_TYPES` are accepted."""
+    import skops.io as sio
+    from skops.io.exceptions import UntrustedTypesFoundException
+
+    try:
+        types = _skops_types(root / MODEL_FILE)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad bundle
+        raise BundleError(f"model bundle {root.name!r}: {MODEL_FILE} could not be read ({type(exc).__name__})") from None
+    refused = sorted(t for t in types if t not in TRUSTED_TYPES and t not in _SKOPS_DATA_TYPES)
+    if refused:
+        raise BundleError(f"model bundle {root.name!r}: {MODEL_FILE} contains types PleuraRisk does not trust: {refused[:5]}")
+    try:
+        # skops audits the file once more against exactly this list while loading (one walk of
+        # its tree; a separate get_untrusted_types() pass cost ~1 s of start-up for the demo model)
+        return sio.load(root / MODEL_FILE, trusted=sorted(types))
+    except UntrustedTypesFoundException as exc:  # a type our schema walk did not see: still refused
+        found = str(exc).split("\n", 1)[0].removeprefix("Untrusted types found in the file: ").rstrip(".")
+        raise BundleError(f"model bundle {root.name!r}: {MODEL_FILE} contains types PleuraRisk does not trust: "
+                          f"{found}") from None
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad bundle
+        raise BundleError(f"model bundle {root.name!r}: {MODEL_FILE} could not be loaded ({type(exc).__name__})") from None
+
+
+def write_forest_arrays(estimator: Any, path: Path) -> bool:
+    """Write ``estimator``'s trees as ``forest.safetensors`` (byte-identical for an identical model);
+    False when it is not a tree ensemble the array form can hold."""
+    from models.tree_arrays import from_estimator, save_model_arrays
+
+    try:
+        model = from_estimator(estimator)
+    except (AttributeError, ValueError):
+        return False
+    save_model_arrays(model, path)
+    canonicalise_safetensors(path)
+    return True
+
+
+def onnx_runtime_available() -> bool:
+    """ONNX Runtime is installed (checked without importing it)."""
+    from importlib.util import find_spec
+
+    return find_spec("onnxruntime") is not None
+
+
+def write_backbone_onnx(backbone: Any, path: Path) -> bool:
+    """Export the backbone for ONNX Runtime (:func:`models.onnx_backbone.export_backbone_onnx`);
+    False when the exporter's ``onnx`` package is not installed (the bundle then scores with torch)."""
+    from importlib.util import find_spec
+
+    if find_spec("onnx") is None:
+        return False
+    from models.onnx_backbone import export_backbone_onnx
+
+    export_backbone_onnx(backbone, path)
+    return True
+
+
 def _manifest_settings(root: Path, manifest: Mapping[str, Any]) -> tuple[PipelineConfig, tuple[str, ...]]:
     try:
         return PipelineConfig.from_dict(manifest["config"]), tuple(manifest["feature_names"])
@@ -406,38 +477,33 @@ def bundle_config(path: str | os.PathLike[str] | None = None, *, allow_unsigned:
 
 def load_bundle(path: str | os.PathLike[str] | None = None, *, allow_unsigned: bool | None = None) -> ModelBundle:
     """Verify (sha256 of every file, signature) and load a bundle; see :func:`check_bundle` for
-    refusals and ``allow_unsigned``."""
-    import skops.io as sio
-
+    refusals and ``allow_unsigned``. The classifier comes from ``forest.safetensors`` when the
+    bundle has one (no scikit-learn or skops import), else from ``model.skops``."""
     root = Path(path) if path is not None else default_bundle_path()
     manifest, bundle_id, signature = check_bundle(root, allow_unsigned=allow_unsigned)
     config, feature_names = _manifest_settings(root, manifest)
-    from skops.io.exceptions import UntrustedTypesFoundException
+    if FOREST_FILE in manifest["files"]:
+        from models.tree_arrays import load_model_arrays
 
-    try:
-        types = _skops_types(root / MODEL_FILE)
-    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad bundle
-        raise BundleError(f"model bundle {root.name!r}: {MODEL_FILE} could not be read ({type(exc).__name__})") from None
-    refused = sorted(t for t in types if t not in TRUSTED_TYPES and t not in _SKOPS_DATA_TYPES)
-    if refused:
-        raise BundleError(f"model bundle {root.name!r}: {MODEL_FILE} contains types PleuraRisk does not trust: {refused[:5]}")
-    try:
-        # skops audits the file once more against exactly this list while loading (one walk of
-        # its tree; a separate get_untrusted_types() pass cost ~1 s of start-up for the demo model)
-        estimator = sio.load(root / MODEL_FILE, trusted=sorted(types))
-    except UntrustedTypesFoundException as exc:  # a type our schema walk did not see: still refused
-        found = str(exc).split("\n", 1)[0].removeprefix("Untrusted types found in the file: ").rstrip(".")
-        raise BundleError(f"model bundle {root.name!r}: {MODEL_FILE} contains types PleuraRisk does not trust: "
-                          f"{found}") from None
-    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad bundle
-        raise BundleError(f"model bundle {root.name!r}: {MODEL_FILE} could not be loaded ({type(exc).__name__})") from None
+        try:
+            estimator = load_model_arrays(root / FOREST_FILE)
+        except Exception as exc:  # noqa: BLE001 - any parse failure is a bad bundle
+            raise BundleError(f"model bundle {root.name!r}: {FOREST_FILE} could not be loaded "
+                              f"({type(exc).__name__})") from None
+    else:
+        estimator = load_skops_model(root)
     backbone = None
     if uses_group(feature_names, "deep"):
-        if not (root / BACKBONE_FILE).is_file():
-            raise BundleError(f"model bundle {root.name!r} uses deep features but has no {BACKBONE_FILE}")
-        from models.medicalnet import load_backbone_safetensors
+        if BACKBONE_ONNX_FILE in manifest["files"] and onnx_runtime_available():
+            from models.onnx_backbone import OnnxBackbone
 
-        backbone = load_backbone_safetensors(root / BACKBONE_FILE)
+            backbone = OnnxBackbone(root / BACKBONE_ONNX_FILE)
+        else:
+            if not (root / BACKBONE_FILE).is_file():
+                raise BundleError(f"model bundle {root.name!r} uses deep features but has no {BACKBONE_FILE}")
+            from models.medicalnet import load_backbone_safetensors
+
+            backbone = load_backbone_safetensors(root / BACKBONE_FILE)
     n_in = getattr(estimator, "n_features_in_", len(feature_names))
     if n_in != len(feature_names):
         raise BundleError(
@@ -459,7 +525,7 @@ def attach_files(path: str | os.PathLike[str], files: Mapping[str, bytes], *,
     root = Path(path)
     manifest, _, _signature = check_bundle(root, allow_unsigned=True)
     for rel, data in files.items():
-        if rel in (MANIFEST, MODEL_FILE, BACKBONE_FILE, SIGNATURE_FILE) or rel.startswith(("/", "..")):
+        if rel in (MANIFEST, MODEL_FILE, FOREST_FILE, BACKBONE_FILE, BACKBONE_ONNX_FILE, SIGNATURE_FILE) or rel.startswith(("/", "..")):
             raise BundleError(f"cannot attach {rel!r} to a bundle")
         target = root / rel
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -21,8 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from models.deploy import DeployedLateFusion
-
 from pipeline.serving.bundle import ModelBundle, load_bundle
 from pipeline.core.env import settings
 from pipeline.core.errors import reraise_with_step
@@ -153,6 +151,8 @@ def _recalibrate(estimator: Any, p: np.ndarray) -> np.ndarray:
 def _per_tree(forest: Any, X: np.ndarray) -> np.ndarray | None:
     """P(class 1) of each tree of a fitted forest for one case (``tree_.predict`` directly:
     ≈10× cheaper than one ``predict_proba`` per tree), or None if it is not a tree ensemble."""
+    if hasattr(forest, "tree_proba"):  # models.tree_arrays.ArrayForest
+        return forest.tree_proba(X)[:, 0, forest.positive_index()]
     trees = getattr(forest, "estimators_", None)
     if not trees or not hasattr(trees[0], "tree_"):
         return None
@@ -171,7 +171,7 @@ def _tree_probabilities(estimator: Any, X: np.ndarray) -> np.ndarray | None:
 LATE_SPREAD_RESAMPLES = 200
 
 
-def _late_fusion_spread(model: DeployedLateFusion, X: np.ndarray, *, resamples: int = LATE_SPREAD_RESAMPLES,
+def _late_fusion_spread(model: Any, X: np.ndarray, *, resamples: int = LATE_SPREAD_RESAMPLES,
                         seed: int = 0) -> np.ndarray:
     """Raw stacked probabilities when each group forest's trees are resampled with replacement
     (``resamples`` draws, fixed seed): how much the stacked result depends on the particular
@@ -209,14 +209,14 @@ class Scorer:
                                             feature_names=self.bundle.feature_names, num_threads=num_threads,
                                             backbone_owned=owned)
         estimator = self.bundle.estimator
-        self.late_fusion = isinstance(estimator, DeployedLateFusion)
+        self.late_fusion = hasattr(estimator, "group_forests")  # DeployedLateFusion or its array form
         if not explain:
             self.explainer = None
         elif self.late_fusion:
             self.explainer = [TreeExplainer(f) for f in estimator.group_forests]
         else:
             forest = _forest_of(estimator)
-            self.explainer = TreeExplainer(forest) if hasattr(forest, "estimators_") else None
+            self.explainer = TreeExplainer(forest) if hasattr(forest, "estimators_") or hasattr(forest, "shap_model") else None
         try:
             self.domain = load_domain(self.bundle.path, self.bundle.manifest)
         except (ValueError, KeyError, TypeError) as exc:

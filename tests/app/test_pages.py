@@ -264,7 +264,7 @@ def test_model_page_shows_identity_and_switches_bundle(env: Path, weights_dir: P
     assert not at.exception and not errors(at)
     assert [t.label for t in at.tabs] == ["Model card", "Training", "Report", "Identity"]
     frames = {tuple(df.value.columns)[0]: df.value for df in at.dataframe}
-    assert set(frames["file"]["file"]) == {"MODEL_CARD.md", "model.skops", "report/curve.png"}
+    assert set(frames["file"]["file"]) == {"MODEL_CARD.md", "model.skops", "forest.safetensors", "report/curve.png"}
     assert ("metrics.auc", "0.8") in set(map(tuple, frames["metric"].to_numpy()))
     assert "numpy" in set(frames["package"]["package"])
     assert len(at.image) == 1  # report/curve.png

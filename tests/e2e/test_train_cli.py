@@ -123,11 +123,14 @@ def test_late_fusion_bundle_is_exported_and_scores_with_a_stacked_explanation(la
     import numpy as np
 
     from models.deploy import DeployedLateFusion
+    from models.tree_arrays import ArrayLateFusion
     from pipeline.inputs.clinical import parse_clinical
+    from pipeline.serving.bundle import load_skops_model
     from pipeline.serving.score import Scorer
 
     bundle = load_bundle(late_bundle)
-    assert isinstance(bundle.estimator, DeployedLateFusion)
+    assert isinstance(bundle.estimator, ArrayLateFusion)  # the tree arrays it scores with
+    assert isinstance(load_skops_model(late_bundle), DeployedLateFusion)
     assert bundle.manifest["training"]["fusion"] == "late"
     assert "logistic stacker" in (late_bundle / "MODEL_CARD.md").read_text()
     row = next(csv.DictReader(phantom_cohort.open()))  # the cohort CSV; image paths relative to it

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from signing_helpers import sign_for_tests
 
-from pipeline.serving.bundle import BACKBONE_FILE, MANIFEST, MODEL_FILE, load_bundle, verify_bundle
+from pipeline.serving.bundle import (BACKBONE_FILE, BACKBONE_ONNX_FILE, FOREST_FILE, MANIFEST, MODEL_FILE, load_bundle,
+                                     verify_bundle)
 from pipeline.core.errors import BundleError
 
 
@@ -27,11 +28,11 @@ def test_loads_and_declares_its_settings(tiny_bundle: Path):
     assert b.manifest["config"]["radiomics"]["params_yaml"].startswith("# PyRadiomics parameter file")
     assert b.feature_names[0] == "dl_000" and b.feature_names[-1] == "age_years"
     assert b.backbone is not None
-    assert set(b.manifest["files"]) == {MODEL_FILE, BACKBONE_FILE}
+    assert set(b.manifest["files"]) == {MODEL_FILE, FOREST_FILE, BACKBONE_FILE, BACKBONE_ONNX_FILE}
     assert b.manifest["package_versions"]["pyradiomics"] == "3.0.1"
 
 
-@pytest.mark.parametrize("name", [MODEL_FILE, BACKBONE_FILE])
+@pytest.mark.parametrize("name", [MODEL_FILE, BACKBONE_FILE, FOREST_FILE, BACKBONE_ONNX_FILE])
 def test_a_flipped_byte_is_refused(bundle_copy: Path, name: str):
     path = bundle_copy / name
     data = bytearray(path.read_bytes())
@@ -74,6 +75,8 @@ def test_untrusted_types_in_model_file_are_never_loaded(bundle_copy: Path):
     from pipeline.core.hashing import file_sha256
 
     m["files"][MODEL_FILE] = file_sha256(bundle_copy / MODEL_FILE)
+    del m["files"][FOREST_FILE]  # an older bundle, without tree arrays: model.skops is what loads
+    (bundle_copy / FOREST_FILE).unlink()
     (bundle_copy / MANIFEST).write_text(json.dumps(m))
     sign_for_tests(bundle_copy)  # signed by a trusted key: the type allow-list still refuses it
     with pytest.raises(BundleError, match="does not trust: "):

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from models.deploy import DeployedForest
+from models.tree_arrays import ArrayDeployedForest
 from pipeline.core.groups import CLINICAL_FEATURES
 from pipeline.features.pleura import PLEURA_FEATURE_NAMES
-from pipeline.serving.bundle import load_bundle, verify_bundle
+from pipeline.serving.bundle import load_bundle, load_skops_model, verify_bundle
 from pipeline.training.build import always_keep_columns, final_oof_probabilities, train_bundle
 from pipeline.training.dataset import read_table, training_arrays
 from pipeline.training.selection import FeatureSelector
@@ -37,7 +38,8 @@ def test_train_bundle_writes_a_recalibrated_forest_with_report_and_card(trained)
     assert [s for s in steps if s[0] == "early: outer fold"] == [("early: outer fold", i, 3) for i in (1, 2, 3)]
     assert steps[-1] == ("final refit", 1, 1)
     bundle = load_bundle(summary.path)
-    assert isinstance(bundle.estimator, DeployedForest) and bundle.name == "a"
+    assert isinstance(bundle.estimator, ArrayDeployedForest) and bundle.name == "a"  # the tree arrays it scores with
+    assert isinstance(load_skops_model(summary.path), DeployedForest)
     assert len(bundle.feature_names) == summary.n_features
     assert bundle.threshold == pytest.approx(summary.threshold)
     report = json.loads((summary.path / "report/training_report.json").read_text())
@@ -54,6 +56,7 @@ def test_same_seed_same_model(trained):
     ma, _ = verify_bundle(a.path)
     mb, _ = verify_bundle(b.path)
     assert ma["files"]["model.skops"] == mb["files"]["model.skops"] and ma["feature_names"] == mb["feature_names"]
+    assert ma["files"]["forest.safetensors"] == mb["files"]["forest.safetensors"]
     assert load_bundle(b.path).name == "b-model"
 
 
