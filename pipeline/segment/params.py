@@ -20,7 +20,7 @@ from pipeline.core.volume import Volume
 Point = tuple[float, float, float]
 
 
-def _point(value: object, *, name: str) -> Point:
+def as_point(value: object, *, name: str) -> Point:
     try:
         pt = tuple(float(v) for v in value)  # type: ignore[union-attr]
     except (TypeError, ValueError):
@@ -62,7 +62,7 @@ class SegmentParams:
             value = getattr(self, name)
             if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
                 raise ConfigError(f"the segmentation setting {name} must be a list of x, y, z points in mm")
-            pts = tuple(_point(p, name=f"each point of {name}") for p in value)
+            pts = tuple(as_point(p, name=f"each point of {name}") for p in value)
             if len(pts) > 50:
                 raise ConfigError(f"the segmentation setting {name} holds {len(pts)} points; at most 50")
             object.__setattr__(self, name, pts)

@@ -11,7 +11,7 @@ from pipeline.core.errors import InputError, SeedError
 from pipeline.core.volume import Volume
 from pipeline.segment.grow import (LUNG_HU, MIN_LUNG_ML, SEED_BONE_HU, SEED_LUNG_HU, Grown, body_slab, grow,
                                    make_crop, seed_hu, touches_crop_edge)
-from pipeline.segment.params import Point, SegmentParams, Segmentation, _point
+from pipeline.segment.params import Point, SegmentParams, Segmentation, as_point
 
 METHOD = "lung-cavity-constrained threshold growing v1"
 
@@ -161,7 +161,7 @@ def segment_from_seed(ct: Volume, *, seed_xyz_mm: tuple[float, float, float],
     params = SegmentParams() if params is None else params
     if not isinstance(params, SegmentParams):
         raise TypeError("params must be a SegmentParams")
-    seed = _point(seed_xyz_mm, name="the click")
+    seed = as_point(seed_xyz_mm, name="the click")
     seed_zyx = _seed_index(ct, seed)
     ctx = _Context(ct, seed_zyx, params.max_diameter_mm)
     grown = [_grow_click(ct, ctx, seed_zyx, params)]
