@@ -61,7 +61,8 @@ def seed_hu(ct: Volume, seed_zyx: tuple[int, int, int], radius_mm: float = 2.0) 
     return float(np.median(ct.array[box]))
 
 
-def make_crop(ct: Volume, seed_zyx: tuple[int, int, int], half_mm: float, body_full_ds: tuple[np.ndarray, int, int]) -> Crop:
+def make_crop(ct: Volume, seed_zyx: tuple[int, int, int], half_mm: float,
+              body_full_ds: tuple[np.ndarray, int, int]) -> Crop:
     """Crop ±half_mm around the click; in-plane stride so the crop is at most ~160 voxels wide."""
     sz, sy, sx = ct.spacing_zyx
     step = max(1, math.ceil(2 * half_mm / sx / 160))
@@ -95,11 +96,18 @@ def _component_at(mask: np.ndarray, seed: tuple[int, int, int], sp, near_mm: flo
     if n == 0:
         return None
     lab = labels[seed]
-    if lab == 0:
-        dist, idx = ndi.distance_transform_edt(labels == 0, sampling=sp, return_indices=True)
-        if dist[seed] > near_mm:
+    if lab == 0:  # nearest labelled voxel within near_mm, searched in a small box around the click
+        k = [int(math.ceil(near_mm / v)) for v in sp]
+        box = tuple(slice(max(0, c - r), c + r + 1) for c, r in zip(seed, k))
+        sub = labels[box]
+        pts = np.argwhere(sub > 0)
+        if len(pts) == 0:
             return None
-        lab = labels[tuple(int(i[seed]) for i in idx)]
+        local = np.array([c - b.start for c, b in zip(seed, box)])
+        d = np.sqrt((((pts - local) * np.asarray(sp)) ** 2).sum(axis=1))
+        if d.min() > near_mm:
+            return None
+        lab = sub[tuple(pts[int(np.argmin(d))])]
     return labels == lab
 
 
@@ -116,7 +124,7 @@ def grow(crop: Crop, *, sensitivity: float, reach_mm: float, lung_dist_mm: float
     a, sp, seed = crop.hu, crop.spacing_zyx, crop.seed
     lung = (a < LUNG_HU) & crop.body
     # cavity: the lungs closed with a ball larger than the tumour's base on the pleura
-    r_close = float(np.clip(1.3 * lung_dist_mm + 4.0, 8.0, 60.0))
+    r_close = float(np.clip(lung_dist_mm + 4.0, 8.0, 60.0))
     dil = _edt(~lung, sp) <= r_close
     cavity = (_edt(dil, sp) > r_close) | lung
     cavity &= crop.body
@@ -132,7 +140,7 @@ def grow(crop: Crop, *, sensitivity: float, reach_mm: float, lung_dist_mm: float
     r_open = float(np.clip(0.3 * lung_dist_mm, 1.0, 3.0))
 
     def region_at(thr: float) -> np.ndarray:
-        m = (a > thr) & cavity & reach
+        m = (a > thr) & (a < SEED_BONE_HU) & cavity & reach
         eroded = _edt(m, sp) > r_open
         core = _component_at(eroded, seed, sp, near_mm=r_open + max(sp))
         if core is None:
@@ -144,10 +152,19 @@ def grow(crop: Crop, *, sensitivity: float, reach_mm: float, lung_dist_mm: float
         region = comp if comp is not None else core
         return ndi.binary_fill_holes(region)
 
-    span = max(mu_t - mu_lung, 1.0)
-    thr = mu_lung + (1.0 - sensitivity) * span
-    thr = float(np.clip(thr, mu_lung + 100.0, mu_t - 30.0)) if span > 130 else mu_lung + 0.5 * span
+    def threshold(level: float) -> float:
+        span = max(level - mu_lung, 1.0)
+        thr = mu_lung + (1.0 - sensitivity) * span
+        return float(np.clip(thr, mu_lung + 100.0, level - 30.0)) if span > 130 else mu_lung + 0.5 * span
+
+    thr = threshold(mu_t)
     region = region_at(thr)
+    # the tumour's own level (median HU of the first region), not the click's, sets the threshold,
+    # so clicks anywhere in the tumour give the same ROI
+    level = float(np.percentile(a[region], 75))
+    if level > mu_lung + 130.0 and abs(threshold(level) - thr) > 5.0:
+        thr = threshold(level)
+        region = region_at(thr)
     # a ground-glass rim: the 3 mm shell outside a solid core is clearly denser than lung
     shell = (_edt(~region, sp) <= 3.0) & ~region & cavity
     if shell.sum() > 20:

@@ -30,22 +30,28 @@ class _Context:
 
     def __init__(self, ct: Volume, seed_zyx: tuple[int, int, int], reach_mm: float) -> None:
         sz, sy, sx = ct.spacing_zyx
-        self.ds = max(1, round(2.0 / sx))
+        self.ds = max(1, round(3.0 / sx))
         k = int(math.ceil((reach_mm + 10.0) / sz))
         self.z0, self.z1 = max(0, seed_zyx[0] - k), min(ct.shape_zyx[0], seed_zyx[0] + k + 1)
         self.body = body_slab(ct, self.z0, self.z1, self.ds)
         self.lung = (ct.array[self.z0:self.z1, ::self.ds, ::self.ds] < LUNG_HU) & self.body
+        self.aerated = (ct.array[self.z0:self.z1, ::self.ds, ::self.ds] < SEED_LUNG_HU) & self.body
         self.sp = (sz, sy * self.ds, sx * self.ds)
-        self._dist: np.ndarray | None = None
 
     def at(self, seed_zyx: tuple[int, int, int]) -> tuple[int, int, int]:
         return (seed_zyx[0] - self.z0, min(seed_zyx[1] // self.ds, self.body.shape[1] - 1),
                 min(seed_zyx[2] // self.ds, self.body.shape[2] - 1))
 
-    def lung_distance_mm(self, seed_zyx: tuple[int, int, int]) -> float:
-        if self._dist is None:
-            self._dist = ndi.distance_transform_edt(~self.lung, sampling=self.sp)
-        return float(self._dist[self.at(seed_zyx)])
+    def lung_distance_mm(self, seed_zyx: tuple[int, int, int], limit_mm: float = 60.0) -> float:
+        """Distance (mm) from the click to the nearest aerated lung (< −650 HU), at most ``limit_mm``."""
+        c = self.at(seed_zyx)
+        box = tuple(slice(max(0, i - int(math.ceil(limit_mm / s))), i + int(math.ceil(limit_mm / s)) + 1)
+                    for i, s in zip(c, self.sp))
+        pts = np.argwhere(self.aerated[box])
+        if len(pts) == 0:
+            return limit_mm
+        local = np.array([i - b.start for i, b in zip(c, box)])
+        return float(min(limit_mm, np.sqrt((((pts - local) * np.asarray(self.sp)) ** 2).sum(axis=1)).min()))
 
 
 def _check_click(ct: Volume, ctx: _Context, seed_zyx: tuple[int, int, int]) -> None:
