@@ -92,16 +92,13 @@ class Segmentation:
     def provenance(self) -> dict[str, Any]:
         """JSON-safe description for the result JSON, the PDF and a DICOM SEG."""
         import scipy
-        import SimpleITK as sitk
-        import skimage
 
         from pipeline import __version__
 
         return {
             "kind": "semi-automatic",
             "method": self.method,
-            "software": {"pleurarisk": __version__, "SimpleITK": sitk.Version.VersionString(),
-                         "scipy": scipy.__version__, "scikit-image": skimage.__version__},
+            "software": {"pleurarisk": __version__, "numpy": np.__version__, "scipy": scipy.__version__},
             "seed_xyz_mm": [round(v, 2) for v in self.seed_xyz_mm],
             "seed_ijk": list(self.seed_ijk),
             "params": self.params.as_dict(),
