@@ -97,10 +97,15 @@ def _read_manifest(path: Path) -> tuple[_Images, dict[str, dict[str, str]], dict
     """Images, raw rows and per-row problems (more fields than columns) of a manifest CSV."""
     from pipeline.inputs.csvtable import read_table
 
-    table = read_table(path, what="case manifest", required=("case_id", "ct_path"))
-    if "roi_path" not in table.columns and "seed_mm" not in table.columns:
-        raise CohortError("case manifest lacks column roi_path (or seed_mm, a click in the tumour); "
-                          "required: case_id, ct_path, roi_path or seed_mm")
+    table = read_table(path, what="case manifest", required=("case_id",))
+    roi_col = "seed_mm" if "seed_mm" in table.columns and "roi_path" not in table.columns else "roi_path"
+    missing = [c for c in ("case_id", "ct_path", roi_col) if c not in table.columns]
+    if missing:
+        raise CohortError(f"case manifest lacks column(s) {', '.join(missing)}; required: case_id, ct_path, roi_path "
+                          "(or seed_mm, a click in the tumour)")
+    twice = [c for c in ("ct_path", "roi_path", "seed_mm") if table.columns.count(c) > 1]
+    if twice:
+        raise CohortError(f"case manifest has the column {twice[0]} more than once; keep one")
     images: _Images = {}
     rows: dict[str, dict[str, str]] = {}
     problems: dict[str, str] = {}

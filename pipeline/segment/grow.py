@@ -20,6 +20,8 @@ AIR_BODY_HU = -500.0  # body outline: the patient is everything above this, hole
 LUNG_HU = -400.0  # aerated lung inside the body
 SEED_LUNG_HU = -650.0  # a click this dark is on aerated lung (ground glass is brighter)
 SEED_BONE_HU = 300.0  # a click this bright is on bone or calcification
+FAT_HU = (-190.0, -60.0)  # a click in this range is on fat (tumour: ground glass below, solid above)
+TUBE_RATIO = 3.0  # a region this many times longer than the structure is thick at the click: a vessel
 MIN_LUNG_ML = 30.0  # less aerated lung than this in the click's slab: "no lung"
 
 
@@ -174,8 +176,26 @@ def grow(crop: Crop, *, sensitivity: float, reach_mm: float, lung_dist_mm: float
             thr2 = max(thr2, mu_lung + 100.0)
             region = region_at(thr2) | region
             thr = thr2
+    _refuse_tube(region, seed, sp)
     capped = bool((region & ~ball_mask(a.shape, seed, sp, reach_mm - 1.5 * max(sp))).any())
     return Grown(region=region, crop=crop, threshold_hu=thr, capped=capped)
+
+
+def _refuse_tube(region: np.ndarray, seed: tuple[int, int, int], sp: tuple[float, float, float]) -> None:
+    """A click on a vessel: the structure at the click is thin (radius < 4 mm within 4 mm of it)
+    and the connected region is much longer than that (a tube, not a round tumour)."""
+    local = tuple(slice(max(0, c - int(math.ceil(8.0 / v))), c + int(math.ceil(8.0 / v)) + 1) for c, v in zip(seed, sp))
+    sub = region[local]
+    depth = _edt(np.pad(sub, 1), sp)[1:-1, 1:-1, 1:-1]
+    near = ball_mask(sub.shape, tuple(c - b.start for c, b in zip(seed, local)), sp, 4.0)
+    radius = float(depth[near].max()) if (near & sub).any() else 0.0
+    if radius >= 4.0:
+        return
+    pts = np.argwhere(region) * np.asarray(sp)
+    length = float(np.sqrt(((pts - np.asarray(seed) * np.asarray(sp)) ** 2).sum(axis=1)).max()) * 2.0
+    if length > TUBE_RATIO * 2.0 * max(radius, min(sp)):
+        raise SeedError(f"the click is on a thin tubular structure (about {2 * radius:.0f} mm across and "
+                        f"{length:.0f} mm long), probably a vessel, not a tumour: click inside the tumour")
 
 
 def touches_crop_edge(g: Grown) -> bool:

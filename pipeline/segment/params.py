@@ -39,8 +39,8 @@ class SegmentParams:
         adjust_mm: grow (+) or shrink (−) the result by this many mm (−10..10).
         add_seeds_xyz_mm: extra clicks (LPS mm) that must be inside the ROI.
         remove_seeds_xyz_mm: clicks (LPS mm) that must be outside the ROI.
-        max_diameter_mm: growth cap (20..300 mm): a region longer than this is cut to a sphere of this
-            diameter around the click and flagged ``capped``.
+        max_diameter_mm: growth cap (20..300 mm): the region grows at most 0.75 × this from the click,
+            and one that reaches that distance or is longer than this is flagged ``capped`` with a warning.
     """
 
     sensitivity: float = 0.5

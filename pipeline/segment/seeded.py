@@ -9,7 +9,7 @@ from scipy import ndimage as ndi
 
 from pipeline.core.errors import InputError, SeedError
 from pipeline.core.volume import Volume
-from pipeline.segment.grow import (LUNG_HU, MIN_LUNG_ML, SEED_BONE_HU, SEED_LUNG_HU, Grown, body_slab, grow,
+from pipeline.segment.grow import (FAT_HU, LUNG_HU, MIN_LUNG_ML, SEED_BONE_HU, SEED_LUNG_HU, Grown, body_slab, grow,
                                    make_crop, seed_hu, touches_crop_edge)
 from pipeline.segment.params import Point, SegmentParams, Segmentation, as_point
 
@@ -61,6 +61,8 @@ def _check_click(ct: Volume, ctx: _Context, seed_zyx: tuple[int, int, int]) -> N
     if hu < SEED_LUNG_HU:
         raise SeedError(f"the click is in air or aerated lung parenchyma (about {hu:.0f} HU), not in a tumour: "
                         "click inside the tumour's solid or ground-glass part")
+    if FAT_HU[0] < hu < FAT_HU[1]:
+        raise SeedError(f"the click is on fat (about {hu:.0f} HU), not on a tumour: click inside the tumour")
     if hu > SEED_BONE_HU:
         raise SeedError(f"the click is on bone or calcification (about {hu:.0f} HU), not on a tumour: "
                         "click inside the tumour")
@@ -73,7 +75,7 @@ def _check_click(ct: Volume, ctx: _Context, seed_zyx: tuple[int, int, int]) -> N
 def _grow_click(ct: Volume, ctx: _Context, seed_zyx: tuple[int, int, int], params: SegmentParams) -> Grown:
     _check_click(ct, ctx, seed_zyx)
     lung_dist = ctx.lung_distance_mm(seed_zyx)
-    reach = params.max_diameter_mm
+    reach = 0.75 * params.max_diameter_mm  # mm from the click: an off-centre click still reaches the far side
     half = float(np.clip(2.0 * lung_dist + 20.0, 30.0, reach + 5.0))
     body = (ctx.body, ctx.z0, ctx.ds)
     while True:
@@ -200,8 +202,9 @@ def segment_from_seed(ct: Volume, *, seed_xyz_mm: tuple[float, float, float],
     warnings: list[str] = []
     if capped or diameter > params.max_diameter_mm:
         capped = True
-        warnings.append(f"the ROI reached the growth cap ({params.max_diameter_mm:.0f} mm) and was cut there: the click "
-                        "may be in a very large mass or the region leaked into the chest wall or mediastinum; check it")
+        warnings.append(f"the ROI reached the growth cap of {params.max_diameter_mm:.0f} mm (longest diameter "
+                        f"{diameter:.0f} mm) and growth was stopped there: the click may be in a very large mass or "
+                        "the region leaked into the chest wall or mediastinum; check the ROI")
     volume_ml = float(mask.sum()) * float(np.prod(ct.spacing_xyz)) / 1000.0
     return Segmentation(mask=ct.with_array(mask.astype(np.uint8)), seed_xyz_mm=seed,
                         seed_ijk=(seed_zyx[2], seed_zyx[1], seed_zyx[0]), params=params, capped=capped,
