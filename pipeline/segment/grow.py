@@ -21,7 +21,7 @@ LUNG_HU = -400.0  # aerated lung inside the body
 SEED_LUNG_HU = -650.0  # a click this dark is on aerated lung (ground glass is brighter)
 SEED_BONE_HU = 300.0  # a click this bright is on bone or calcification
 FAT_HU = (-190.0, -60.0)  # a click in this range is on fat (tumour: ground glass below, solid above)
-TUBE_RATIO = 3.0  # a region this many times longer than the structure is thick at the click: a vessel
+TUBE_RATIO = 4.0  # a region this many times longer than the structure is thick at the click: a vessel
 MIN_LUNG_ML = 30.0  # less aerated lung than this in the click's slab: "no lung"
 
 
@@ -47,13 +47,15 @@ class Grown:
     capped: bool
 
 
+_IN_PLANE = np.array([[[0, 0, 0], [0, 0, 0], [0, 0, 0]], [[0, 1, 0], [1, 1, 1], [0, 1, 0]], [[0, 0, 0], [0, 0, 0], [0, 0, 0]]],
+                     bool)  # 4-connectivity within each axial slice, none across slices
+
+
 def body_slab(ct: Volume, z0: int, z1: int, step: int) -> np.ndarray:
     """Body mask of slices z0..z1 (whole slices, in-plane stride ``step``): above −500 HU with
     holes (lungs, airways) filled slice by slice."""
     slab = ct.array[z0:z1, ::step, ::step] > AIR_BODY_HU
-    return ndi.binary_fill_holes(slab, structure=np.array([[[0, 0, 0], [0, 0, 0], [0, 0, 0]],
-                                                           [[0, 1, 0], [1, 1, 1], [0, 1, 0]],
-                                                           [[0, 0, 0], [0, 0, 0], [0, 0, 0]]], bool))
+    return ndi.binary_fill_holes(slab, structure=_IN_PLANE)
 
 
 def seed_hu(ct: Volume, seed_zyx: tuple[int, int, int], radius_mm: float = 2.0) -> float:
@@ -86,6 +88,19 @@ def make_crop(ct: Volume, seed_zyx: tuple[int, int, int], half_mm: float,
     seed = (seed_zyx[0] - lo[0], (seed_zyx[1] - lo[1]) // step, (seed_zyx[2] - lo[2]) // step)
     return Crop(hu=hu, body=body, origin=(lo[0], lo[1], lo[2]), step=step,
                 spacing_zyx=(sz, sy * step, sx * step), seed=seed, touches_ct_edge=tuple(edge))
+
+
+def exact_body(crop: Crop) -> np.ndarray:
+    """The body at the crop's own resolution: everything but the air (< −500 HU) connected to
+    air that the coarse body mask (3 mm) surely calls outside (4 mm in from its edge)."""
+    air = crop.hu < AIR_BODY_HU
+    k = max(1, int(math.ceil(4.0 / crop.spacing_zyx[2])))
+    surely_out = ndi.binary_erosion(~crop.body, structure=_IN_PLANE, iterations=k, border_value=1) & air
+    if not surely_out.any():
+        return ~(air & ~crop.body) if not crop.body.all() else np.ones_like(air)
+    labels, _n = ndi.label(air)
+    out_labels = np.unique(labels[surely_out])
+    return ~np.isin(labels, out_labels[out_labels > 0])
 
 
 def _edt(mask: np.ndarray, sp: tuple[float, float, float]) -> np.ndarray:
@@ -124,12 +139,14 @@ def grow(crop: Crop, *, sensitivity: float, reach_mm: float, lung_dist_mm: float
     cavity (so chest wall and mediastinum stay out), opened to cut vessels, holes filled; a
     ground-glass rim around a solid core is taken in by a second, lower threshold."""
     a, sp, seed = crop.hu, crop.spacing_zyx, crop.seed
-    lung = (a < LUNG_HU) & crop.body
+    body = exact_body(crop)
+    lung = (a < LUNG_HU) & body
     # cavity: the lungs closed with a ball larger than the tumour's base on the pleura
     r_close = float(np.clip(lung_dist_mm + 4.0, 8.0, 60.0))
-    dil = _edt(~lung, sp) <= r_close
-    cavity = (_edt(dil, sp) > r_close) | lung
-    cavity &= crop.body
+    filled = ndi.binary_fill_holes(lung, structure=_IN_PLANE)  # a free-standing tumour is a hole in the lung
+    dil = _edt(~filled, sp) <= r_close
+    cavity = (_edt(dil, sp) > r_close) | filled
+    cavity &= body
     if not cavity[seed]:
         raise SeedError("the click is on soft tissue outside the lungs (chest wall, mediastinum or below the "
                         "diaphragm), not on a lung tumour: click inside the tumour")
@@ -182,12 +199,12 @@ def grow(crop: Crop, *, sensitivity: float, reach_mm: float, lung_dist_mm: float
 
 
 def _refuse_tube(region: np.ndarray, seed: tuple[int, int, int], sp: tuple[float, float, float]) -> None:
-    """A click on a vessel: the structure at the click is thin (radius < 4 mm within 4 mm of it)
+    """A click on a vessel: the structure at the click is thin (radius < 4 mm within 8 mm of it)
     and the connected region is much longer than that (a tube, not a round tumour)."""
     local = tuple(slice(max(0, c - int(math.ceil(8.0 / v))), c + int(math.ceil(8.0 / v)) + 1) for c, v in zip(seed, sp))
     sub = region[local]
     depth = _edt(np.pad(sub, 1), sp)[1:-1, 1:-1, 1:-1]
-    near = ball_mask(sub.shape, tuple(c - b.start for c, b in zip(seed, local)), sp, 4.0)
+    near = ball_mask(sub.shape, tuple(c - b.start for c, b in zip(seed, local)), sp, 8.0)
     radius = float(depth[near].max()) if (near & sub).any() else 0.0
     if radius >= 4.0:
         return
