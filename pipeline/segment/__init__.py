@@ -26,7 +26,9 @@ click (grown until the region no longer touches it, up to the growth cap) —
    click, inside the cavity and within the cap, connected to the click, are opened with a ball
    (radius ≈ 0.3 × the tumour's radius, 1–3 mm) to cut vessels and pleural tags, reconstructed
    and hole-filled; a ground-glass rim (a shell clearly denser than lung) is taken in by a second,
-   lower threshold;
+   lower threshold; where the region meets the chest wall it may reach 1.5 mm beyond the cavity
+   (a tumour abutting the pleura usually crosses into it a little; measured: juxta-pleural Dice
+   and the probability both closer to the true ROI's);
 4. add-clicks are grown the same way and joined; remove-clicks take the voxels nearer to them than
    to any keep-click; ``adjust_mm`` grows (within soft tissue) or shrinks by distance transform.
 
