@@ -59,11 +59,12 @@ def body_slab(ct: Volume, z0: int, z1: int, step: int) -> np.ndarray:
     return ndi.binary_fill_holes(slab, structure=_IN_PLANE)
 
 
-def seed_hu(ct: Volume, seed_zyx: tuple[int, int, int], radius_mm: float = 2.0) -> float:
-    """Median HU in a small box (± radius_mm, at least the voxel itself) around the click."""
+def seed_hu(ct: Volume, seed_zyx: tuple[int, int, int], radius_mm: float = 2.0, q: float = 50.0) -> float:
+    """Percentile ``q`` (default the median) of HU in a box (± radius_mm, at least the voxel itself)
+    around the click."""
     r = [max(0, int(radius_mm / s)) for s in ct.spacing_zyx]
     box = tuple(slice(max(0, c - k), c + k + 1) for c, k in zip(seed_zyx, r))
-    return float(np.median(ct.array[box]))
+    return float(np.percentile(ct.array[box], q))
 
 
 def make_crop(ct: Volume, seed_zyx: tuple[int, int, int], half_mm: float,

@@ -61,7 +61,8 @@ def _check_click(ct: Volume, ctx: _Context, seed_zyx: tuple[int, int, int]) -> N
     if hu < SEED_LUNG_HU:
         raise SeedError(f"the click is in air or aerated lung parenchyma (about {hu:.0f} HU), not in a tumour: "
                         "click inside the tumour's solid or ground-glass part")
-    if FAT_HU[0] < hu < FAT_HU[1]:
+    # fat: fat-dense at the click and all around it (a click on a tumour's solid/ground-glass border is not)
+    if FAT_HU[0] < hu < FAT_HU[1] and FAT_HU[0] < seed_hu(ct, seed_zyx, 5.0, 10) and seed_hu(ct, seed_zyx, 5.0, 90) < FAT_HU[1]:
         raise SeedError(f"the click is on fat (about {hu:.0f} HU), not on a tumour: click inside the tumour")
     if hu > SEED_BONE_HU:
         raise SeedError(f"the click is on bone or calcification (about {hu:.0f} HU), not on a tumour: "
