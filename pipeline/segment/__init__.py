@@ -12,8 +12,11 @@ Coordinates: the click is a physical LPS point in mm (x, y, z) exactly as Simple
 ``TransformIndexToPhysicalPoint`` reports it; ``seed_mm_from_voxel`` converts an ITK index
 (i, j, k) = (x, y, z). Arrays are (z, y, x).
 
-Algorithm (see bench/README.md for the measurements behind the choice): on a crop around the
-click (grown until the region no longer touches it, up to the growth cap) —
+Algorithm (see bench/README.md for the measurements behind the choice; SimpleITK
+ConfidenceConnected, watershed and level sets were not benchmarked — none of them has a way to
+stop at the pleura where a tumour is continuous with the chest wall, which is what the lung-cavity
+constraint below provides): on a crop around the click (grown until the region no longer touches
+it, up to the growth cap) —
 
 1. the click is checked: inside the CT, inside the body, not aerated lung (< −650 HU), not bone
    (> 300 HU), aerated lung present in the slices around it;
