@@ -3,10 +3,15 @@
 Layer: above :mod:`pipeline.preprocess`, below :mod:`pipeline.inputs` (uses only core, io and
 preprocess). Classical image processing only (numpy, scipy.ndimage); no learned weights.
 
-Usage:
-    >>> from pipeline.segment import segment_from_seed, SegmentParams  # doctest: +SKIP
-    >>> seg = segment_from_seed(ct, seed_xyz_mm=(-80.5, 12.0, -140.0))  # doctest: +SKIP
-    >>> seg.mask.array.dtype, seg.volume_ml, seg.capped  # doctest: +SKIP
+Usage (``ct`` a :class:`~pipeline.core.volume.Volume` in HU)::
+
+    seg = segment_from_seed(ct, seed_xyz_mm=(-80.5, 12.0, -140.0), params=SegmentParams(sensitivity=0.6))
+    seg.mask  # uint8 Volume on the CT grid; seg.volume_ml, seg.capped, seg.warnings, seg.provenance()
+
+Example:
+    >>> from pipeline.segment import SegmentParams
+    >>> SegmentParams(sensitivity=0.6, adjust_mm=-1).as_dict()["adjust_mm"]
+    -1.0
 
 Coordinates: the click is a physical LPS point in mm (x, y, z) exactly as SimpleITK's
 ``TransformIndexToPhysicalPoint`` reports it; ``seed_mm_from_voxel`` converts an ITK index
