@@ -15,7 +15,7 @@ import sys
 import threading
 
 from pipeline import __version__
-from pipeline.cli import app, pacs, scoring, training
+from pipeline.cli import app, pacs, scoring, segment, training
 from pipeline.cli._common import EXIT_CASES_FAILED, EXIT_INPUT, EXIT_INTERNAL, EXIT_OK
 from pipeline.core.env import Settings
 from pipeline.core.env import settings as env_settings
@@ -23,8 +23,8 @@ from pipeline.core.textsafe import printable
 
 __all__ = ["EXIT_OK", "EXIT_CASES_FAILED", "EXIT_INPUT", "EXIT_INTERNAL", "build_parser", "main"]
 
-_COMMANDS = (scoring.add_score, scoring.add_batch, training.add_synth, training.add_features, training.add_fit,
-             scoring.add_verify, scoring.add_sign, scoring.add_convert, app.add_app, training.add_train,
+_COMMANDS = (scoring.add_score, segment.add_segment, scoring.add_batch, training.add_synth, training.add_features,
+             training.add_fit, scoring.add_verify, scoring.add_sign, scoring.add_convert, app.add_app, training.add_train,
              training.add_evaluate, pacs.add_pacs)
 """Sub-command adders, in the order ``pleura --help`` lists them."""
 
