@@ -128,7 +128,8 @@ class _RoiBox:
 
 def load_case(ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str], *, config: PipelineConfig,
               label: int | None = None, keep_full: bool = False, hash_inputs: bool = True,
-              series: str | None = None, allow_resample: bool = False, check_roi: bool = True) -> PreparedCase:
+              series: str | None = None, allow_resample: bool = False, check_roi: bool = True,
+              runtime: str = "torch") -> PreparedCase:
     """Read and validate a CT/ROI pair and crop it (see module docstring for the order of checks).
 
     ``series`` chooses the DICOM series of a CT folder holding several (SeriesInstanceUID);
@@ -140,6 +141,8 @@ def load_case(ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str],
         check_roi: run the ROI plausibility checks (:mod:`pipeline.inputs.roi_checks`): size and memory
             on the mask, then composition, location and components on the crop. Only benchmarks
             measuring what those checks prevent turn them off.
+        runtime: what the scoring process loads ("torch", or "onnx" for a bundle scored without
+            torch), for the ROI memory estimate (:func:`pipeline.inputs.roi_checks.estimate_peak_mib`).
 
     Raises:
         InputError subclasses naming the problem (unreadable file, not 3-D, too large, not HU,
@@ -147,7 +150,7 @@ def load_case(ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str],
     """
     if not keep_full:
         streamed = _load_streamed(ct_path, roi_path, config=config, label=label, hash_inputs=hash_inputs,
-                                  check_roi=check_roi)
+                                  check_roi=check_roi, runtime=runtime)
         if streamed is not None:
             return streamed
     v = config.validation
@@ -189,7 +192,7 @@ def load_case(ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str],
         box = _RoiBox.of(roi_aligned)
         roi_kept = roi_aligned if keep_full else None
         del roi_aligned
-    plan = _CropPlan.of(box, ct, label=label, config=config, check_roi=check_roi)
+    plan = _CropPlan.of(box, ct, label=label, config=config, check_roi=check_roi, runtime=runtime)
     roi_full = None
     if keep_full:  # a mask on the CT grid is pasted from its box: np.zeros' untouched pages cost nothing
         roi_full = ct.with_array((roi_kept.array == plan.chosen).astype(np.uint8) if roi_kept is not None
@@ -215,7 +218,7 @@ class _CropPlan:
 
     @classmethod
     def of(cls, box: _RoiBox, ct: Volume, *, label: int | None, config: PipelineConfig,
-           check_roi: bool = True) -> "_CropPlan":
+           check_roi: bool = True, runtime: str = "torch") -> "_CropPlan":
         """Labels are checked on the box of all labelled voxels, not on the whole volume (a
         512×512×300 mask is 79 M voxels). ``ct`` only gives the geometry (shape, spacing).
         With ``check_roi``, the ROI's size and the memory its features need are checked here,
@@ -232,7 +235,8 @@ class _CropPlan:
         if check_roi:
             size_warnings = check_roi_size(n_voxels=int(np.count_nonzero(binary_sub.array)),
                                            bbox_shape_zyx=tuple(b - a for a, b in zip(lo_sub, hi_sub)),
-                                           spacing_zyx=ct.spacing_zyx, target_spacing_mm=p.target_spacing_mm)
+                                           spacing_zyx=ct.spacing_zyx, target_spacing_mm=p.target_spacing_mm,
+                                           runtime=runtime)
         start = tuple(a + b for a, b in zip(box.start, lo_sub))
         stop = tuple(a + b for a, b in zip(box.start, hi_sub))
         check_roi_span(tuple((b - a) * s for a, b, s in zip(start, stop, ct.spacing_zyx)),  # type: ignore[arg-type]
@@ -269,7 +273,8 @@ class _CropPlan:
 
 
 def _load_streamed(ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str], *, config: PipelineConfig,
-                   label: int | None, hash_inputs: bool, check_roi: bool = True) -> PreparedCase | None:
+                   label: int | None, hash_inputs: bool, check_roi: bool = True,
+                   runtime: str = "torch") -> PreparedCase | None:
     """:func:`load_case` for the common case (a NIfTI pair on one grid), reading each file once
     and never holding a whole volume.
 
@@ -297,7 +302,8 @@ def _load_streamed(ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[
             return None
         box = replace(roi_box, geometry=ct_geometry.with_array(roi_box.geometry.array))
         try:
-            crop_plan = _CropPlan.of(box, ct_geometry, label=label, config=config, check_roi=check_roi)
+            crop_plan = _CropPlan.of(box, ct_geometry, label=label, config=config, check_roi=check_roi,
+                                     runtime=runtime)
         except RoiPlausibilityError:
             raise  # an ROI too large to be a tumour or to featurise: refused before the CT's voxels are read
         except InputError:

@@ -51,10 +51,13 @@ REFUSE_LUNG_SHELL, WARN_LUNG_SHELL = 0.02, 0.10
 MINOR_COMPONENT_SHARE = 0.10
 RADIOMICS_PAD_MM = 5.0  # PyRadiomics' padDistance around the ROI box (pipeline/params/radiomics.yaml)
 
-# Peak RSS (MiB) of a batch worker scoring one case ≈ _BASE_MIB + _MIB_PER_MVOX × (radiomics box
-# in millions of voxels); fitted on bench/roi_memory.py's runs (see bench/README.md).
-_BASE_MIB = 880.0
-_MIB_PER_MVOX = 240.0
+# Peak RSS (MiB) of a worker scoring one case ≈ base + per-M-voxel × (radiomics box in millions of
+# voxels), by the runtime the scorer loads: "torch" (torch + scikit-learn + shap imported: older
+# bundles, and feature extraction for training) or "onnx" (a bundle with tree arrays and an ONNX
+# backbone: none of those imported). Fitted on bench/roi_memory.py's runs with a margin above every
+# measurement (torch: 835/834/1046/1279 MiB; onnx: 390/415/626/880 MiB at 0.03/0.22/0.73/1.73 M
+# voxels; see bench/README.md).
+MEMORY_MODELS: dict[str, tuple[float, float]] = {"torch": (880.0, 240.0), "onnx": (420.0, 320.0)}
 
 
 def radiomics_box_voxels(bbox_shape_zyx: tuple[int, int, int], spacing_zyx: tuple[float, float, float], *,
@@ -65,14 +68,23 @@ def radiomics_box_voxels(bbox_shape_zyx: tuple[int, int, int], spacing_zyx: tupl
     return float(np.prod([e / target_spacing_mm for e in extent]))
 
 
-def estimate_peak_mib(box_voxels: float) -> float:
+def estimate_peak_mib(box_voxels: float, *, runtime: str = "torch") -> float:
     """Estimated peak RSS (MiB) of a worker featurising an ROI whose radiomics box has
-    ``box_voxels`` voxels (see :func:`radiomics_box_voxels`)."""
-    return _BASE_MIB + _MIB_PER_MVOX * box_voxels / 1e6
+    ``box_voxels`` voxels (see :func:`radiomics_box_voxels`), with the scorer's ``runtime``
+    ("torch" or "onnx", see ``MEMORY_MODELS``).
+
+    Example:
+        >>> round(estimate_peak_mib(1e6, runtime="torch")), round(estimate_peak_mib(1e6, runtime="onnx"))
+        (1120, 740)
+    """
+    if runtime not in MEMORY_MODELS:
+        raise ValueError(f"runtime must be one of {sorted(MEMORY_MODELS)}, got {runtime!r}")
+    base_mib, mib_per_mvox = MEMORY_MODELS[runtime]
+    return base_mib + mib_per_mvox * box_voxels / 1e6
 
 
 def check_roi_size(*, n_voxels: int, bbox_shape_zyx: tuple[int, int, int], spacing_zyx: tuple[float, float, float],
-                   target_spacing_mm: float) -> list[str]:
+                   target_spacing_mm: float, runtime: str = "torch") -> list[str]:
     """Refuse an ROI too large for a lung tumour or for a worker's memory; warn when it is large.
 
     Args:
@@ -80,6 +92,7 @@ def check_roi_size(*, n_voxels: int, bbox_shape_zyx: tuple[int, int, int], spaci
         bbox_shape_zyx: voxels of their bounding box (z, y, x).
         spacing_zyx: voxel spacing (mm), (z, y, x).
         target_spacing_mm: the radiomics grid spacing (mm).
+        runtime: what the scoring process loads ("torch" or "onnx"), for the memory estimate.
 
     Returns:
         warnings (possibly empty).
@@ -101,7 +114,7 @@ def check_roi_size(*, n_voxels: int, bbox_shape_zyx: tuple[int, int, int], spaci
             f"ROI mask volume is {volume_ml:.0f} mL, far above a lung tumour's (at most {MAX_VOLUME_ML:.0f} mL; "
             "a whole lung is 2000–3000 mL): was a lung or organ mask given instead of the tumour?")
     box = radiomics_box_voxels(bbox_shape_zyx, spacing_zyx, target_spacing_mm=target_spacing_mm)
-    need = estimate_peak_mib(box)
+    need = estimate_peak_mib(box, runtime=runtime)
     if need > WORKER_MEMORY_MIB:
         extent = " × ".join(f"{n * s:.0f}" for n, s in zip(bbox_shape_zyx, spacing_zyx))
         raise RoiPlausibilityError(

@@ -251,7 +251,7 @@ def _score_resolved(case: CaseInput, label: int | None, scorer, dicom_out: str |
         from pipeline.serving.dicom_out import write_dicom_results
 
         prepared = load_case(inputs.ct_path, inputs.roi_path, config=scorer.bundle.config, label=label,
-                             hash_inputs=False)
+                             hash_inputs=False, runtime=scorer.bundle.runtime)
         result = scorer.score_prepared(prepared, case.clinical)
         write_dicom_results(result, case=prepared, series=inputs.series, clinical=case.clinical,
                             out_dir=Path(dicom_out) / case.case_id, roi_name=inputs.roi_name)

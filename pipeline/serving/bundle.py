@@ -109,6 +109,13 @@ class ManifestFacts:
     signature: SignatureCheck
 
     @property
+    def runtime(self) -> str:
+        """What scoring with this bundle loads: "onnx" (tree arrays + ONNX backbone, ONNX Runtime
+        installed: no torch, scikit-learn or shap) or "torch" (the full stack); used for the ROI
+        memory estimate (:func:`pipeline.inputs.roi_checks.estimate_peak_mib`)."""
+        return scoring_runtime(self.manifest)
+
+    @property
     def signer_label(self) -> str:
         """Who vouches for the model (or "unsigned model …"), shown wherever the model is named."""
         return self.signature.label
@@ -464,15 +471,31 @@ def _manifest_settings(root: Path, manifest: Mapping[str, Any]) -> tuple[Pipelin
         raise BundleError(f"model bundle {root.name!r}: invalid manifest ({exc})") from None
 
 
-def bundle_config(path: str | os.PathLike[str] | None = None, *, allow_unsigned: bool | None = None) -> PipelineConfig:
-    """The verified settings of a bundle without loading its model (fast: no skops or torch).
+def scoring_runtime(manifest: Mapping[str, Any]) -> str:
+    """"onnx" when a bundle with this manifest scores without torch (its classifier as tree arrays,
+    its backbone, if any, as ONNX, and ONNX Runtime installed), else "torch"."""
+    files = manifest.get("files", {})
+    deep = uses_group(tuple(manifest.get("feature_names", ())), "deep")
+    light = FOREST_FILE in files and (not deep or (BACKBONE_ONNX_FILE in files and onnx_runtime_available()))
+    return "onnx" if light else "torch"
+
+
+def bundle_setup(path: str | os.PathLike[str] | None = None, *,
+                 allow_unsigned: bool | None = None) -> tuple[PipelineConfig, str]:
+    """The verified settings of a bundle and its scoring runtime (:func:`scoring_runtime`) without
+    loading its model (fast: no skops, torch or ONNX Runtime).
 
     Lets a caller check a case's images with exactly the model's settings before paying for
     :func:`load_bundle`. Same refusals as :func:`check_bundle`, plus an invalid config.
     """
     root = Path(path) if path is not None else default_bundle_path()
     manifest, _bundle_id = verify_bundle(root, allow_unsigned=allow_unsigned)
-    return _manifest_settings(root, manifest)[0]
+    return _manifest_settings(root, manifest)[0], scoring_runtime(manifest)
+
+
+def bundle_config(path: str | os.PathLike[str] | None = None, *, allow_unsigned: bool | None = None) -> PipelineConfig:
+    """The verified settings of a bundle without loading its model (see :func:`bundle_setup`)."""
+    return bundle_setup(path, allow_unsigned=allow_unsigned)[0]
 
 
 def load_bundle(path: str | os.PathLike[str] | None = None, *, allow_unsigned: bool | None = None) -> ModelBundle:

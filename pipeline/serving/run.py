@@ -68,7 +68,7 @@ def score_files(*, ct: str | os.PathLike[str], roi: str | os.PathLike[str] | Non
     from pipeline.inputs.case import load_case
     from pipeline.inputs.clinical import parse_clinical
     from pipeline.inputs.dicom_inputs import resolve_inputs
-    from pipeline.serving.bundle import bundle_config
+    from pipeline.serving.bundle import bundle_setup
 
     say = on_note or (lambda _text: None)
     clinical = parse_clinical(cea=cea, ca125=ca125, age=age)
@@ -78,7 +78,7 @@ def score_files(*, ct: str | os.PathLike[str], roi: str | os.PathLike[str] | Non
         ensure_audit_writable()  # an unwritable audit log is refused before the work, not after it
     # Images are checked (with the model's settings) before the model is loaded, so a bad file
     # is refused in about a second instead of after the imports and weights.
-    config = bundle_config(bundle, allow_unsigned=allow_unsigned)
+    config, runtime = bundle_setup(bundle, allow_unsigned=allow_unsigned)
     if dicom_out:
         from pipeline.serving.dicom_out import check_output_folder
 
@@ -96,7 +96,8 @@ def score_files(*, ct: str | os.PathLike[str], roi: str | os.PathLike[str] | Non
                                                         params=segment_params, series_uid=series_uid))
             say(seg.describe() + (f"; {'; '.join(seg.warnings)}" if seg.warnings else ""))
         inputs = stack.enter_context(resolve_inputs(ct, roi, roi_name=roi_name, series_uid=series_uid))
-        case = load_case(inputs.ct_path, inputs.roi_path, config=config, label=label, allow_resample=allow_resample)
+        case = load_case(inputs.ct_path, inputs.roi_path, config=config, label=label, allow_resample=allow_resample,
+                         runtime=runtime)
         for note in inputs.notes:
             say(note)
         timings = {"read_validate_crop": time.perf_counter() - t}

@@ -239,7 +239,8 @@ class Scorer:
         t0 = time.perf_counter()
         say("reading and checking the images")
         case = load_case(ct_path, roi_path, config=self.bundle.config, label=label, keep_full=keep_case,
-                         hash_inputs=hash_inputs, series=series, allow_resample=allow_resample)
+                         hash_inputs=hash_inputs, series=series, allow_resample=allow_resample,
+                         runtime=self.bundle.runtime)
         timings["read_validate_crop"] = time.perf_counter() - t0
         return self.score_prepared(case, clinical, progress=say, timings=timings, keep_case=keep_case)
 
