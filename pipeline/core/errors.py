@@ -97,6 +97,13 @@ class CohortError(InputError):
     code = "cohort"
 
 
+class SeedError(InputError):
+    """A click for semi-automatic segmentation that cannot start a tumour ROI (outside the CT or
+    the body, in air or lung, on bone or a vessel, away from any lung)."""
+
+    code = "seed"
+
+
 class ConfigError(PleuraRiskError, ValueError):
     """A setting that cannot be used (a ``PLEURA_*`` variable, a command-line option, a training
     or extraction setting): the message names the setting and what it accepts."""

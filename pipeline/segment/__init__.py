@@ -1,0 +1,42 @@
+"""Semi-automatic tumour segmentation: a click inside a lung tumour → a 3-D ROI on the CT grid.
+
+Layer: above :mod:`pipeline.preprocess`, below :mod:`pipeline.inputs` (uses only core, io and
+preprocess). Classical image processing only (numpy, scipy.ndimage); no learned weights.
+
+Usage:
+    >>> from pipeline.segment import segment_from_seed, SegmentParams  # doctest: +SKIP
+    >>> seg = segment_from_seed(ct, seed_xyz_mm=(-80.5, 12.0, -140.0))  # doctest: +SKIP
+    >>> seg.mask.array.dtype, seg.volume_ml, seg.capped  # doctest: +SKIP
+
+Coordinates: the click is a physical LPS point in mm (x, y, z) exactly as SimpleITK's
+``TransformIndexToPhysicalPoint`` reports it; ``seed_mm_from_voxel`` converts an ITK index
+(i, j, k) = (x, y, z). Arrays are (z, y, x).
+
+Algorithm (see bench/README.md for the measurements behind the choice): on a crop around the
+click (grown until the region no longer touches it, up to the growth cap) —
+
+1. the click is checked: inside the CT, inside the body, not aerated lung (< −650 HU), not bone
+   (> 300 HU), aerated lung present in the slices around it;
+2. the **lung cavity** is the aerated lung (< −400 HU inside the body) closed with a ball a bit
+   larger than the click's distance to the lung: a juxta-pleural tumour is a dent in the lung
+   whose mouth is its base on the pleura, so closing fills exactly the tumour and not the chest
+   wall or mediastinum behind it — this is what keeps the ROI out of the pleura where soft tissue
+   continues into the chest wall;
+3. voxels above a threshold halfway (``sensitivity``) between the local lung HU and the HU at the
+   click, inside the cavity and within the cap, connected to the click, are opened with a ball
+   (radius ≈ 0.3 × the tumour's radius, 1–3 mm) to cut vessels and pleural tags, reconstructed
+   and hole-filled; a ground-glass rim (a shell clearly denser than lung) is taken in by a second,
+   lower threshold;
+4. add-clicks are grown the same way and joined; remove-clicks take the voxels nearer to them than
+   to any keep-click; ``adjust_mm`` grows (within soft tissue) or shrinks by distance transform.
+
+A click on a thin tube (a vessel), in air or lung, on bone or outside the body raises
+:class:`~pipeline.core.errors.SeedError`; a region that reaches ``max_diameter_mm`` is cut and
+returned with ``capped=True`` and a warning.
+"""
+
+from pipeline.segment.params import SegmentParams, Segmentation, seed_mm_from_voxel
+from pipeline.segment.seeded import METHOD, longest_diameter_mm, segment_from_seed
+
+__all__ = ["segment_from_seed", "SegmentParams", "Segmentation", "seed_mm_from_voxel", "METHOD",
+           "longest_diameter_mm"]

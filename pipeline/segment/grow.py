@@ -1,0 +1,168 @@
+"""Growing one click into a tumour region on a crop of the CT (the algorithm; see
+:mod:`pipeline.segment` for why this one).
+
+All arrays here are (z, y, x) crops of the CT; distances are in mm (``scipy.ndimage``'s exact
+Euclidean distance transform with the crop's (z, y, x) spacing, so thick slices are handled).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from pipeline.core.errors import SeedError
+from pipeline.core.volume import Volume
+
+AIR_BODY_HU = -500.0  # body outline: the patient is everything above this, holes filled per slice
+LUNG_HU = -400.0  # aerated lung inside the body
+SEED_LUNG_HU = -650.0  # a click this dark is on aerated lung (ground glass is brighter)
+SEED_BONE_HU = 300.0  # a click this bright is on bone or calcification
+MIN_LUNG_ML = 30.0  # less aerated lung than this in the click's slab: "no lung"
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A box of the CT around the click: ``hu`` (z, y, x) float32, ``origin`` its first voxel's
+    full-grid (z, y, x) index, ``step`` the in-plane stride, ``spacing_zyx`` mm of the crop."""
+
+    hu: np.ndarray
+    body: np.ndarray
+    origin: tuple[int, int, int]
+    step: int
+    spacing_zyx: tuple[float, float, float]
+    seed: tuple[int, int, int]  # index in the crop
+    touches_ct_edge: tuple[bool, ...]  # low/high faces per axis that are the CT's own edge
+
+
+@dataclass(frozen=True)
+class Grown:
+    region: np.ndarray  # bool crop
+    crop: Crop
+    threshold_hu: float
+    capped: bool
+
+
+def body_slab(ct: Volume, z0: int, z1: int, step: int) -> np.ndarray:
+    """Body mask of slices z0..z1 (whole slices, in-plane stride ``step``): above −500 HU with
+    holes (lungs, airways) filled slice by slice."""
+    slab = ct.array[z0:z1, ::step, ::step] > AIR_BODY_HU
+    return ndi.binary_fill_holes(slab, structure=np.array([[[0, 0, 0], [0, 0, 0], [0, 0, 0]],
+                                                           [[0, 1, 0], [1, 1, 1], [0, 1, 0]],
+                                                           [[0, 0, 0], [0, 0, 0], [0, 0, 0]]], bool))
+
+
+def seed_hu(ct: Volume, seed_zyx: tuple[int, int, int], radius_mm: float = 2.0) -> float:
+    """Median HU in a small box (± radius_mm, at least the voxel itself) around the click."""
+    r = [max(0, int(radius_mm / s)) for s in ct.spacing_zyx]
+    box = tuple(slice(max(0, c - k), c + k + 1) for c, k in zip(seed_zyx, r))
+    return float(np.median(ct.array[box]))
+
+
+def make_crop(ct: Volume, seed_zyx: tuple[int, int, int], half_mm: float, body_full_ds: tuple[np.ndarray, int, int]) -> Crop:
+    """Crop ±half_mm around the click; in-plane stride so the crop is at most ~160 voxels wide."""
+    sz, sy, sx = ct.spacing_zyx
+    step = max(1, math.ceil(2 * half_mm / sx / 160))
+    lo, hi, edge = [], [], []
+    for c, s, n, st in zip(seed_zyx, (sz, sy, sx), ct.shape_zyx, (1, step, step)):
+        k = int(math.ceil(half_mm / s))
+        a, b = max(0, c - k), min(n, c + k + 1)
+        if st > 1:  # align to the stride grid anchored at the click
+            a = c - ((c - a) // st) * st
+        lo.append(a)
+        hi.append(b)
+        edge += [a == 0 or a - st < 0, b >= n or b + st > n]
+    hu = ct.array[lo[0]:hi[0], lo[1]:hi[1]:step, lo[2]:hi[2]:step].astype(np.float32)
+    body_ds, z_off, ds = body_full_ds
+    zz = np.arange(lo[0], hi[0]) - z_off
+    yy = np.minimum(np.arange(lo[1], hi[1], step) // ds, body_ds.shape[1] - 1)
+    xx = np.minimum(np.arange(lo[2], hi[2], step) // ds, body_ds.shape[2] - 1)
+    body = body_ds[np.ix_(zz, yy, xx)]
+    seed = (seed_zyx[0] - lo[0], (seed_zyx[1] - lo[1]) // step, (seed_zyx[2] - lo[2]) // step)
+    return Crop(hu=hu, body=body, origin=(lo[0], lo[1], lo[2]), step=step,
+                spacing_zyx=(sz, sy * step, sx * step), seed=seed, touches_ct_edge=tuple(edge))
+
+
+def _edt(mask: np.ndarray, sp: tuple[float, float, float]) -> np.ndarray:
+    return ndi.distance_transform_edt(mask, sampling=sp)
+
+
+def _component_at(mask: np.ndarray, seed: tuple[int, int, int], sp, near_mm: float) -> np.ndarray | None:
+    """The connected part of ``mask`` holding the click, or the nearest one within ``near_mm``."""
+    labels, n = ndi.label(mask)
+    if n == 0:
+        return None
+    lab = labels[seed]
+    if lab == 0:
+        dist, idx = ndi.distance_transform_edt(labels == 0, sampling=sp, return_indices=True)
+        if dist[seed] > near_mm:
+            return None
+        lab = labels[tuple(int(i[seed]) for i in idx)]
+    return labels == lab
+
+
+def ball_mask(shape, centre, sp, radius_mm: float) -> np.ndarray:
+    grids = np.ogrid[tuple(slice(0, n) for n in shape)]
+    d2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grids, centre, sp))
+    return d2 <= radius_mm ** 2
+
+
+def grow(crop: Crop, *, sensitivity: float, reach_mm: float, lung_dist_mm: float) -> Grown:
+    """Grow the click in ``crop``: threshold between lung and tumour, inside the closed lung
+    cavity (so chest wall and mediastinum stay out), opened to cut vessels, holes filled; a
+    ground-glass rim around a solid core is taken in by a second, lower threshold."""
+    a, sp, seed = crop.hu, crop.spacing_zyx, crop.seed
+    lung = (a < LUNG_HU) & crop.body
+    # cavity: the lungs closed with a ball larger than the tumour's base on the pleura
+    r_close = float(np.clip(1.3 * lung_dist_mm + 4.0, 8.0, 60.0))
+    dil = _edt(~lung, sp) <= r_close
+    cavity = (_edt(dil, sp) > r_close) | lung
+    cavity &= crop.body
+    if not cavity[seed]:
+        raise SeedError("the click is on soft tissue outside the lungs (chest wall, mediastinum or below the "
+                        "diaphragm), not on a lung tumour: click inside the tumour")
+    near = ball_mask(a.shape, seed, sp, 30.0) & lung
+    mu_lung = float(np.median(a[near])) if near.sum() > 50 else -850.0
+    r_seed = float(np.clip(0.5 * lung_dist_mm, 1.0, 3.0))
+    seed_ball = ball_mask(a.shape, seed, sp, r_seed)
+    mu_t = float(np.median(a[seed_ball]))
+    reach = ball_mask(a.shape, seed, sp, reach_mm)
+    r_open = float(np.clip(0.3 * lung_dist_mm, 1.0, 3.0))
+
+    def region_at(thr: float) -> np.ndarray:
+        m = (a > thr) & cavity & reach
+        eroded = _edt(m, sp) > r_open
+        core = _component_at(eroded, seed, sp, near_mm=r_open + max(sp))
+        if core is None:
+            width = 2 * float(_edt(m, sp)[seed]) if m[seed] else 0.0
+            raise SeedError(f"the click is on a thin structure (about {max(width, min(sp)):.0f} mm across), "
+                            "probably a vessel (a thin tube), not a tumour: click inside the tumour")
+        opened = (_edt(~core, sp) <= r_open + 0.5 * min(sp)) & m
+        comp = _component_at(opened, seed, sp, near_mm=r_open + max(sp))
+        region = comp if comp is not None else core
+        return ndi.binary_fill_holes(region)
+
+    span = max(mu_t - mu_lung, 1.0)
+    thr = mu_lung + (1.0 - sensitivity) * span
+    thr = float(np.clip(thr, mu_lung + 100.0, mu_t - 30.0)) if span > 130 else mu_lung + 0.5 * span
+    region = region_at(thr)
+    # a ground-glass rim: the 3 mm shell outside a solid core is clearly denser than lung
+    shell = (_edt(~region, sp) <= 3.0) & ~region & cavity
+    if shell.sum() > 20:
+        mu_shell = float(np.median(a[shell]))
+        if mu_lung + 150.0 < mu_shell < thr:
+            thr2 = mu_lung + (1.0 - sensitivity) * (mu_shell - mu_lung)
+            thr2 = max(thr2, mu_lung + 100.0)
+            region = region_at(thr2) | region
+            thr = thr2
+    capped = bool((region & ~ball_mask(a.shape, seed, sp, reach_mm - 1.5 * max(sp))).any())
+    return Grown(region=region, crop=crop, threshold_hu=thr, capped=capped)
+
+
+def touches_crop_edge(g: Grown) -> bool:
+    """True when the region reaches a face of the crop that is not the CT's own edge."""
+    r = g.region
+    faces = [r[0], r[-1], r[:, 0], r[:, -1], r[:, :, 0], r[:, :, -1]]
+    return any(f.any() and not edge for f, edge in zip(faces, g.crop.touches_ct_edge))

@@ -1,0 +1,203 @@
+"""``segment_from_seed``: one click (plus optional add/remove clicks) → a tumour ROI on the CT grid."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from pipeline.core.errors import InputError, SeedError
+from pipeline.core.volume import Volume
+from pipeline.segment.grow import (LUNG_HU, MIN_LUNG_ML, SEED_BONE_HU, SEED_LUNG_HU, Grown, body_slab, grow,
+                                   make_crop, seed_hu, touches_crop_edge)
+from pipeline.segment.params import Point, SegmentParams, Segmentation, _point
+
+METHOD = "lung-cavity-constrained threshold growing v1"
+
+
+def _seed_index(ct: Volume, seed: Point) -> tuple[int, int, int]:
+    idx = np.rint(ct.physical_to_index(np.asarray(seed, float))).astype(int)
+    if any(i < 0 or i >= n for i, n in zip(idx, ct.shape_zyx)):
+        lo, hi = ct.physical_extent()
+        raise SeedError("the click at ({:.1f}, {:.1f}, {:.1f}) mm lies outside the CT, which spans "
+                        "x {:.0f}…{:.0f}, y {:.0f}…{:.0f}, z {:.0f}…{:.0f} mm (LPS)".format(*seed, lo[0], hi[0], lo[1], hi[1], lo[2], hi[2]))
+    return int(idx[0]), int(idx[1]), int(idx[2])
+
+
+class _Context:
+    """What every click on one CT shares: the body mask and aerated lung of the slab around it."""
+
+    def __init__(self, ct: Volume, seed_zyx: tuple[int, int, int], reach_mm: float) -> None:
+        sz, sy, sx = ct.spacing_zyx
+        self.ds = max(1, round(2.0 / sx))
+        k = int(math.ceil((reach_mm + 10.0) / sz))
+        self.z0, self.z1 = max(0, seed_zyx[0] - k), min(ct.shape_zyx[0], seed_zyx[0] + k + 1)
+        self.body = body_slab(ct, self.z0, self.z1, self.ds)
+        self.lung = (ct.array[self.z0:self.z1, ::self.ds, ::self.ds] < LUNG_HU) & self.body
+        self.sp = (sz, sy * self.ds, sx * self.ds)
+        self._dist: np.ndarray | None = None
+
+    def at(self, seed_zyx: tuple[int, int, int]) -> tuple[int, int, int]:
+        return (seed_zyx[0] - self.z0, min(seed_zyx[1] // self.ds, self.body.shape[1] - 1),
+                min(seed_zyx[2] // self.ds, self.body.shape[2] - 1))
+
+    def lung_distance_mm(self, seed_zyx: tuple[int, int, int]) -> float:
+        if self._dist is None:
+            self._dist = ndi.distance_transform_edt(~self.lung, sampling=self.sp)
+        return float(self._dist[self.at(seed_zyx)])
+
+
+def _check_click(ct: Volume, ctx: _Context, seed_zyx: tuple[int, int, int]) -> None:
+    if not ctx.body[ctx.at(seed_zyx)]:
+        raise SeedError("the click lies outside the body (in the air around the patient): click inside the tumour")
+    hu = seed_hu(ct, seed_zyx)
+    if hu < SEED_LUNG_HU:
+        raise SeedError(f"the click is in air or aerated lung parenchyma (about {hu:.0f} HU), not in a tumour: "
+                        "click inside the tumour's solid or ground-glass part")
+    if hu > SEED_BONE_HU:
+        raise SeedError(f"the click is on bone or calcification (about {hu:.0f} HU), not on a tumour: "
+                        "click inside the tumour")
+    lung_ml = float(ctx.lung.sum()) * float(np.prod(ctx.sp)) / 1000.0
+    if lung_ml < MIN_LUNG_ML:
+        raise SeedError(f"the CT shows no aerated lung near the click ({lung_ml:.0f} mL within the slices around it): "
+                        "click-to-segment needs a chest CT with the lungs in view")
+
+
+def _grow_click(ct: Volume, ctx: _Context, seed_zyx: tuple[int, int, int], params: SegmentParams) -> Grown:
+    _check_click(ct, ctx, seed_zyx)
+    lung_dist = ctx.lung_distance_mm(seed_zyx)
+    reach = params.max_diameter_mm
+    half = float(np.clip(2.0 * lung_dist + 20.0, 30.0, reach + 5.0))
+    body = (ctx.body, ctx.z0, ctx.ds)
+    while True:
+        g = grow(make_crop(ct, seed_zyx, half, body), sensitivity=params.sensitivity, reach_mm=reach,
+                 lung_dist_mm=lung_dist)
+        if half >= reach + 5.0 or not touches_crop_edge(g):
+            return g
+        half = min(reach + 5.0, half * 1.8)
+
+
+def _paste(shape: tuple[int, int, int], g: Grown) -> np.ndarray:
+    out = np.zeros(shape, bool)
+    r, c = g.region, g.crop
+    s = c.step
+    if s > 1:
+        r = np.repeat(np.repeat(r, s, axis=1), s, axis=2)
+    z0, y0, x0 = c.origin
+    y0, x0 = y0 - s // 2, x0 - s // 2
+    ys, xs = max(0, -y0), max(0, -x0)
+    r = r[:, ys:, xs:]
+    y0, x0 = y0 + ys, x0 + xs
+    r = r[: shape[0] - z0, : shape[1] - y0, : shape[2] - x0]
+    out[z0:z0 + r.shape[0], y0:y0 + r.shape[1], x0:x0 + r.shape[2]] |= r
+    return out
+
+
+def _bbox(mask: np.ndarray, margin: tuple[int, int, int]) -> tuple[slice, ...]:
+    nz = np.nonzero(mask)
+    return tuple(slice(max(0, int(i.min()) - m), int(i.max()) + m + 1) for i, m in zip(nz, margin))
+
+
+def _keep_seeded(mask: np.ndarray, seeds: list[tuple[int, int, int]]) -> np.ndarray:
+    labels, _n = ndi.label(mask)
+    keep = {int(labels[s]) for s in seeds} - {0}
+    return np.isin(labels, list(keep)) if keep else np.zeros_like(mask)
+
+
+def _remove(mask: np.ndarray, ct: Volume, keep_pts: list[Point], drop_pts: list[Point]) -> np.ndarray:
+    """Voronoi split: voxels nearer (mm) to a remove-click than to every keep-click leave the ROI."""
+    idx = np.argwhere(mask)
+    xyz = ct.index_to_physical(idx)
+    d_keep = np.min(np.linalg.norm(xyz[:, None, :] - np.asarray(keep_pts)[None], axis=2), axis=1)
+    d_drop = np.min(np.linalg.norm(xyz[:, None, :] - np.asarray(drop_pts)[None], axis=2), axis=1)
+    out = mask.copy()
+    gone = idx[d_drop < d_keep]
+    out[gone[:, 0], gone[:, 1], gone[:, 2]] = False
+    return out
+
+
+def _adjust(mask: np.ndarray, ct: Volume, mm: float, seeds: list[tuple[int, int, int]]) -> np.ndarray:
+    sp = ct.spacing_zyx
+    margin = tuple(int(math.ceil(abs(mm) / s)) + 1 for s in sp)
+    box = _bbox(mask, margin)
+    sub = mask[box]
+    if mm > 0:
+        grown = ndi.distance_transform_edt(~sub, sampling=sp) <= mm
+        sub = grown & (ct.array[box] < SEED_BONE_HU) & (ct.array[box] > LUNG_HU) | sub
+    else:
+        sub = ndi.distance_transform_edt(sub, sampling=sp) > -mm
+    out = np.zeros_like(mask)
+    out[box] = sub
+    kept = _keep_seeded(out, seeds)
+    return kept if kept.any() else out
+
+
+def longest_diameter_mm(mask: np.ndarray, ct: Volume) -> float:
+    """Largest distance (mm) between two voxel centres of the ROI (its 3-D Feret diameter)."""
+    from scipy.spatial import ConvexHull, QhullError
+    from scipy.spatial.distance import pdist
+
+    surface = mask & ~ndi.binary_erosion(mask)
+    pts = ct.index_to_physical(np.argwhere(surface))
+    if len(pts) < 2:
+        return 0.0
+    try:
+        pts = pts[ConvexHull(pts).vertices]
+    except (QhullError, ValueError):
+        pass
+    return float(pdist(pts).max()) if len(pts) <= 20000 else float(np.ptp(pts, axis=0).max())
+
+
+def segment_from_seed(ct: Volume, *, seed_xyz_mm: tuple[float, float, float],
+                      params: SegmentParams | None = None) -> Segmentation:
+    """Segment the tumour under a click. ``ct``: HU, (z, y, x); ``seed_xyz_mm``: LPS mm (x, y, z).
+
+    Raises :class:`~pipeline.core.errors.SeedError` (an ``InputError``) with one sentence when the
+    click cannot start a tumour ROI; a region that reaches the growth cap is returned with
+    ``capped=True`` and a warning."""
+    if not isinstance(ct, Volume):
+        raise TypeError("ct must be a pipeline.core.volume.Volume")
+    params = SegmentParams() if params is None else params
+    if not isinstance(params, SegmentParams):
+        raise TypeError("params must be a SegmentParams")
+    seed = _point(seed_xyz_mm, name="the click")
+    seed_zyx = _seed_index(ct, seed)
+    ctx = _Context(ct, seed_zyx, params.max_diameter_mm)
+    grown = [_grow_click(ct, ctx, seed_zyx, params)]
+    keep_pts, keep_idx = [seed], [seed_zyx]
+    for p in params.add_seeds_xyz_mm:
+        try:
+            idx = _seed_index(ct, p)
+            if not any(_paste(ct.shape_zyx, g)[idx] for g in grown):
+                grown.append(_grow_click(ct, _Context(ct, idx, params.max_diameter_mm), idx, params))
+        except SeedError as err:
+            raise SeedError(str(err).replace("the click", "an added click", 1)) from None
+        keep_pts.append(p)
+        keep_idx.append(idx)
+    mask = np.zeros(ct.shape_zyx, bool)
+    for g in grown:
+        mask |= _paste(ct.shape_zyx, g)
+    if params.remove_seeds_xyz_mm:
+        for p in params.remove_seeds_xyz_mm:
+            try:
+                _seed_index(ct, p)
+            except SeedError as err:
+                raise SeedError(str(err).replace("the click", "a remove click", 1)) from None
+        mask = _keep_seeded(_remove(mask, ct, keep_pts, list(params.remove_seeds_xyz_mm)), keep_idx)
+    if params.adjust_mm:
+        mask = _adjust(mask, ct, params.adjust_mm, keep_idx)
+    if not mask.any():
+        raise InputError("the adjusted ROI is empty: shrink less or remove fewer parts")
+    capped = any(g.capped for g in grown)
+    diameter = longest_diameter_mm(mask, ct)
+    warnings: list[str] = []
+    if capped or diameter > params.max_diameter_mm:
+        capped = True
+        warnings.append(f"the ROI reached the growth cap ({params.max_diameter_mm:.0f} mm) and was cut there: the click "
+                        "may be in a very large mass or the region leaked into the chest wall or mediastinum; check it")
+    volume_ml = float(mask.sum()) * float(np.prod(ct.spacing_xyz)) / 1000.0
+    return Segmentation(mask=ct.with_array(mask.astype(np.uint8)), seed_xyz_mm=seed,
+                        seed_ijk=(seed_zyx[2], seed_zyx[1], seed_zyx[0]), params=params, capped=capped,
+                        warnings=tuple(warnings), volume_ml=volume_ml, longest_diameter_mm=diameter,
+                        method=METHOD, threshold_hu=grown[0].threshold_hu)
