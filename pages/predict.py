@@ -1,4 +1,5 @@
-"""Predict: one case (CT + ROI + CEA/CA125/age) → VPI probability, explanation, viewer, report."""
+"""Predict: one case (CT + ROI + CEA/CA125/age) → VPI probability, explanation, report; the CT viewer
+(with click-to-segment when there is no ROI) is drawn by :mod:`pipeline.app.viewer.panel`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import streamlit as st
 
 from pipeline.app import dicom_support as dsup
 from pipeline.app import prediction, session
+from pipeline.app.viewer.panel import viewer_section
 from pipeline.serving import figures
 from pipeline.core.errors import InputError, PleuraRiskError
 
@@ -84,6 +86,15 @@ with dicom_slot:
         roi_name = st.selectbox(f"Tumour ROI in the {choices.roi_kind}", choices.roi_names, index=default,
                                 key="dicom_roi_name", help="Volume ROIs only (points and markers are not listed).")
 
+roi_in_ct = "roi" not in paths and bool(choices.roi_names)  # the CT zip holds the RTSTRUCT/SEG
+semi_roi = viewer_section(uploads=uploads, paths=paths, tokens=tokens, series_uid=series_uid, roi_name=roi_name,
+                          roi_in_ct=roi_in_ct)
+if semi_roi is not None and "roi" not in paths and not roi_in_ct:  # an accepted click-to-segment ROI
+    paths["roi"] = semi_roi.path
+    tokens["roi"] = f"semi:{semi_roi.token}"
+else:
+    semi_roi = None
+
 
 def current_signature() -> str:
     try:
@@ -99,9 +110,10 @@ def current_signature() -> str:
 def predict() -> None:
     st.session_state.pop("outcome", None)
     try:
-        roi_in_ct = "roi" not in paths and bool(choices.roi_names)  # the CT zip holds the RTSTRUCT/SEG
         if "ct" not in paths or ("roi" not in paths and not roi_in_ct):
             missing = " and ".join(n for r, n in (("ct", "a CT scan"), ("roi", "a tumour ROI mask")) if r not in paths)
+            if "ct" in paths:
+                raise InputError("Upload a tumour ROI mask, or click the tumour in the viewer and accept the ROI, first.")
             raise InputError(f"Upload {missing} first (and fix any file error shown above).")
         clinical = prediction.clinical_from_form(cea=cea, ca125=ca125, age=age)
         label = prediction.roi_label_from_form(roi_label)
@@ -136,6 +148,9 @@ def predict() -> None:
         # Below the status box, not inside it: the collapsed box would hide the message.
         session.show_error(failure)
         return
+    if semi_roi is not None:
+        outcome.roi_provenance = semi_roi.provenance
+        outcome.notes = (*outcome.notes, f"ROI: {semi_roi.description}.")
     st.session_state["outcome"] = outcome
 
 
@@ -144,7 +159,8 @@ if st.button("Predict", type="primary", key="predict", icon=":material/play_arro
 
 outcome: prediction.PredictionOutcome | None = st.session_state.get("outcome")
 if outcome is None:
-    st.caption("Upload a CT and its tumour ROI, enter CEA, CA125 and age, then press Predict.")
+    st.caption("Upload a CT and its tumour ROI (or click the tumour in the viewer), enter CEA, CA125 and age, "
+               "then press Predict.")
     st.stop()
 
 # ---------------------------------------------------------------------------------------------- result
@@ -199,32 +215,6 @@ else:
         st.plotly_chart(figures.group_totals_bar(r.explanation), key="groups")
         st.caption("SHAP values are in probability units: the base value (the model's average prediction) plus "
                    "all contributions equals this case's probability. They explain the model, not the disease.")
-
-st.subheader("CT and tumour outline")
-viewer = outcome.viewer
-if viewer is None:
-    st.info("The images are not available for display.")
-else:
-    c_ctl, c_img = st.columns([1, 2.4])
-    with c_ctl:
-        plane = st.radio("Plane", figures.PLANES, horizontal=True, key="viewer_plane", format_func=str.capitalize)
-        window = st.radio("Window", list(figures.WINDOW_PRESETS), horizontal=True, key="viewer_window",
-                          format_func=lambda w: f"{w.capitalize()} (L {figures.WINDOW_PRESETS[w].level:g} / "
-                                                f"W {figures.WINDOW_PRESETS[w].width:g})")
-        slider_key = f"viewer_slice_{plane}_{outcome.uid}"
-        centre = viewer.centre_index(plane) + 1
-        n = viewer.n_slices(plane)
-        if n > 1:
-            index = st.slider("Slice", 1, n, value=centre, key=slider_key, help="Starts at the tumour's central slice.")
-        else:
-            index = 1
-        st.button("Back to tumour centre", key="viewer_centre", on_click=st.session_state.__setitem__,
-                  args=(slider_key, centre), disabled=n <= 1)
-        st.caption("Yellow: the ROI outline. Orientation letters: R/L right/left, A/P anterior/posterior, "
-                   "S/I superior/inferior.")
-    with c_img:
-        image = figures.render_slice(viewer, plane=plane, index=index - 1, window=window)
-        st.plotly_chart(figures.slice_figure(image), key="viewer", config={"displayModeBar": False})
 
 st.subheader("Report")
 # One slot for the report buttons: while this result's PDF is built, the slot says so at once

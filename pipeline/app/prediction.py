@@ -117,6 +117,7 @@ class PredictionOutcome:
     notes: tuple[str, ...] = ()  # series used, objects skipped, ROI rasterised (DICOM inputs)
     dicom_source: Any = None  # (series, case crop, ROI name) for pipeline.app.dicom_support.outcome_dicom
     dicom_files: dict[str, bytes] | None = None
+    roi_provenance: dict[str, Any] | None = None  # a semi-automatic ROI: Segmentation.provenance()
     _pdf_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def pdf(self) -> bytes:

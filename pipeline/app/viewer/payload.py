@@ -96,10 +96,21 @@ class ViewerImage:
     name: str  # "ct.nii" or "roi.nii.gz": NiiVue picks its reader by this name
 
     @classmethod
-    def of_ct(cls, ct: Volume) -> ViewerImage:
-        """The CT, uncompressed; its key is random (built once per upload, so it need not be a
-        content hash: hashing 150 MB would cost ~0.3 s of the first view)."""
-        return cls(nifti_bytes(ct, compress=False), secrets.token_hex(12), "ct.nii")
+    def of_ct(cls, ct: Volume) -> tuple[ViewerImage, Volume]:
+        """The CT, uncompressed, and the same CT as a read-only :class:`Volume` whose array is a
+        view into those bytes (one copy of the CT per session, not two). The key is random: built
+        once per upload, it need not be a content hash (hashing 150 MB costs ~0.3 s)."""
+        import nibabel as nib
+
+        array = ct.array if ct.array.dtype in (np.int16, np.uint8, np.float32) else ct.array.astype(np.float32)
+        header = nib.Nifti1Image(array.T, nifti_affine_ras(ct)).header
+        header.set_xyzt_units("mm")
+        header.set_data_offset(352)
+        head = header.binaryblock + b"\0" * (352 - len(header.binaryblock))
+        native = array.dtype.newbyteorder("=")
+        data = head + np.ascontiguousarray(array, dtype=native).tobytes()
+        view = np.frombuffer(data, dtype=native, offset=352).reshape(array.shape)
+        return cls(data, secrets.token_hex(12), "ct.nii"), ct.with_array(view)
 
     @classmethod
     def of_mask(cls, mask: Volume) -> ViewerImage | None:
