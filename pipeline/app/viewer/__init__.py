@@ -47,10 +47,12 @@ def _session_token() -> str:
 
 def _media_url(image: ViewerImage, *, slot: str) -> str:
     """Register ``image`` for this script run (re-registering the same bytes is a dictionary
-    look-up) and return its URL."""
-    from streamlit.runtime import get_instance
+    look-up) and return its URL ("" without a Streamlit server, e.g. in ``AppTest``)."""
+    from streamlit import runtime
 
-    return get_instance().media_file_mgr.add(
+    if not runtime.exists():
+        return ""
+    return runtime.get_instance().media_file_mgr.add(
         image.data, "application/octet-stream", f"pleura_viewer.{slot}", file_name=f"{_session_token()}-{image.key}")
 
 

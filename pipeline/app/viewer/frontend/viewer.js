@@ -134,6 +134,7 @@
   // ------------------------------------------------------------------ loading
   async function loadCase(args) {
     body.dataset.state = "loading";
+    const t0 = performance.now();
     const key = args.ct_key;
     state.ctKey = key;
     state.roiKey = null;
@@ -144,6 +145,7 @@
     applyWindow(preset.width, preset.level);
     await syncRoi(args);
     body.dataset.ctKey = key;
+    body.dataset.loadMs = String(Math.round(performance.now() - t0)); // fetch + parse + GPU upload
     body.dataset.state = "ready";
     showCrosshair();
   }
