@@ -56,13 +56,17 @@ def _media_url(image: ViewerImage, *, slot: str) -> str:
         image.data, "application/octet-stream", f"pleura_viewer.{slot}", file_name=f"{_session_token()}-{image.key}")
 
 
-def ct_viewer(*, ct: ViewerImage, roi: ViewerImage | None = None, pick: str | None = None,
+def ct_viewer(*, ct: ViewerImage | None, preview: ViewerImage | None = None, roi: ViewerImage | None = None,
+              pick: str | None = None,
               centre_lps: tuple[float, float, float] | None = None, centre_seq: int | None = None,
               height: int = 560, key: str = "ct_viewer") -> dict[str, Any] | None:
     """Show the viewer and return its last pick-mode click (or ``None``).
 
     Args:
-        ct: the CT (:meth:`ViewerImage.of_ct`), loaded by the browser once per ``ct.key``.
+        ct: the CT (:meth:`ViewerImage.of_ct`), loaded by the browser once per ``ct.key``;
+            ``None`` before an upload (the viewer starts up meanwhile: WebGL without a GPU
+            takes seconds to get ready, time the user spends choosing the file).
+        preview: a coarse copy shown first while ``ct`` loads (:meth:`ViewerImage.preview_of`).
         roi: the ROI (:meth:`ViewerImage.of_mask`) or ``None``.
         pick: what a left click means: "seed", "add", "remove", or ``None`` (just navigate).
         centre_lps, centre_seq: move the crosshair to this LPS point (mm) whenever ``centre_seq``
@@ -74,7 +78,8 @@ def ct_viewer(*, ct: ViewerImage, roi: ViewerImage | None = None, pick: str | No
     if height < 200:
         raise ValueError(f"height must be ≥ 200 px, got {height}")
     args = {
-        "ct_url": _media_url(ct, slot=f"{key}.ct"), "ct_key": ct.key,
+        "ct_url": None if ct is None else _media_url(ct, slot=f"{key}.ct"), "ct_key": None if ct is None else ct.key,
+        "preview_url": None if preview is None else _media_url(preview, slot=f"{key}.preview"),
         "roi_url": None if roi is None else _media_url(roi, slot=f"{key}.roi"),
         "roi_key": None if roi is None else roi.key,
         "pick": pick, "centre_lps": None if centre_lps is None else [float(c) for c in centre_lps],

@@ -27,6 +27,7 @@ class _Shown:
     source: str
     ct: Any = None  # Volume (read-only view into ct_image.data)
     ct_image: ViewerImage | None = None
+    preview: ViewerImage | None = None
     roi_image: ViewerImage | None = None
     roi_centre: tuple[float, float, float] | None = None
     note: str | None = None
@@ -72,6 +73,7 @@ def _load(source: str, *, ct_path: Any, roi_path: Any, roi_name: str | None, ser
         shown.error = err
         return shown
     shown.ct_image, shown.ct = ViewerImage.of_ct(images.ct)
+    shown.preview = ViewerImage.preview_of(shown.ct)
     shown.note = images.roi_note
     if images.roi is not None:
         shown.roi_image = ViewerImage.of_mask(images.roi)
@@ -135,12 +137,42 @@ def viewer_section(*, uploads: Any, paths: dict[str, Any], tokens: dict[str, str
     none, or when an uploaded ROI is used)."""
     import streamlit as st
 
+    st.subheader("CT viewer")
+    # fixed slots: the viewer's iframe keeps its place (and its loaded CT) whatever the controls show
+    top, viewer_slot = st.container(), st.container()
+    with top:
+        accepted = _section_controls(uploads=uploads, paths=paths, tokens=tokens, series_uid=series_uid,
+                                     roi_name=roi_name, roi_in_ct=roi_in_ct)
+    with viewer_slot:
+        if accepted.shown is None:
+            ct_viewer(ct=None, height=320, key=VIEWER_KEY)
+        else:
+            ct_viewer(ct=accepted.shown.ct_image, preview=accepted.shown.preview, roi=accepted.roi_image,
+                      pick=accepted.pick, centre_lps=accepted.centre, centre_seq=accepted.centre_seq, key=VIEWER_KEY)
+    return accepted.accepted
+
+
+@dataclass
+class _View:
+    """What the controls decided for the viewer."""
+
+    shown: _Shown | None = None
+    roi_image: ViewerImage | None = None
+    pick: str | None = None
+    centre: tuple[float, float, float] | None = None
+    centre_seq: int | None = None
+    accepted: AcceptedRoi | None = None
+
+
+def _section_controls(*, uploads: Any, paths: dict[str, Any], tokens: dict[str, str], series_uid: str | None,
+                      roi_name: str | None, roi_in_ct: bool) -> _View:
+    import streamlit as st
+
     from pipeline.app import session
 
-    st.subheader("CT viewer")
     if "ct" not in paths:
         st.caption("Upload a CT to see it here. Without a ROI you can then click the tumour to outline it.")
-        return None
+        return _View()
     source = json.dumps([tokens.get("ct"), series_uid, tokens.get("roi"), roi_name, roi_in_ct])
     shown: _Shown | None = st.session_state.get("viewer_shown")
     if shown is None or shown.source != source:
@@ -151,7 +183,7 @@ def viewer_section(*, uploads: Any, paths: dict[str, Any], tokens: dict[str, str
         st.session_state["viewer_shown"] = shown
     if shown.error is not None:
         session.show_error(shown.error)
-        return None
+        return _View()
     has_roi = "roi" in paths or roi_in_ct
     semi: _Semi | None = st.session_state.get("semi_state")
     if semi is None or semi.ct_key != shown.ct_image.key:
@@ -196,8 +228,7 @@ def viewer_section(*, uploads: Any, paths: dict[str, Any], tokens: dict[str, str
         # a new ROI: centre on it once
         st.session_state["viewer_centre_for"] = roi_image and roi_image.key
         seq = st.session_state["viewer_centre_seq"] = (seq or 0) + 1
-    ct_viewer(ct=shown.ct_image, roi=roi_image, pick=pick, centre_lps=centre, centre_seq=seq, key=VIEWER_KEY)
-    return accepted
+    return _View(shown, roi_image, pick, centre, seq, accepted)
 
 
 def _semi_status(semi: _Semi, uploads: Any) -> AcceptedRoi | None:

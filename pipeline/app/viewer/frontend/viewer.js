@@ -82,12 +82,16 @@
   }
 
   function applyRoiStyle() {
+    // NiiVue outlines an overlay in black where a voxel outside it touches a fully opaque voxel
+    // inside it: in outline mode the ROI layer is opaque and its fill faint (a quarter of the
+    // opacity control); in fill mode the opacity control sets the fill.
     const r = roi();
     $("roi-controls").classList.toggle("disabled", !r);
     if (!r) return;
-    nv.overlayOutlineWidth = state.roiStyle === "outline" ? 1.0 : 0.0;
-    nv.overlayAlphaShader = state.roiStyle === "outline" ? 0.0 : 1.0;
-    r.opacity = state.roiShown ? state.roiOpacity : 0.0;
+    const outline = state.roiStyle === "outline";
+    nv.overlayOutlineWidth = outline && state.roiShown ? 1.0 : 0.0;
+    nv.overlayAlphaShader = outline ? 0.25 * state.roiOpacity : 1.0;
+    r.opacity = !state.roiShown ? 0.0 : outline ? 1.0 : state.roiOpacity;
     nv.updateGLVolume();
   }
 
@@ -134,15 +138,37 @@
   // ------------------------------------------------------------------ loading
   async function loadCase(args) {
     body.dataset.state = "loading";
+    body.dataset.full = "";
     const t0 = performance.now();
     const key = args.ct_key;
     state.ctKey = key;
     state.roiKey = null;
     const preset = PRESETS[state.window];
-    await nv.loadVolumes([{ url: args.ct_url, name: "ct.nii", colormap: "gray",
-                            cal_min: preset.level - preset.width / 2, cal_max: preset.level + preset.width / 2 }]);
-    if (state.ctKey !== key) return; // a newer case arrived meanwhile
-    applyWindow(preset.width, preset.level);
+    const grey = { colormap: "gray", cal_min: preset.level - preset.width / 2, cal_max: preset.level + preset.width / 2 };
+    if (args.preview_url) { // a coarse copy first: quick to show even without a GPU
+      await nv.loadVolumes([Object.assign({ url: args.preview_url, name: "preview.nii" }, grey)]);
+      if (state.ctKey !== key) return;
+      await firstView(args, key, t0);
+    }
+    const vol = await NV.NVImage.loadFromUrl(Object.assign({ url: args.ct_url, name: "ct.nii" }, grey));
+    if (state.ctKey !== key) return;
+    const win = ct() ? [ct().cal_min, ct().cal_max] : [grey.cal_min, grey.cal_max];
+    vol.cal_min = win[0];
+    vol.cal_max = win[1];
+    const mm = ct() ? nv.frac2mm(nv.scene.crosshairPos) : null;
+    while (nv.volumes.length > 0) nv.removeVolume(nv.volumes[nv.volumes.length - 1]); // preview and ROI
+    state.roiKey = null;
+    nv.addVolume(vol);
+    if (mm) nv.scene.crosshairPos = nv.mm2frac([mm[0], mm[1], mm[2]]);
+    applyWindow(win[1] - win[0], (win[0] + win[1]) / 2);
+    if (args.preview_url) { await syncRoi(args); nv.drawScene(); showCrosshair(); }
+    else await firstView(args, key, t0);
+    body.dataset.full = "1";
+  }
+
+  async function firstView(args, key, t0) {
+    const p = PRESETS[state.window];
+    applyWindow(p.width, p.level);
     await syncRoi(args);
     body.dataset.ctKey = key;
     body.dataset.loadMs = String(Math.round(performance.now() - t0)); // fetch + parse + GPU upload
