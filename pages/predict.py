@@ -8,7 +8,7 @@ import logging
 import streamlit as st
 
 from pipeline.app import dicom_support as dsup
-from pipeline.app import prediction, session
+from pipeline.app import pacs_source, prediction, session
 from pipeline.app.viewer.panel import viewer_section
 from pipeline.serving import figures
 from pipeline.core.errors import InputError, PleuraRiskError
@@ -66,6 +66,8 @@ for role, upload in (("ct", ct_file), ("roi", roi_file)):
             uploads.store_image(role, filename=upload.name, data=upload.getvalue(), token=upload.file_id))
     except PleuraRiskError as err:
         session.show_error(err)
+with col_img:  # a study from the PACS (only when one is configured) stands in for an uploaded CT
+    pacs_source.source_panel(uploads, paths, tokens)
 
 # A DICOM upload: choose the CT series (when several) and the ROI of its RTSTRUCT/SEG.
 series_uid = roi_name = None
@@ -135,7 +137,8 @@ def predict() -> None:
             outcome = prediction.run_prediction(scorer, ct_path=paths["ct"], roi_path=paths.get("roi"),
                                                 clinical=clinical, roi_label=label, progress=on_step,
                                                 signature=current_signature(), roi_name=roi_name, series_uid=series_uid,
-                                                allow_resample=bool(allow_resample))
+                                                allow_resample=bool(allow_resample),
+                                                roi_source=None if semi_roi is None else semi_roi.provenance)
         except Exception as err:  # noqa: BLE001 - every failure becomes one message; the page stays usable
             if not isinstance(err, PleuraRiskError):
                 log.exception("prediction failed")
@@ -149,7 +152,6 @@ def predict() -> None:
         session.show_error(failure)
         return
     if semi_roi is not None:
-        outcome.roi_provenance = semi_roi.provenance
         outcome.notes = (*outcome.notes, f"ROI: {semi_roi.description}.")
     st.session_state["outcome"] = outcome
 
@@ -257,4 +259,5 @@ if outcome.dicom_source is not None:
                 st.download_button(label, files[name], file_name=f"{outcome.file_stem()}_{name}",
                                    mime="application/dicom", key=f"download_{name}_{outcome.uid}", on_click="ignore",
                                    icon=icon)
+pacs_source.send_panel(outcome)
 st.caption(f"{r.notice} Reports identify the inputs only by sha256 content hashes; no file names.")

@@ -3,7 +3,8 @@
 # PyRadiomics' install quirk handled, and the `pleura` command installed.
 #
 #   bash scripts/setup.sh          # runtime (app, CLI)
-#   bash scripts/setup.sh --dev    # + test tools, Debian's chromium (browser tests) and dicom3tools (dciodvfy)
+#   bash scripts/setup.sh --dev    # + test tools, Debian's chromium (browser tests), dicom3tools (dciodvfy)
+#                                  #   and orthanc + orthanc-dicomweb (a real PACS for the PACS tests)
 #
 # Environment: PLEURA_VENV (default ./.venv; the Dockerfile uses /opt/venv),
 #              PLEURA_PYTHON (default python3.11, else python3),
@@ -74,6 +75,18 @@ if [ "$DEV" = "1" ]; then
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils >/dev/null
     else
       echo "note: /usr/bin/chromium missing and not root: browser tests will be skipped" >&2
+    fi
+  fi
+  if [ ! -x /usr/sbin/Orthanc ] || [ ! -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+      echo "==> installing Debian's orthanc + orthanc-dicomweb (the PACS tests start their own server)"
+      # the package's own service is not wanted: the tests start Orthanc themselves on a free port
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc orthanc-dicomweb >/dev/null
+      if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+        systemctl disable --now orthanc >/dev/null 2>&1 || true
+      fi
+    else
+      echo "note: Orthanc missing and not root: the PACS tests will be skipped" >&2
     fi
   fi
   if ! command -v dciodvfy >/dev/null; then

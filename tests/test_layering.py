@@ -3,7 +3,7 @@ including imports inside functions), so a wrong arrow fails here instead of in a
 
 Layers, lowest first (a package may import its own layer and any lower one, never a higher one):
 
-    core ← io ← preprocess ← segment ← inputs ← features ← serving ← training ← {app, cli}
+    core ← io ← preprocess ← segment ← inputs ← features ← serving ← {training, pacs} ← {app, cli}
     synth imports only core and io;  models/ imports only pipeline.core
 
 ``pipeline/__init__.py`` holds only the version and the notices and imports nothing, so any
@@ -20,7 +20,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 LAYER = {"core": 0, "io": 1, "preprocess": 2, "segment": 3, "inputs": 4, "features": 5, "serving": 6,
-         "training": 7, "app": 8, "cli": 8}
+         "training": 7, "pacs": 7, "app": 8, "cli": 8}
 ALLOWED_EXTRA = {"synth": {"core", "io", "synth"}, "models": {"core"}}
 
 

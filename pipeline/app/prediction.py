@@ -117,7 +117,6 @@ class PredictionOutcome:
     notes: tuple[str, ...] = ()  # series used, objects skipped, ROI rasterised (DICOM inputs)
     dicom_source: Any = None  # (series, case crop, ROI name) for pipeline.app.dicom_support.outcome_dicom
     dicom_files: dict[str, bytes] | None = None
-    roi_provenance: dict[str, Any] | None = None  # a semi-automatic ROI: Segmentation.provenance()
     _pdf_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def pdf(self) -> bytes:
@@ -157,8 +156,11 @@ def run_prediction(scorer, *, ct_path: str | os.PathLike[str], roi_path: str | o
                    progress: Callable[[str], None] | None = None, signature: str = "",
                    audit: bool = True, audit_path: str | os.PathLike[str] | None = None,
                    source: str = "app", roi_name: str | None = None, series_uid: str | None = None,
-                   allow_resample: bool = False) -> PredictionOutcome:
+                   allow_resample: bool = False, roi_source: dict[str, Any] | None = None) -> PredictionOutcome:
     """Score one case with ``scorer`` and build everything the result view needs.
+
+    ``roi_source``: for a semi-automatic ROI, its ``Segmentation.provenance()``; it becomes the
+    result's ``roi_source`` (JSON, PDF, DICOM SEG say where the ROI came from).
 
     DICOM inputs (CT folder, RTSTRUCT/SEG, ``roi_name``, ``series_uid``): see
     :func:`pipeline.inputs.dicom_inputs.resolve_inputs`.
@@ -195,6 +197,8 @@ def run_prediction(scorer, *, ct_path: str | os.PathLike[str], roi_path: str | o
     if inputs.series is not None and case is not None:  # keep only the crop (the full volumes go)
         dicom_source = (inputs.series, replace(case, ct_full=None, roi_full=None), inputs.roi_name)
     result = replace(result, case=None)
+    if roi_source is not None:
+        result = replace(result, roi_source=roi_source)
     created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
     outcome = PredictionOutcome(
         result=result, viewer=viewer, clinical=clinical, roi_label=roi_label, signature=signature,

@@ -1,7 +1,7 @@
 """``pleura``: the command-line interface — argument parsing over the pipeline's library functions.
 
 Commands live in one module per group (:mod:`pipeline.cli.scoring`, :mod:`pipeline.cli.training`,
-:mod:`pipeline.cli.app`); each parses its arguments, calls one library function and prints the
+:mod:`pipeline.cli.app`, :mod:`pipeline.cli.pacs`); each parses its arguments, calls one library function and prints the
 result. Every command prints one ``error: …`` line on stderr and exits non-zero for a problem the
 user can fix (exit 2), never a traceback (``--debug`` shows one). ``pleura batch`` exits 1 when
 any case failed (their rows say why) and 0 when all were scored.
@@ -15,7 +15,7 @@ import sys
 import threading
 
 from pipeline import __version__
-from pipeline.cli import app, scoring, training
+from pipeline.cli import app, pacs, scoring, segment, training
 from pipeline.cli._common import EXIT_CASES_FAILED, EXIT_INPUT, EXIT_INTERNAL, EXIT_OK
 from pipeline.core.env import Settings
 from pipeline.core.env import settings as env_settings
@@ -23,8 +23,9 @@ from pipeline.core.textsafe import printable
 
 __all__ = ["EXIT_OK", "EXIT_CASES_FAILED", "EXIT_INPUT", "EXIT_INTERNAL", "build_parser", "main"]
 
-_COMMANDS = (scoring.add_score, scoring.add_batch, training.add_synth, training.add_features, training.add_fit,
-             scoring.add_verify, scoring.add_sign, app.add_app, training.add_train, training.add_evaluate)
+_COMMANDS = (scoring.add_score, segment.add_segment, scoring.add_batch, training.add_synth, training.add_features,
+             training.add_fit, scoring.add_verify, scoring.add_sign, app.add_app, training.add_train,
+             training.add_evaluate, pacs.add_pacs)
 """Sub-command adders, in the order ``pleura --help`` lists them."""
 
 

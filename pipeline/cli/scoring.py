@@ -9,6 +9,7 @@ from pathlib import Path
 import sys
 
 from pipeline.cli._common import EXIT_CASES_FAILED, EXIT_OK, at_least, label_number, progress_bar
+from pipeline.cli.segment import add_click_options, click_kwargs
 from pipeline.core.env import Settings
 
 ALLOW_UNSIGNED_HELP = ("load the model bundle even if it is unsigned or signed by a key this installation does not "
@@ -25,7 +26,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                          label=args.label, num_threads=args.threads, roi_name=args.roi_name, series_uid=args.series,
                          dicom_out=args.dicom_out, on_note=note, allow_unsigned=_allowance(args),
                          audit_source="cli",
-                         allow_resample=args.allow_resample)
+                         allow_resample=args.allow_resample, **click_kwargs(args))
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return EXIT_OK
@@ -112,7 +113,8 @@ def add_score(sub: argparse._SubParsersAction, settings: Settings) -> None:
     s.add_argument("ct", help="CT: .nii/.nii.gz/.nrrd/.mha file, DICOM folder or .zip of one (HU)")
     s.add_argument("roi", nargs="?", default=None,
                    help="tumour ROI: mask image on the same CT, DICOM RTSTRUCT or SEG file (or a folder/zip "
-                        "holding one); optional when the CT's DICOM folder holds the RTSTRUCT/SEG")
+                        "holding one); optional when the CT's DICOM folder holds the RTSTRUCT/SEG or with a click "
+                        "(--seed-mm / --seed-voxel)")
     s.add_argument("--roi-name", default=None,
                    help="RTSTRUCT ROI name or SEG segment label to score (e.g. GTV-1)")
     s.add_argument("--series", default=None, metavar="UID",
@@ -132,6 +134,7 @@ def add_score(sub: argparse._SubParsersAction, settings: Settings) -> None:
     s.add_argument("--allow-resample", action="store_true",
                    help="resample a mask stored on another voxel grid onto the CT's (only when they overlap "
                         "near-completely); refused otherwise")
+    add_click_options(s, required=False)
     s.set_defaults(func=cmd_score)
 
 

@@ -23,6 +23,24 @@ variable                    meaning                                         defa
                             (1/true/yes/on or 0/false/no/off)
 ==========================  ==============================================  =====================
 
+The PACS connection (DICOMweb; :mod:`pipeline.pacs`), all unset unless a site configures it:
+
+=================================  =========================================  ========================
+variable                           meaning                                    default
+=================================  =========================================  ========================
+``PLEURA_DICOMWEB_URL``            DICOMweb base URL (QIDO/WADO/STOW root)    none (no PACS)
+``PLEURA_DICOMWEB_USER``           HTTP basic user name                       none (no credentials)
+``PLEURA_DICOMWEB_PASSWORD``       its password (never printed)               none
+``PLEURA_DICOMWEB_PASSWORD_FILE``  file holding the password (first line)     none
+``PLEURA_DICOMWEB_CA_BUNDLE``      PEM CA bundle to verify the server's TLS   the system's CAs
+``PLEURA_DICOMWEB_TIMEOUT_S``      seconds to wait for the server (1–3600)    30
+``PLEURA_DICOMWEB_RETRIES``        retries of a failed connection (0–10)      2
+``PLEURA_PACS_SEARCH_FIELDS``      search fields offered, ``,``-separated:    all three
+                                   ``patient_id``, ``accession``,
+                                   ``study_date``
+``PLEURA_PACS_MAX_STUDY_MB``       largest study retrieval, MB (≥ 1)          2048
+=================================  =========================================  ========================
+
 Example:
     >>> s = settings({"PLEURA_WORKERS": "2", "PLEURA_PORT": "8600", "PLEURA_ALLOW_UNSIGNED": "1"})
     >>> s.workers, s.port, s.threads is None, s.allow_unsigned
@@ -37,7 +55,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.core.errors import ConfigError
@@ -46,6 +64,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 """The checkout (or installed tree) holding ``pipeline/``, ``weights/`` and ``app.py``."""
 
 DEFAULT_AUDIT_LOG = Path("audit") / "audit.jsonl"
+PACS_SEARCH_FIELDS = ("patient_id", "accession", "study_date")
+"""The PACS search fields an administrator may enable (``PLEURA_PACS_SEARCH_FIELDS``)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +83,15 @@ class Settings:
     max_upload_mb: int
     trusted_keys: tuple[Path, ...] = ()
     allow_unsigned: bool = False
+    dicomweb_url: str | None = None
+    dicomweb_user: str | None = None
+    dicomweb_password: str | None = field(default=None, repr=False)
+    dicomweb_password_file: Path | None = None
+    dicomweb_ca_bundle: Path | None = None
+    dicomweb_timeout_s: int = 30
+    dicomweb_retries: int = 2
+    pacs_search_fields: tuple[str, ...] = PACS_SEARCH_FIELDS
+    pacs_max_study_mb: int = 2048
 
 
 def _text(env: Mapping[str, str], name: str) -> str | None:
@@ -95,6 +124,25 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     raise ConfigError(f"{name} must be 1 or 0 (also true/false, yes/no, on/off; got {raw[:40]!r})")
 
 
+def _search_fields(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = _text(env, "PLEURA_PACS_SEARCH_FIELDS")
+    if raw is None:
+        return PACS_SEARCH_FIELDS
+    fields = tuple(dict.fromkeys(f.strip().lower() for f in raw.split(",") if f.strip()))
+    unknown = [f for f in fields if f not in PACS_SEARCH_FIELDS]
+    if unknown or not fields:
+        raise ConfigError(f"PLEURA_PACS_SEARCH_FIELDS must list some of {', '.join(PACS_SEARCH_FIELDS)} "
+                          f"separated by commas (got {raw[:60]!r})")
+    return fields
+
+
+def _dicomweb_url(env: Mapping[str, str]) -> str | None:
+    url = _text(env, "PLEURA_DICOMWEB_URL")
+    if url is not None and not url.lower().startswith(("http://", "https://")):
+        raise ConfigError("PLEURA_DICOMWEB_URL must be an http:// or https:// address of the DICOMweb service")
+    return url.rstrip("/") if url else None
+
+
 def settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and check every ``PLEURA_*`` setting from ``environ`` (default ``os.environ``).
 
@@ -118,6 +166,15 @@ def settings(environ: Mapping[str, str] | None = None) -> Settings:
         trusted_keys=tuple(Path(p.strip()) for p in (_text(env, "PLEURA_TRUSTED_KEYS") or "").split(os.pathsep)
                            if p.strip()),
         allow_unsigned=_flag(env, "PLEURA_ALLOW_UNSIGNED"),
+        dicomweb_url=_dicomweb_url(env),
+        dicomweb_user=_text(env, "PLEURA_DICOMWEB_USER"),
+        dicomweb_password=env.get("PLEURA_DICOMWEB_PASSWORD") or None,
+        dicomweb_password_file=Path(pf) if (pf := _text(env, "PLEURA_DICOMWEB_PASSWORD_FILE")) else None,
+        dicomweb_ca_bundle=Path(ca) if (ca := _text(env, "PLEURA_DICOMWEB_CA_BUNDLE")) else None,
+        dicomweb_timeout_s=_whole(env, "PLEURA_DICOMWEB_TIMEOUT_S", default=30, low=1, high=3600) or 30,
+        dicomweb_retries=_whole(env, "PLEURA_DICOMWEB_RETRIES", default=2, low=0, high=10) or 0,
+        pacs_search_fields=_search_fields(env),
+        pacs_max_study_mb=_whole(env, "PLEURA_PACS_MAX_STUDY_MB", default=2048, low=1, high=1024 * 1024) or 2048,
     )
 
 

@@ -5,7 +5,11 @@ Accepted layouts (the same for the CLI, the app's batch page and Docker):
 1. flat folder: ``<case>_ct.<ext>`` + ``<case>_roi.<ext>`` (ext: .nii.gz, .nii, .nrrd, .mha …);
 2. one sub-folder per case holding ``ct.<ext>`` (or a ``ct/`` DICOM folder) and ``roi.<ext>``;
 3. a manifest CSV with ``case_id, ct_path, roi_path`` (paths relative to the CSV) and, when no
-   separate clinical CSV is given, ``CEA, CA125, age``.
+   separate clinical CSV is given, ``CEA, CA125, age``. Instead of ``roi_path`` a row may give
+   ``seed_mm``: one click inside the tumour as one text cell "X,Y,Z" (physical LPS mm as
+   SimpleITK reports them; quote it in a comma-separated file, or separate the numbers with
+   spaces); the ROI is then segmented semi-automatically (:mod:`pipeline.segment`). A row with
+   both, or a seed that is not three numbers, fails in its own row.
 
 Clinical values come from a CSV with ``case_id, CEA, CA125, age``. Every case id seen anywhere
 becomes exactly one case: images without clinical values, clinical rows without images, and bad
@@ -34,6 +38,7 @@ class CaseInput:
     problem: str | None = None
     problem_type: str | None = None
     roi_name: str | None = None
+    seed_mm: tuple[float, float, float] | None = None  # a click instead of roi_path (LPS mm)
 
 
 _Images = dict[str, tuple[Path | None, Path | None]]
@@ -92,7 +97,15 @@ def _read_manifest(path: Path) -> tuple[_Images, dict[str, dict[str, str]], dict
     """Images, raw rows and per-row problems (more fields than columns) of a manifest CSV."""
     from pipeline.inputs.csvtable import read_table
 
-    table = read_table(path, what="case manifest", required=("case_id", "ct_path", "roi_path"))
+    table = read_table(path, what="case manifest", required=("case_id",))
+    roi_col = "seed_mm" if "seed_mm" in table.columns and "roi_path" not in table.columns else "roi_path"
+    missing = [c for c in ("case_id", "ct_path", roi_col) if c not in table.columns]
+    if missing:
+        raise CohortError(f"case manifest lacks column(s) {', '.join(missing)}; required: case_id, ct_path, roi_path "
+                          "(or seed_mm, a click in the tumour)")
+    twice = [c for c in ("ct_path", "roi_path", "seed_mm") if table.columns.count(c) > 1]
+    if twice:
+        raise CohortError(f"case manifest has the column {twice[0]} more than once; keep one")
     images: _Images = {}
     rows: dict[str, dict[str, str]] = {}
     problems: dict[str, str] = {}
@@ -154,13 +167,18 @@ def discover_cases(source: str | os.PathLike[str], *, clinical_csv: str | os.Pat
         ct, roi = images.get(cid, (None, None))
         clin = clinical.get(cid)
         problem = ptype = None
+        seed, seed_problem = _seed_of(manifest_rows.get(cid, {}))
         if cid in ambiguous:
             problem, ptype = ambiguous[cid], "cohort"
         elif cid not in images:
             problem, ptype = "clinical CSV lists this case but no CT/ROI images were found for it", "cohort"
         elif ct is None:
             problem, ptype = "no CT image found for this case", "cohort"
-        elif roi is None and not (ct.is_dir() or ct.name.lower().endswith(".zip")):
+        elif seed_problem:
+            problem, ptype = seed_problem, "seed"
+        elif seed is not None and roi is not None:
+            problem, ptype = "the manifest row gives both roi_path and seed_mm; keep one", "cohort"
+        elif roi is None and seed is None and not (ct.is_dir() or ct.name.lower().endswith(".zip")):
             problem, ptype = "no ROI mask found for this case", "cohort"
         elif clin is None:
             problem, ptype = "no clinical values (CEA, CA125, age) for this case in the clinical CSV", "clinical"
@@ -168,5 +186,20 @@ def discover_cases(source: str | os.PathLike[str], *, clinical_csv: str | os.Pat
             problem, ptype = str(clin), clin.code
         cases.append(CaseInput(cid, str(ct) if ct else None, str(roi) if roi else None,
                                clin if isinstance(clin, ClinicalValues) else None, problem, ptype,
-                               (manifest_rows.get(cid, {}).get("roi_name") or "").strip() or roi_name))
+                               (manifest_rows.get(cid, {}).get("roi_name") or "").strip() or roi_name, seed))
     return cases
+
+
+def _seed_of(row: dict[str, str]) -> tuple[tuple[float, float, float] | None, str | None]:
+    """(click, problem) of a manifest row's ``seed_mm`` cell: "X,Y,Z" in LPS mm, or empty."""
+    text = (row.get("seed_mm") or "").strip().strip("()[]")
+    if not text:
+        return None, None
+    parts = [p for p in text.replace(";", ",").replace(" ", ",").split(",") if p]
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 3 or not all(abs(v) < 1e6 for v in values):
+        return None, "the seed_mm cell must be three numbers X,Y,Z in mm (LPS), e.g. \"-80.5,12,-140\""
+    return values, None  # type: ignore[return-value]

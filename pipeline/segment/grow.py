@@ -20,6 +20,9 @@ AIR_BODY_HU = -500.0  # body outline: the patient is everything above this, hole
 LUNG_HU = -400.0  # aerated lung inside the body
 SEED_LUNG_HU = -650.0  # a click this dark is on aerated lung (ground glass is brighter)
 SEED_BONE_HU = 300.0  # a click this bright is on bone or calcification
+FAT_HU = (-190.0, -60.0)  # a click in this range is on fat (tumour: ground glass below, solid above)
+TUBE_RATIO = 4.0
+PLEURAL_MARGIN_MM = 1.5  # tumour-dense voxels this close to the region, beyond the lung cavity, are kept  # a region this many times longer than the structure is thick at the click: a vessel
 MIN_LUNG_ML = 30.0  # less aerated lung than this in the click's slab: "no lung"
 
 
@@ -45,23 +48,27 @@ class Grown:
     capped: bool
 
 
+_IN_PLANE = np.array([[[0, 0, 0], [0, 0, 0], [0, 0, 0]], [[0, 1, 0], [1, 1, 1], [0, 1, 0]], [[0, 0, 0], [0, 0, 0], [0, 0, 0]]],
+                     bool)  # 4-connectivity within each axial slice, none across slices
+
+
 def body_slab(ct: Volume, z0: int, z1: int, step: int) -> np.ndarray:
     """Body mask of slices z0..z1 (whole slices, in-plane stride ``step``): above −500 HU with
     holes (lungs, airways) filled slice by slice."""
     slab = ct.array[z0:z1, ::step, ::step] > AIR_BODY_HU
-    return ndi.binary_fill_holes(slab, structure=np.array([[[0, 0, 0], [0, 0, 0], [0, 0, 0]],
-                                                           [[0, 1, 0], [1, 1, 1], [0, 1, 0]],
-                                                           [[0, 0, 0], [0, 0, 0], [0, 0, 0]]], bool))
+    return ndi.binary_fill_holes(slab, structure=_IN_PLANE)
 
 
-def seed_hu(ct: Volume, seed_zyx: tuple[int, int, int], radius_mm: float = 2.0) -> float:
-    """Median HU in a small box (± radius_mm, at least the voxel itself) around the click."""
+def seed_hu(ct: Volume, seed_zyx: tuple[int, int, int], radius_mm: float = 2.0, q: float = 50.0) -> float:
+    """Percentile ``q`` (default the median) of HU in a box (± radius_mm, at least the voxel itself)
+    around the click."""
     r = [max(0, int(radius_mm / s)) for s in ct.spacing_zyx]
     box = tuple(slice(max(0, c - k), c + k + 1) for c, k in zip(seed_zyx, r))
-    return float(np.median(ct.array[box]))
+    return float(np.percentile(ct.array[box], q))
 
 
-def make_crop(ct: Volume, seed_zyx: tuple[int, int, int], half_mm: float, body_full_ds: tuple[np.ndarray, int, int]) -> Crop:
+def make_crop(ct: Volume, seed_zyx: tuple[int, int, int], half_mm: float,
+              body_full_ds: tuple[np.ndarray, int, int]) -> Crop:
     """Crop ±half_mm around the click; in-plane stride so the crop is at most ~160 voxels wide."""
     sz, sy, sx = ct.spacing_zyx
     step = max(1, math.ceil(2 * half_mm / sx / 160))
@@ -85,6 +92,19 @@ def make_crop(ct: Volume, seed_zyx: tuple[int, int, int], half_mm: float, body_f
                 spacing_zyx=(sz, sy * step, sx * step), seed=seed, touches_ct_edge=tuple(edge))
 
 
+def exact_body(crop: Crop) -> np.ndarray:
+    """The body at the crop's own resolution: everything but the air (< −500 HU) connected to
+    air that the coarse body mask (3 mm) surely calls outside (4 mm in from its edge)."""
+    air = crop.hu < AIR_BODY_HU
+    k = max(1, int(math.ceil(4.0 / crop.spacing_zyx[2])))
+    surely_out = ndi.binary_erosion(~crop.body, structure=_IN_PLANE, iterations=k, border_value=1) & air
+    if not surely_out.any():
+        return ~(air & ~crop.body) if not crop.body.all() else np.ones_like(air)
+    labels, _n = ndi.label(air)
+    out_labels = np.unique(labels[surely_out])
+    return ~np.isin(labels, out_labels[out_labels > 0])
+
+
 def _edt(mask: np.ndarray, sp: tuple[float, float, float]) -> np.ndarray:
     return ndi.distance_transform_edt(mask, sampling=sp)
 
@@ -95,11 +115,18 @@ def _component_at(mask: np.ndarray, seed: tuple[int, int, int], sp, near_mm: flo
     if n == 0:
         return None
     lab = labels[seed]
-    if lab == 0:
-        dist, idx = ndi.distance_transform_edt(labels == 0, sampling=sp, return_indices=True)
-        if dist[seed] > near_mm:
+    if lab == 0:  # nearest labelled voxel within near_mm, searched in a small box around the click
+        k = [int(math.ceil(near_mm / v)) for v in sp]
+        box = tuple(slice(max(0, c - r), c + r + 1) for c, r in zip(seed, k))
+        sub = labels[box]
+        pts = np.argwhere(sub > 0)
+        if len(pts) == 0:
             return None
-        lab = labels[tuple(int(i[seed]) for i in idx)]
+        local = np.array([c - b.start for c, b in zip(seed, box)])
+        d = np.sqrt((((pts - local) * np.asarray(sp)) ** 2).sum(axis=1))
+        if d.min() > near_mm:
+            return None
+        lab = sub[tuple(pts[int(np.argmin(d))])]
     return labels == lab
 
 
@@ -114,12 +141,14 @@ def grow(crop: Crop, *, sensitivity: float, reach_mm: float, lung_dist_mm: float
     cavity (so chest wall and mediastinum stay out), opened to cut vessels, holes filled; a
     ground-glass rim around a solid core is taken in by a second, lower threshold."""
     a, sp, seed = crop.hu, crop.spacing_zyx, crop.seed
-    lung = (a < LUNG_HU) & crop.body
+    body = exact_body(crop)
+    lung = (a < LUNG_HU) & body
     # cavity: the lungs closed with a ball larger than the tumour's base on the pleura
-    r_close = float(np.clip(1.3 * lung_dist_mm + 4.0, 8.0, 60.0))
-    dil = _edt(~lung, sp) <= r_close
-    cavity = (_edt(dil, sp) > r_close) | lung
-    cavity &= crop.body
+    r_close = float(np.clip(lung_dist_mm + 4.0, 8.0, 60.0))
+    filled = ndi.binary_fill_holes(lung, structure=_IN_PLANE)  # a free-standing tumour is a hole in the lung
+    dil = _edt(~filled, sp) <= r_close
+    cavity = (_edt(dil, sp) > r_close) | filled
+    cavity &= body
     if not cavity[seed]:
         raise SeedError("the click is on soft tissue outside the lungs (chest wall, mediastinum or below the "
                         "diaphragm), not on a lung tumour: click inside the tumour")
@@ -132,7 +161,7 @@ def grow(crop: Crop, *, sensitivity: float, reach_mm: float, lung_dist_mm: float
     r_open = float(np.clip(0.3 * lung_dist_mm, 1.0, 3.0))
 
     def region_at(thr: float) -> np.ndarray:
-        m = (a > thr) & cavity & reach
+        m = (a > thr) & (a < SEED_BONE_HU) & cavity & reach
         eroded = _edt(m, sp) > r_open
         core = _component_at(eroded, seed, sp, near_mm=r_open + max(sp))
         if core is None:
@@ -144,10 +173,19 @@ def grow(crop: Crop, *, sensitivity: float, reach_mm: float, lung_dist_mm: float
         region = comp if comp is not None else core
         return ndi.binary_fill_holes(region)
 
-    span = max(mu_t - mu_lung, 1.0)
-    thr = mu_lung + (1.0 - sensitivity) * span
-    thr = float(np.clip(thr, mu_lung + 100.0, mu_t - 30.0)) if span > 130 else mu_lung + 0.5 * span
+    def threshold(level: float) -> float:
+        span = max(level - mu_lung, 1.0)
+        thr = mu_lung + (1.0 - sensitivity) * span
+        return float(np.clip(thr, mu_lung + 100.0, level - 30.0)) if span > 130 else mu_lung + 0.5 * span
+
+    thr = threshold(mu_t)
     region = region_at(thr)
+    # the tumour's own level (median HU of the first region), not the click's, sets the threshold,
+    # so clicks anywhere in the tumour give the same ROI
+    level = float(np.percentile(a[region], 75))
+    if level > mu_lung + 130.0 and abs(threshold(level) - thr) > 5.0:
+        thr = threshold(level)
+        region = region_at(thr)
     # a ground-glass rim: the 3 mm shell outside a solid core is clearly denser than lung
     shell = (_edt(~region, sp) <= 3.0) & ~region & cavity
     if shell.sum() > 20:
@@ -157,8 +195,30 @@ def grow(crop: Crop, *, sensitivity: float, reach_mm: float, lung_dist_mm: float
             thr2 = max(thr2, mu_lung + 100.0)
             region = region_at(thr2) | region
             thr = thr2
+    # where it meets the chest wall, the tumour may reach a little beyond the lung cavity (measured:
+    # juxta-pleural Dice and the probability both closer to the true ROI's, bench/README.md)
+    rim = (_edt(~region, sp) <= PLEURAL_MARGIN_MM) & ~cavity & body & (a > thr) & (a < SEED_BONE_HU)
+    region = region | rim
+    _refuse_tube(region, seed, sp)
     capped = bool((region & ~ball_mask(a.shape, seed, sp, reach_mm - 1.5 * max(sp))).any())
     return Grown(region=region, crop=crop, threshold_hu=thr, capped=capped)
+
+
+def _refuse_tube(region: np.ndarray, seed: tuple[int, int, int], sp: tuple[float, float, float]) -> None:
+    """A click on a vessel: the structure at the click is thin (radius < 4 mm within 8 mm of it)
+    and the connected region is much longer than that (a tube, not a round tumour)."""
+    local = tuple(slice(max(0, c - int(math.ceil(8.0 / v))), c + int(math.ceil(8.0 / v)) + 1) for c, v in zip(seed, sp))
+    sub = region[local]
+    depth = _edt(np.pad(sub, 1), sp)[1:-1, 1:-1, 1:-1]
+    near = ball_mask(sub.shape, tuple(c - b.start for c, b in zip(seed, local)), sp, 8.0)
+    radius = float(depth[near].max()) if (near & sub).any() else 0.0
+    if radius >= 4.0:
+        return
+    pts = np.argwhere(region) * np.asarray(sp)
+    length = float(np.sqrt(((pts - np.asarray(seed) * np.asarray(sp)) ** 2).sum(axis=1)).max()) * 2.0
+    if length > TUBE_RATIO * 2.0 * max(radius, min(sp)):
+        raise SeedError(f"the click is on a thin tubular structure (about {2 * radius:.0f} mm across and "
+                        f"{length:.0f} mm long), probably a vessel, not a tumour: click inside the tumour")
 
 
 def touches_crop_edge(g: Grown) -> bool:

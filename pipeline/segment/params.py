@@ -20,7 +20,7 @@ from pipeline.core.volume import Volume
 Point = tuple[float, float, float]
 
 
-def _point(value: object, *, name: str) -> Point:
+def as_point(value: object, *, name: str) -> Point:
     try:
         pt = tuple(float(v) for v in value)  # type: ignore[union-attr]
     except (TypeError, ValueError):
@@ -39,8 +39,8 @@ class SegmentParams:
         adjust_mm: grow (+) or shrink (−) the result by this many mm (−10..10).
         add_seeds_xyz_mm: extra clicks (LPS mm) that must be inside the ROI.
         remove_seeds_xyz_mm: clicks (LPS mm) that must be outside the ROI.
-        max_diameter_mm: growth cap (20..300 mm): a region longer than this is cut to a sphere of this
-            diameter around the click and flagged ``capped``.
+        max_diameter_mm: growth cap (20..300 mm): the region grows at most 0.75 × this from the click,
+            and one that reaches that distance or is longer than this is flagged ``capped`` with a warning.
     """
 
     sensitivity: float = 0.5
@@ -62,7 +62,7 @@ class SegmentParams:
             value = getattr(self, name)
             if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
                 raise ConfigError(f"the segmentation setting {name} must be a list of x, y, z points in mm")
-            pts = tuple(_point(p, name=f"each point of {name}") for p in value)
+            pts = tuple(as_point(p, name=f"each point of {name}") for p in value)
             if len(pts) > 50:
                 raise ConfigError(f"the segmentation setting {name} holds {len(pts)} points; at most 50")
             object.__setattr__(self, name, pts)
@@ -92,16 +92,13 @@ class Segmentation:
     def provenance(self) -> dict[str, Any]:
         """JSON-safe description for the result JSON, the PDF and a DICOM SEG."""
         import scipy
-        import SimpleITK as sitk
-        import skimage
 
         from pipeline import __version__
 
         return {
             "kind": "semi-automatic",
             "method": self.method,
-            "software": {"pleurarisk": __version__, "SimpleITK": sitk.Version.VersionString(),
-                         "scipy": scipy.__version__, "scikit-image": skimage.__version__},
+            "software": {"pleurarisk": __version__, "numpy": np.__version__, "scipy": scipy.__version__},
             "seed_xyz_mm": [round(v, 2) for v in self.seed_xyz_mm],
             "seed_ijk": list(self.seed_ijk),
             "params": self.params.as_dict(),

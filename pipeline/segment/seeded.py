@@ -9,9 +9,9 @@ from scipy import ndimage as ndi
 
 from pipeline.core.errors import InputError, SeedError
 from pipeline.core.volume import Volume
-from pipeline.segment.grow import (LUNG_HU, MIN_LUNG_ML, SEED_BONE_HU, SEED_LUNG_HU, Grown, body_slab, grow,
+from pipeline.segment.grow import (FAT_HU, LUNG_HU, MIN_LUNG_ML, SEED_BONE_HU, SEED_LUNG_HU, Grown, body_slab, grow,
                                    make_crop, seed_hu, touches_crop_edge)
-from pipeline.segment.params import Point, SegmentParams, Segmentation, _point
+from pipeline.segment.params import Point, SegmentParams, Segmentation, as_point
 
 METHOD = "lung-cavity-constrained threshold growing v1"
 
@@ -30,22 +30,28 @@ class _Context:
 
     def __init__(self, ct: Volume, seed_zyx: tuple[int, int, int], reach_mm: float) -> None:
         sz, sy, sx = ct.spacing_zyx
-        self.ds = max(1, round(2.0 / sx))
+        self.ds = max(1, round(3.0 / sx))
         k = int(math.ceil((reach_mm + 10.0) / sz))
         self.z0, self.z1 = max(0, seed_zyx[0] - k), min(ct.shape_zyx[0], seed_zyx[0] + k + 1)
         self.body = body_slab(ct, self.z0, self.z1, self.ds)
         self.lung = (ct.array[self.z0:self.z1, ::self.ds, ::self.ds] < LUNG_HU) & self.body
+        self.aerated = (ct.array[self.z0:self.z1, ::self.ds, ::self.ds] < SEED_LUNG_HU) & self.body
         self.sp = (sz, sy * self.ds, sx * self.ds)
-        self._dist: np.ndarray | None = None
 
     def at(self, seed_zyx: tuple[int, int, int]) -> tuple[int, int, int]:
         return (seed_zyx[0] - self.z0, min(seed_zyx[1] // self.ds, self.body.shape[1] - 1),
                 min(seed_zyx[2] // self.ds, self.body.shape[2] - 1))
 
-    def lung_distance_mm(self, seed_zyx: tuple[int, int, int]) -> float:
-        if self._dist is None:
-            self._dist = ndi.distance_transform_edt(~self.lung, sampling=self.sp)
-        return float(self._dist[self.at(seed_zyx)])
+    def lung_distance_mm(self, seed_zyx: tuple[int, int, int], limit_mm: float = 60.0) -> float:
+        """Distance (mm) from the click to the nearest aerated lung (< −650 HU), at most ``limit_mm``."""
+        c = self.at(seed_zyx)
+        box = tuple(slice(max(0, i - int(math.ceil(limit_mm / s))), i + int(math.ceil(limit_mm / s)) + 1)
+                    for i, s in zip(c, self.sp))
+        pts = np.argwhere(self.aerated[box])
+        if len(pts) == 0:
+            return limit_mm
+        local = np.array([i - b.start for i, b in zip(c, box)])
+        return float(min(limit_mm, np.sqrt((((pts - local) * np.asarray(self.sp)) ** 2).sum(axis=1)).min()))
 
 
 def _check_click(ct: Volume, ctx: _Context, seed_zyx: tuple[int, int, int]) -> None:
@@ -55,6 +61,9 @@ def _check_click(ct: Volume, ctx: _Context, seed_zyx: tuple[int, int, int]) -> N
     if hu < SEED_LUNG_HU:
         raise SeedError(f"the click is in air or aerated lung parenchyma (about {hu:.0f} HU), not in a tumour: "
                         "click inside the tumour's solid or ground-glass part")
+    # fat: fat-dense at the click and all around it (a click on a tumour's solid/ground-glass border is not)
+    if FAT_HU[0] < hu < FAT_HU[1] and FAT_HU[0] < seed_hu(ct, seed_zyx, 5.0, 10) and seed_hu(ct, seed_zyx, 5.0, 90) < FAT_HU[1]:
+        raise SeedError(f"the click is on fat (about {hu:.0f} HU), not on a tumour: click inside the tumour")
     if hu > SEED_BONE_HU:
         raise SeedError(f"the click is on bone or calcification (about {hu:.0f} HU), not on a tumour: "
                         "click inside the tumour")
@@ -67,7 +76,7 @@ def _check_click(ct: Volume, ctx: _Context, seed_zyx: tuple[int, int, int]) -> N
 def _grow_click(ct: Volume, ctx: _Context, seed_zyx: tuple[int, int, int], params: SegmentParams) -> Grown:
     _check_click(ct, ctx, seed_zyx)
     lung_dist = ctx.lung_distance_mm(seed_zyx)
-    reach = params.max_diameter_mm
+    reach = 0.75 * params.max_diameter_mm  # mm from the click: an off-centre click still reaches the far side
     half = float(np.clip(2.0 * lung_dist + 20.0, 30.0, reach + 5.0))
     body = (ctx.body, ctx.z0, ctx.ds)
     while True:
@@ -161,7 +170,7 @@ def segment_from_seed(ct: Volume, *, seed_xyz_mm: tuple[float, float, float],
     params = SegmentParams() if params is None else params
     if not isinstance(params, SegmentParams):
         raise TypeError("params must be a SegmentParams")
-    seed = _point(seed_xyz_mm, name="the click")
+    seed = as_point(seed_xyz_mm, name="the click")
     seed_zyx = _seed_index(ct, seed)
     ctx = _Context(ct, seed_zyx, params.max_diameter_mm)
     grown = [_grow_click(ct, ctx, seed_zyx, params)]
@@ -194,8 +203,9 @@ def segment_from_seed(ct: Volume, *, seed_xyz_mm: tuple[float, float, float],
     warnings: list[str] = []
     if capped or diameter > params.max_diameter_mm:
         capped = True
-        warnings.append(f"the ROI reached the growth cap ({params.max_diameter_mm:.0f} mm) and was cut there: the click "
-                        "may be in a very large mass or the region leaked into the chest wall or mediastinum; check it")
+        warnings.append(f"the ROI reached the growth cap of {params.max_diameter_mm:.0f} mm (longest diameter "
+                        f"{diameter:.0f} mm) and growth was stopped there: the click may be in a very large mass or "
+                        "the region leaked into the chest wall or mediastinum; check the ROI")
     volume_ml = float(mask.sum()) * float(np.prod(ct.spacing_xyz)) / 1000.0
     return Segmentation(mask=ct.with_array(mask.astype(np.uint8)), seed_xyz_mm=seed,
                         seed_ijk=(seed_zyx[2], seed_zyx[1], seed_zyx[0]), params=params, capped=capped,

@@ -2,8 +2,9 @@
 
 Location: ``$PLEURA_AUDIT_LOG`` or ``./audit/audit.jsonl`` (folder created if needed). Each line
 holds the UTC time, where the prediction came from (``app``, ``app-batch``, ``cli``,
-``cli-batch``), the model's name and id, the sha256 of the CT and ROI inputs, the probability,
-the risk band and the number of validation warnings. It holds **no** names, file names, dates of
+``cli-batch``; from the PACS ``app-pacs``, ``cli-pacs``, ``cli-pacs-batch``, which add the sha256
+of the Study and Series Instance UIDs, never the UIDs), the model's name and id, the sha256 of the
+CT and ROI inputs, the probability, the risk band and the number of validation warnings. It holds **no** names, file names, dates of
 birth, case ids or other identifiers: the input hashes let a site link a line to its own records
 without the log revealing anything.
 
@@ -40,7 +41,7 @@ from pipeline import __version__
 from pipeline.core.env import settings
 from pipeline.core.errors import PleuraRiskError
 
-SOURCES = ("app", "app-batch", "cli", "cli-batch")
+SOURCES = ("app", "app-batch", "cli", "cli-batch", "app-pacs", "cli-pacs", "cli-pacs-batch")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 
 

@@ -52,7 +52,7 @@ RESULT_COLUMNS = (
     "case_id", "status", "probability", "risk_band", "domain", "domain_reasons", "tree_p05", "tree_p95",
     "top_features", *FINDING_CSV_COLUMNS,
     "warnings", "error_type", "error", "model_id", "ct_sha256", "roi_sha256", "input_key", "seconds", "notice",
-    "model_signer",
+    "model_signer", "roi_source",
 )
 
 
@@ -90,6 +90,7 @@ def _key(case: CaseInput, ct_sha: str, roi_sha: str, model_id: str, label: int |
         "ct": ct_sha, "roi": roi_sha, "clinical": asdict(case.clinical) if case.clinical else None,
         "problem": case.problem, "label": label, "model": model_id, "case_id": case.case_id,
         **({"roi_name": case.roi_name} if case.roi_name else {}),
+        **({"seed_mm": list(case.seed_mm)} if getattr(case, "seed_mm", None) else {}),
     }, sort_keys=True)
     return bytes_sha256(payload.encode())
 
@@ -115,7 +116,17 @@ def _ok_row(case_id: str, result) -> dict[str, Any]:  # noqa: ANN001
         "tree_p95": None if result.tree_p95 is None else round(result.tree_p95, 4),
         "top_features": "; ".join(f"{n} ({s:+.3f})" for n, s, _v in top),
         "warnings": " | ".join(result.warnings), "error_type": "", "error": "",
+        "roi_source": _roi_source_text(getattr(result, "roi_source", None)),
     }
+
+
+def _roi_source_text(source: dict[str, Any] | None) -> str:
+    """The results CSV's ``roi_source`` cell: "mask" or "semi-automatic from click X,Y,Z mm (method)"."""
+    if not source:
+        return "mask"
+    x, y, z = source.get("seed_xyz_mm", ("?", "?", "?"))
+    capped = "; capped" if source.get("capped") else ""
+    return f"semi-automatic from click {x},{y},{z} mm LPS ({source.get('method', '')}{capped})"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,6 +225,16 @@ def score_one(case: CaseInput, label: int | None, scorer=None, *, dicom_out: str
 
 
 def _score_resolved(case: CaseInput, label: int | None, scorer, dicom_out: str | None):  # noqa: ANN001, ANN202
+    if case.seed_mm is not None:  # a click instead of a mask: segment, then score that ROI
+        import dataclasses
+
+        from pipeline.serving.semiauto import semiauto_roi
+
+        with semiauto_roi(case.ct_path, seed_mm=case.seed_mm) as (roi_path, seg):
+            result = _score_resolved(dataclasses.replace(case, roi_path=str(roi_path), seed_mm=None), label, scorer,
+                                     dicom_out)
+            return dataclasses.replace(result, roi_source=seg.provenance(),
+                                       warnings=tuple(result.warnings) + tuple(seg.warnings))
     from pipeline.inputs.dicom_inputs import resolve_inputs
 
     with resolve_inputs(case.ct_path, case.roi_path, roi_name=case.roi_name) as inputs:
@@ -232,18 +253,18 @@ def _score_resolved(case: CaseInput, label: int | None, scorer, dicom_out: str |
 
 # ---------------------------------------------------------------------------------------------
 # atomic CSV
-def write_csv_atomic(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    """Write the results CSV via a temporary file + rename; text cells a spreadsheet would run
-    as formulas get a leading ``'`` (:func:`pipeline.serving.outputs.spreadsheet_safe`, which says how
-    to recover the original)."""
+def write_csv_atomic(path: Path, rows: Iterable[dict[str, Any]], *, columns: Sequence[str] = RESULT_COLUMNS) -> None:
+    """Write the results CSV (``columns``, default :data:`RESULT_COLUMNS`) via a temporary file +
+    rename; text cells a spreadsheet would run as formulas get a leading ``'``
+    (:func:`pipeline.serving.outputs.spreadsheet_safe`, which says how to recover the original)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
+            writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
             writer.writeheader()
             for row in rows:
-                writer.writerow({k: ("" if row.get(k) is None else spreadsheet_safe(row.get(k))) for k in RESULT_COLUMNS})
+                writer.writerow({k: ("" if row.get(k) is None else spreadsheet_safe(row.get(k))) for k in columns})
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -98,18 +98,30 @@ def _code(value: str, scheme: str, meaning: str):  # noqa: ANN202
     return hd.sr.CodedConcept(value=value, scheme_designator=scheme, meaning=meaning)
 
 
-def write_seg(*, series: ImageSeries, mask_zyx: np.ndarray, roi_label: str, out_path: Path):  # noqa: ANN201
+def write_seg(*, series: ImageSeries, mask_zyx: np.ndarray, roi_label: str, out_path: Path,  # noqa: ANN201
+              roi_source: dict | None = None):
     """Write a BINARY DICOM SEG of ``mask_zyx`` (uint8 (z, y, x) on the CT series' grid, slice
-    z = ``series.headers[z]``) with one segment labelled ``roi_label``; return the dataset."""
+    z = ``series.headers[z]``) with one segment labelled ``roi_label``; return the dataset.
+    ``roi_source``: a semi-automatic ROI's provenance (``Segmentation.provenance()``): the segment
+    is then SEMIAUTOMATIC with the algorithm's name and version (else MANUAL: a mask given)."""
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
     if mask_zyx.shape != (series.n_slices, int(series.headers[0].Rows), int(series.headers[0].Columns)):
         raise ValueError(f"mask shape {mask_zyx.shape} does not match the CT series")
+    algorithm: dict = {"algorithm_type": hd.seg.SegmentAlgorithmTypeValues.MANUAL}
+    if roi_source and roi_source.get("kind") == "semi-automatic":
+        x, y, z = roi_source.get("seed_xyz_mm", (0.0, 0.0, 0.0))
+        algorithm = {"algorithm_type": hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
+                     "algorithm_identification": hd.AlgorithmIdentificationSequence(
+                         name=str(roi_source.get("method", "semi-automatic"))[:64], family=codes.cid7162.MorphologicalOperations,
+                         version=str(roi_source.get("software", {}).get("pleurarisk", ""))[:16] or "0",
+                         parameters={"seed_xyz_mm_lps": f"{x},{y},{z}"[:64],
+                                     "sensitivity": str(roi_source.get("params", {}).get("sensitivity", ""))})}
     description = hd.seg.SegmentDescription(
         segment_number=1, segment_label=(roi_label or "scored ROI")[:64],
         segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
-        segmented_property_type=codes.SCT.Neoplasm, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
+        segmented_property_type=codes.SCT.Neoplasm, **algorithm,
         tracking_uid=hd.UID(), tracking_id="PleuraRisk scored ROI")
     with warnings.catch_warnings():  # e.g. "single-component person name": the CT's value, copied as is
         warnings.simplefilter("ignore", UserWarning)
@@ -283,7 +295,8 @@ def write_dicom_results(result, *, case, series: ImageSeries | None, clinical, o
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     mask = full_mask(case)
-    seg = write_seg(series=series, mask_zyx=mask, roi_label=roi_name or "tumour ROI", out_path=out / "seg.dcm")
+    seg = write_seg(series=series, mask_zyx=mask, roi_label=roi_name or "tumour ROI", out_path=out / "seg.dcm",
+                    roi_source=getattr(result, "roi_source", None))
     sr = write_sr(result, seg=seg, series=series, out_path=out / "sr.dcm")
     if pdf is None:
         from pipeline.serving.report import report_pdf

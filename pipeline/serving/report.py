@@ -282,6 +282,13 @@ def report_pdf(result, *, clinical: ClinicalValues, roi_label: int | None = None
         page.font(8.5)
         pdf.cell(half - 24, 4.6, page.t(v))
     pdf.set_xy(left, y + ((len(rows) + 1) // 2) * 4.6)
+    source = getattr(result, "roi_source", None)
+    if source and source.get("kind") == "semi-automatic":
+        x, y_mm, z = source.get("seed_xyz_mm", ("?", "?", "?"))
+        capped = " The ROI reached the growth cap and was cut there." if source.get("capped") else ""
+        page.line(f"ROI: semi-automatic, segmented from a click at ({x}, {y_mm}, {z}) mm LPS "
+                  f"({source.get('method', '')}, sensitivity {source.get('params', {}).get('sensitivity', '')}).{capped}",
+                  size=8, w=page.width)
     if result.findings is not None:
         page.heading("Findings (measured on the ROI)")
         found = result.findings.rows()

@@ -11,6 +11,8 @@ newly scored case.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -31,7 +33,8 @@ def score_files(*, ct: str | os.PathLike[str], roi: str | os.PathLike[str] | Non
                 num_threads: Optional[int] = None, roi_name: Optional[str] = None, series_uid: Optional[str] = None,
                 dicom_out: str | os.PathLike[str] | None = None, on_note: Optional[Callable[[str], None]] = None,
                 allow_unsigned: Optional[bool] = None, audit_source: Optional[str] = "cli",
-                allow_resample: bool = False) -> Any:
+                allow_resample: bool = False, seed_mm: Optional[tuple[float, float, float]] = None,
+                seed_voxel: Optional[tuple[int, int, int]] = None, segment_params: Any = None) -> Any:
     """Score one case from its files and return the :class:`~pipeline.serving.score.CaseResult`.
 
     Args:
@@ -54,6 +57,10 @@ def score_files(*, ct: str | os.PathLike[str], roi: str | os.PathLike[str] | Non
         audit_source: the audit line's source (None: no audit line).
         allow_resample: a mask on another voxel grid may be resampled onto the CT's (near-complete
             overlap only); refused otherwise.
+        seed_mm, seed_voxel: instead of ``roi``, a click inside the tumour (LPS mm, or an ITK
+            voxel index i, j, k): the ROI is segmented semi-automatically
+            (:mod:`pipeline.serving.semiauto`, ``segment_params``: a ``SegmentParams``) and the
+            result's ``roi_source`` says so.
 
     Raises:
         ClinicalValueError, InputError subclasses, BundleError: one sentence naming the input.
@@ -77,7 +84,18 @@ def score_files(*, ct: str | os.PathLike[str], roi: str | os.PathLike[str] | Non
 
         check_output_folder(dicom_out, inputs=[ct] + ([roi] if roi else []))
     t = time.perf_counter()
-    with resolve_inputs(ct, roi, roi_name=roi_name, series_uid=series_uid) as inputs:
+    with contextlib.ExitStack() as stack:
+        seg = None
+        if seed_mm is not None or seed_voxel is not None:
+            from pipeline.core.errors import ConfigError
+            from pipeline.serving.semiauto import semiauto_roi
+
+            if roi is not None:
+                raise ConfigError("give either the ROI mask or a click in the tumour (--seed-mm / --seed-voxel), not both")
+            roi, seg = stack.enter_context(semiauto_roi(ct, seed_mm=seed_mm, seed_voxel=seed_voxel,
+                                                        params=segment_params, series_uid=series_uid))
+            say(seg.describe() + (f"; {'; '.join(seg.warnings)}" if seg.warnings else ""))
+        inputs = stack.enter_context(resolve_inputs(ct, roi, roi_name=roi_name, series_uid=series_uid))
         case = load_case(inputs.ct_path, inputs.roi_path, config=config, label=label, allow_resample=allow_resample)
         for note in inputs.notes:
             say(note)
@@ -86,6 +104,9 @@ def score_files(*, ct: str | os.PathLike[str], roi: str | os.PathLike[str] | Non
 
         scorer = Scorer(bundle, num_threads=num_threads, allow_unsigned=allow_unsigned)
         result = scorer.score_prepared(case, clinical, timings=timings)
+        if seg is not None:
+            result = dataclasses.replace(result, roi_source=seg.provenance(),
+                                         warnings=tuple(result.warnings) + tuple(seg.warnings))
         if dicom_out:
             from pipeline.serving.dicom_out import write_dicom_results
 

@@ -94,6 +94,7 @@ class CaseResult:
     domain: DomainVerdict = field(default_factory=unknown_verdict)
     findings: Findings | None = None
     model_signature: SignatureCheck = SignatureCheck("unsigned")
+    roi_source: dict[str, Any] | None = None  # None: a mask given; else Segmentation.provenance() of the click
 
     @property
     def model_signer(self) -> str:
@@ -118,6 +119,7 @@ class CaseResult:
             "model": {"name": self.model_name, "id": self.model_id, "signature": self.model_signature.to_dict()},
             "notice": self.notice,
             "inputs": {"ct_sha256": self.ct_sha256, "roi_sha256": self.roi_sha256},
+            "roi_source": self.roi_source if self.roi_source is not None else {"kind": "mask provided"},
             "timings_s": {k: round(v, 4) for k, v in self.timings_s.items()},
         }
 

@@ -11,6 +11,7 @@ Never downloads a browser: uses ``/usr/bin/chromium`` and is skipped when it is 
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -138,6 +139,12 @@ def test_click_the_tumour_then_predict(browser_page, app_url, phantom_cohort: Pa
         metric.wait_for(timeout=300_000)
         assert 0.0 <= float(metric.inner_text()) <= 1.0
         page.get_by_text("ROI: semi-automatic ROI from a click at").first.wait_for(timeout=60_000)
+        # the JSON report says where the ROI came from
+        with page.expect_download(timeout=60_000) as info:
+            page.get_by_role("button", name="Download JSON").click()
+        source = json.loads(Path(info.value.path()).read_text())["roi_source"]
+        assert source["kind"] == "semi-automatic"
+        assert np.allclose(source["seed_xyz_mm"], clicked, atol=0.051)  # the page shows 0.1 mm
         page.screenshot(path=str(ARTIFACTS / "viewer-predicted.png"), full_page=True)
     except Exception:
         ARTIFACTS.mkdir(exist_ok=True)
@@ -158,7 +165,7 @@ def browser_page():
     with sync_playwright() as pw:
         browser = launch_chromium(pw)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page = browser.new_page(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
             requests: list[str] = []
             page.on("request", lambda r: requests.append(r.url))
             yield page, requests
