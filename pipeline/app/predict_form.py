@@ -32,6 +32,16 @@ class CaseForm:
     lab_check: labs.LabCheck = field(default_factory=labs.LabCheck)
     roi_label: object = None
     allow_resample: bool = False
+    semi_roi: Any = None  # an accepted click-to-segment ROI (pipeline.app.viewer.panel.AcceptedRoi)
+
+    def use_semiautomatic_roi(self, accepted: Any) -> None:  # noqa: ANN401 - AcceptedRoi | None
+        """Take the viewer's accepted click-to-segment ROI as the case's ROI when no ROI was uploaded
+        (an uploaded mask or a RTSTRUCT/SEG in the CT zip always wins)."""
+        if accepted is None or "roi" in self.paths or self.roi_in_ct:
+            return
+        self.paths["roi"] = accepted.path
+        self.tokens["roi"] = f"semi:{accepted.token}"
+        self.semi_roi = accepted
 
     @property
     def roi_in_ct(self) -> bool:
@@ -42,7 +52,9 @@ class CaseForm:
         """Everything that stops Predict, all at once (missing files, every lab problem, ROI label)."""
         out = []
         missing = [ROLE_NAMES[r] for r in ("ct", "roi") if r not in self.paths and not (r == "roi" and self.roi_in_ct)]
-        if missing:
+        if missing == [ROLE_NAMES["roi"]]:
+            out.append("Upload a tumour ROI mask, or click the tumour in the viewer and accept the ROI.")
+        elif missing:
             out.append(f"Upload {' and '.join(missing)} (and fix any file error shown above).")
         out.extend(self.lab_check.problems())
         try:

@@ -41,7 +41,8 @@ def run_predict(info, form: CaseForm) -> None:  # noqa: ANN001 - BundleInfo
             outcome = prediction.run_prediction(
                 scorer, ct_path=form.paths["ct"], roi_path=form.paths.get("roi"), clinical=clinical,
                 roi_label=label, progress=on_step, signature=form.signature(info.bundle_id), roi_name=form.roi_name,
-                series_uid=form.series_uid, allow_resample=form.allow_resample)
+                series_uid=form.series_uid, allow_resample=form.allow_resample,
+                roi_source=None if form.semi_roi is None else form.semi_roi.provenance)
         except Exception as err:  # noqa: BLE001 - every failure becomes one message; the page stays usable
             if not isinstance(err, PleuraRiskError):
                 log.exception("prediction failed")
@@ -49,6 +50,8 @@ def run_predict(info, form: CaseForm) -> None:  # noqa: ANN001 - BundleInfo
             failure = err
         else:
             outcome.seconds = time.perf_counter() - t_click  # what the user waited, model loading included
+            if form.semi_roi is not None:
+                outcome.notes = (*outcome.notes, f"ROI: {form.semi_roi.description}.")
             bar.progress(1.0, text="done")
             status.update(label=f"Done in {outcome.seconds:.1f} s (from your click, model loading included)",
                           state="complete", expanded=False)

@@ -172,8 +172,11 @@ def run_prediction(scorer, *, ct_path: str | os.PathLike[str], roi_path: str | o
                    progress: Callable[[str], None] | None = None, signature: str = "",
                    audit: bool = True, audit_path: str | os.PathLike[str] | None = None,
                    source: str = "app", roi_name: str | None = None, series_uid: str | None = None,
-                   allow_resample: bool = False) -> PredictionOutcome:
+                   allow_resample: bool = False, roi_source: dict[str, Any] | None = None) -> PredictionOutcome:
     """Score one case with ``scorer`` and build everything the result view needs.
+
+    ``roi_source``: for a semi-automatic ROI, its ``Segmentation.provenance()``; it becomes the
+    result's ``roi_source`` (JSON, PDF, DICOM SEG say where the ROI came from).
 
     DICOM inputs (CT folder, RTSTRUCT/SEG, ``roi_name``, ``series_uid``): see
     :func:`pipeline.inputs.dicom_inputs.resolve_inputs`.
@@ -210,6 +213,8 @@ def run_prediction(scorer, *, ct_path: str | os.PathLike[str], roi_path: str | o
     if inputs.series is not None and case is not None:  # keep only the crop (the full volumes go)
         dicom_source = (inputs.series, replace(case, ct_full=None, roi_full=None), inputs.roi_name)
     result = replace(result, case=None)
+    if roi_source is not None:
+        result = replace(result, roi_source=roi_source)
     created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
     outcome = PredictionOutcome(
         result=result, viewer=viewer, clinical=clinical, roi_label=roi_label, signature=signature,

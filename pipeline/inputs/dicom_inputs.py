@@ -197,3 +197,25 @@ def _resolve(ct: Path, roi: Path | None, *, roi_name: str | None, series_uid: st
                  f"({int(mask.array.sum()):,} voxels)")
     roi_path = write_image(mask, work / "roi-from-dicom.nii", compress=False)
     return ResolvedInputs(Path(ct_path), roi_path, tuple(notes), series, used, kind)
+
+
+@contextlib.contextmanager
+def resolve_ct(ct: str | os.PathLike[str], *, series_uid: str | None = None,
+               workdir: str | os.PathLike[str] | None = None) -> Iterator[Path]:
+    """Only the CT half of :func:`resolve_inputs` (a context manager yielding the path to read):
+    an image file as it is; a DICOM folder or zip with its series chosen and staged alone.
+    For a CT that has no ROI yet (the app's viewer, click-to-segment)."""
+    work = Path(tempfile.mkdtemp(prefix="pleura-inputs-", dir=workdir))
+    try:
+        path = Path(ct)
+        _probe(path, "CT")
+        if _is_zip(path):
+            path = _unzipped(path, work, what="the CT zip")
+        if path.is_dir():
+            series, _note = choose_series(scan_dicom_folder(path, role="CT"), role="CT", series_uid=series_uid)
+            path = _stage_series(series, work, root=path)
+        elif series_uid is not None:
+            raise DicomError("CT: --series applies to a DICOM folder; this CT is a single image file")
+        yield path
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -102,21 +102,19 @@ def test_predict_happy_path_on_a_phantom(tiny_bundle: Path, phantom_cohort: Path
     assert findings["Longest axial diameter"].endswith(" mm") and findings["Volume"].endswith(" mL")
     assert findings["Pleural contact length"].endswith(" mm")
     assert any("not a calibrated confidence interval" in c.value for c in at.caption)
-    assert len(at.get("plotly_chart")) == 4  # gauge, SHAP waterfall, SHAP groups, slice viewer
+    assert len(at.get("plotly_chart")) == 3  # gauge, SHAP waterfall, SHAP groups (the CT viewer is NiiVue)
     assert [b.label for b in at.get("download_button")] == ["Download PDF report", "Download JSON"]
     outcome = at.session_state["outcome"]
     assert outcome.pdf_bytes.startswith(b"%PDF")
     assert json.loads(outcome.json_bytes)["probability"] == pytest.approx(probability)
     assert len(audit.read_text().splitlines()) == 1
 
-    # viewer widgets do not recompute the prediction
-    slider = at.slider[0]
-    assert slider.value == outcome.viewer.centre_index("axial") + 1  # starts at the tumour's central slice
-    slider.set_value(1).run()
-    at.radio(key="viewer_plane").set_value("coronal").run()
-    at.radio(key="viewer_window").set_value("mediastinal").run()
-    assert not at.exception and at.session_state["outcome"].uid == outcome.uid
-    assert len(audit.read_text().splitlines()) == 1 and len(at.get("plotly_chart")) == 4
+    # the viewer's "Centre on tumour" does not recompute the prediction, and warns about nothing
+    n_warnings = len(at.warning)
+    at.button(key="viewer_centre").click().run()
+    at.button(key="viewer_centre").click().run()
+    assert not at.exception and at.session_state["outcome"].uid == outcome.uid and len(at.warning) == n_warnings
+    assert len(audit.read_text().splitlines()) == 1 and len(at.get("plotly_chart")) == 3
     # changing an input hides the stale result (and its PDF)
     at.text_input(key="age").set_value(str(float(row["age"]) + 1)).run()
     assert any("inputs changed since the last result, so it is hidden" in i.value for i in at.info)

@@ -1,7 +1,7 @@
 """The app in a real browser: `streamlit run app.py` + Debian's Chromium driven by Playwright.
 
 Uploads a phantom CT and ROI on the Predict page, enters the labs, presses Predict, waits for the
-probability, checks that the SHAP charts and the slice viewer rendered, downloads the PDF report
+probability, checks that the SHAP charts and the CT viewer (with the ROI) rendered, downloads the PDF report
 and reads it back with pypdf. Prints the cold-start time (process start → first page shown) and
 the click → result time; saves screenshots to ``test-artifacts/``.
 
@@ -81,11 +81,12 @@ def test_predict_in_browser(browser, app_server, phantom_cohort: Path) -> None:
         assert 0.0 <= probability <= 1.0
         assert page.get_by_test_id("stAlert").filter(has_text="Prediction failed").count() == 0
 
-        # SHAP waterfall + group totals + viewer (plotly renders an <image> for the CT slice)
+        # SHAP waterfall + group totals; the NiiVue CT viewer with the ROI loaded
         page.get_by_text("Predicted probability").first.wait_for(timeout=60_000)
         page.get_by_text("Deep (MedicalNet)").first.wait_for(timeout=60_000)
-        page.locator(".js-plotly-plot image").first.wait_for(state="attached", timeout=60_000)
-        assert page.locator(".js-plotly-plot").count() >= 4
+        assert page.locator(".js-plotly-plot").count() >= 3
+        viewer = page.frame_locator("iframe[src*='pleura_ct_viewer']")
+        viewer.locator("body[data-state='ready'][data-roi-key]:not([data-roi-key=''])").wait_for(timeout=60_000)
 
         # PDF report
         pdf_button = page.get_by_role("button", name="Download PDF report")

@@ -1,0 +1,88 @@
+"""The app's interactive CT viewer: a small Streamlit custom component around NiiVue.
+
+NiiVue (``frontend/niivue.umd.js``, BSD-2-Clause, version in ``frontend/VERSION.txt``) runs in the
+browser: slice scrolling (wheel, arrow keys), window/level (drag, lung and mediastinum presets),
+zoom and pan, three linked planes with a crosshair, HU and LPS mm at the cursor, and the ROI as
+outline or fill with an opacity control and a toggle. None of that talks to the server.
+
+The images reach the browser once per case: Python registers the NIfTI bytes with Streamlit's
+media file manager (in memory, referenced by this session only) under a URL whose name includes a
+random per-session token, so it cannot be guessed from the image; the component loads a new URL
+only when the case's key changes. Every asset is served by the app (no CDN, no web fonts).
+
+The component returns the last click in pick mode as ``{"kind", "lps_mm": [x, y, z], "seq"}``
+(LPS mm, as ITK/SimpleITK report them; ``seq`` is new for every click).
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from pipeline.app.viewer.payload import ViewerImage
+
+FRONTEND = Path(__file__).resolve().parent / "frontend"
+PICK_MODES = ("seed", "add", "remove")
+_COMPONENT: Any = None
+
+
+def _component() -> Any:
+    global _COMPONENT
+    if _COMPONENT is None:
+        import streamlit.components.v1 as components
+
+        _COMPONENT = components.declare_component("pleura_ct_viewer", path=str(FRONTEND))
+    return _COMPONENT
+
+
+def _session_token() -> str:
+    import streamlit as st
+
+    token = st.session_state.get("_viewer_url_token")
+    if token is None:
+        token = st.session_state["_viewer_url_token"] = secrets.token_hex(16)
+    return token
+
+
+def _media_url(image: ViewerImage, *, slot: str) -> str:
+    """Register ``image`` for this script run (re-registering the same bytes is a dictionary
+    look-up) and return its URL ("" without a Streamlit server, e.g. in ``AppTest``)."""
+    from streamlit import runtime
+
+    if not runtime.exists():
+        return ""
+    return runtime.get_instance().media_file_mgr.add(
+        image.data, "application/octet-stream", f"pleura_viewer.{slot}", file_name=f"{_session_token()}-{image.key}")
+
+
+def ct_viewer(*, ct: ViewerImage | None, preview: ViewerImage | None = None, roi: ViewerImage | None = None,
+              pick: str | None = None,
+              centre_lps: tuple[float, float, float] | None = None, centre_seq: int | None = None,
+              height: int = 560, key: str = "ct_viewer") -> dict[str, Any] | None:
+    """Show the viewer and return its last pick-mode click (or ``None``).
+
+    Args:
+        ct: the CT (:meth:`ViewerImage.of_ct`), loaded by the browser once per ``ct.key``;
+            ``None`` before an upload (the viewer starts up meanwhile: WebGL without a GPU
+            takes seconds to get ready, time the user spends choosing the file).
+        preview: a coarse copy shown first while ``ct`` loads (:meth:`ViewerImage.preview_of`).
+        roi: the ROI (:meth:`ViewerImage.of_mask`) or ``None``.
+        pick: what a left click means: "seed", "add", "remove", or ``None`` (just navigate).
+        centre_lps, centre_seq: move the crosshair to this LPS point (mm) whenever ``centre_seq``
+            changes (e.g. a "centre on tumour" button increments it).
+        height: canvas height in CSS pixels.
+    """
+    if pick is not None and pick not in PICK_MODES:
+        raise ValueError(f"pick must be one of {PICK_MODES} or None, got {pick!r}")
+    if height < 200:
+        raise ValueError(f"height must be ≥ 200 px, got {height}")
+    args = {
+        "ct_url": None if ct is None else _media_url(ct, slot=f"{key}.ct"), "ct_key": None if ct is None else ct.key,
+        "preview_url": None if preview is None else _media_url(preview, slot=f"{key}.preview"),
+        "roi_url": None if roi is None else _media_url(roi, slot=f"{key}.roi"),
+        "roi_key": None if roi is None else roi.key,
+        "pick": pick, "centre_lps": None if centre_lps is None else [float(c) for c in centre_lps],
+        "centre_seq": centre_seq, "height": int(height),
+    }
+    return _component()(**args, key=key, default=None)

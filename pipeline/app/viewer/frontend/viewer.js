@@ -1,0 +1,312 @@
+// PleuraRisk CT viewer: a Streamlit (components v1) iframe around NiiVue.
+//
+// Python sends (args): ct_url/ct_key (the CT as NIfTI, loaded once per ct_key), roi_url/roi_key
+// (the ROI mask on the CT grid, or null), pick ("seed" | "add" | "remove" | null: what a left click
+// means), centre_lps/centre_seq (move the crosshair there when centre_seq changes), height (px).
+// Everything after loading (slices, window/level, zoom, pan, ROI style) happens here, in the browser.
+// The component returns a click as {kind, lps_mm: [x, y, z], seq}: physical LPS mm as ITK reports
+// them. NiiVue's world space is RAS (x to the left-to-right... i.e. NIfTI convention), so x and y flip.
+"use strict";
+(function () {
+  const NV = window.niivue;
+  const PRESETS = { lung: { width: 1500, level: -600 }, mediastinum: { width: 350, level: 40 } };
+  const VIEWS = { multi: NV.SLICE_TYPE.MULTIPLANAR, axial: NV.SLICE_TYPE.AXIAL,
+                  coronal: NV.SLICE_TYPE.CORONAL, sagittal: NV.SLICE_TYPE.SAGITTAL };
+  const PICK_TEXT = {
+    seed: "Click inside the tumour (any slice, any plane) to segment it.",
+    add: "Click where the ROI should also grow.",
+    remove: "Click where the ROI should not be.",
+  };
+  const $ = (id) => document.getElementById(id);
+  const body = document.body;
+  const wrap = $("wrap");
+
+  function post(type, data) {
+    window.parent.postMessage(Object.assign({ isStreamlitMessage: true, type: type }, data || {}), "*");
+  }
+
+  const nv = new NV.Niivue({
+    backColor: [0, 0, 0, 1],
+    crosshairColor: [1.0, 0.8, 0.0, 0.85],
+    crosshairWidth: 1,
+    isColorbar: false,
+    isOrientCube: false,
+    show3Dcrosshair: false,
+    multiplanarShowRender: NV.SHOW_RENDER.NEVER,
+    isRadiologicalConvention: true,
+    loadingText: "",
+    logLevel: "error",
+    textHeight: 0.04,
+    dragMode: NV.DRAG_MODE.windowing,
+    mouseEventConfig: {
+      leftButton: { primary: NV.DRAG_MODE.crosshair, withShift: NV.DRAG_MODE.windowing, withCtrl: NV.DRAG_MODE.pan },
+      rightButton: NV.DRAG_MODE.windowing,
+      centerButton: NV.DRAG_MODE.pan,
+    },
+  });
+  window.pleuraViewer = { nv: nv }; // for the browser tests and benchmark (read-only use)
+
+  const state = { ctKey: null, roiKey: null, centreSeq: null, pick: null, seq: 0, loading: null,
+                  window: "lung", roiShown: true, roiStyle: "outline", roiOpacity: 0.8, view: "multi" };
+
+  // ------------------------------------------------------------------ helpers
+  const rasToLps = (m) => [-m[0], -m[1], m[2]];
+  const lpsToRas = (m) => [-m[0], -m[1], m[2]];
+  const fmt = (v) => (Math.round(v * 10) / 10).toFixed(1);
+
+  function ct() { return nv.volumes.length > 0 ? nv.volumes[0] : null; }
+  function roi() { return nv.volumes.length > 1 ? nv.volumes[1] : null; }
+
+  function huAt(rasMm) {
+    const v = ct();
+    if (!v) return null;
+    const vox = v.mm2vox(rasMm);
+    const dims = v.hdr.dims;
+    if (vox[0] < 0 || vox[1] < 0 || vox[2] < 0 || vox[0] >= dims[1] || vox[1] >= dims[2] || vox[2] >= dims[3]) return null;
+    return { vox: [vox[0], vox[1], vox[2]], hu: v.getValue(vox[0], vox[1], vox[2]) };
+  }
+
+  function applyWindow(width, level) {
+    const v = ct();
+    if (!v) return;
+    v.cal_min = level - width / 2;
+    v.cal_max = level + width / 2;
+    nv.updateGLVolume();
+    showWindow();
+  }
+  function showWindow() {
+    const v = ct();
+    if (!v) return;
+    const w = v.cal_max - v.cal_min, l = (v.cal_max + v.cal_min) / 2;
+    $("wl").textContent = "W " + Math.round(w) + " / L " + Math.round(l);
+  }
+
+  function applyRoiStyle() {
+    // NiiVue outlines an overlay in black where a voxel outside it touches a fully opaque voxel
+    // inside it: in outline mode the ROI layer is opaque and its fill faint (a quarter of the
+    // opacity control); in fill mode the opacity control sets the fill.
+    const r = roi();
+    $("roi-controls").classList.toggle("disabled", !r);
+    if (!r) return;
+    const outline = state.roiStyle === "outline";
+    nv.overlayOutlineWidth = outline && state.roiShown ? 1.0 : 0.0;
+    nv.overlayAlphaShader = outline ? 0.25 * state.roiOpacity : 1.0;
+    r.opacity = !state.roiShown ? 0.0 : outline ? 1.0 : state.roiOpacity;
+    nv.updateGLVolume();
+  }
+
+  function setView(view) {
+    state.view = view;
+    nv.setSliceType(VIEWS[view]);
+    document.querySelectorAll("[data-view]").forEach((b) => b.classList.toggle("on", b.dataset.view === view));
+  }
+
+  function sliceText() {
+    const v = ct();
+    if (!v) return "";
+    const ras = nv.frac2mm(nv.scene.crosshairPos);
+    const lps = rasToLps(ras);
+    const at = huAt([ras[0], ras[1], ras[2]]);
+    const dims = v.hdr.dims;
+    let s = "Crosshair x " + fmt(lps[0]) + " · y " + fmt(lps[1]) + " · z " + fmt(lps[2]) + " mm";
+    if (at) s += " · voxel (" + at.vox.join(", ") + ") · slice " + (at.vox[2] + 1) + "/" + dims[3] + " · " + Math.round(at.hu) + " HU";
+    return s;
+  }
+  function showCrosshair() {
+    $("cross").textContent = sliceText();
+    body.dataset.crossLps = rasToLps(nv.frac2mm(nv.scene.crosshairPos)).map((x) => x.toFixed(2)).join(",");
+  }
+
+  function canvasPos(ev) {
+    const rect = nv.canvas.getBoundingClientRect();
+    const dpr = nv.uiData.dpr || window.devicePixelRatio || 1;
+    return [(ev.clientX - rect.left) * dpr, (ev.clientY - rect.top) * dpr];
+  }
+  function mmAtCanvas(ev) {
+    const frac = nv.canvasPos2frac(canvasPos(ev));
+    if (!frac || frac[0] < 0) return null;
+    return nv.frac2mm(frac);
+  }
+
+  function resize(height) {
+    const h = Math.max(240, height || 560);
+    wrap.style.height = h + "px";
+    nv.resizeListener();
+    post("streamlit:setFrameHeight", { height: document.documentElement.scrollHeight });
+  }
+
+  // ------------------------------------------------------------------ loading
+  async function loadCase(args) {
+    body.dataset.state = "loading";
+    body.dataset.full = "";
+    const t0 = performance.now();
+    const key = args.ct_key;
+    state.ctKey = key;
+    state.roiKey = null;
+    const preset = PRESETS[state.window];
+    const grey = { colormap: "gray", cal_min: preset.level - preset.width / 2, cal_max: preset.level + preset.width / 2 };
+    if (args.preview_url) { // a coarse copy first: quick to show even without a GPU
+      await nv.loadVolumes([Object.assign({ url: args.preview_url, name: "preview.nii" }, grey)]);
+      if (state.ctKey !== key) return;
+      await firstView(args, key, t0);
+    }
+    const vol = await NV.NVImage.loadFromUrl(Object.assign({ url: args.ct_url, name: "ct.nii" }, grey));
+    if (state.ctKey !== key) return;
+    const win = ct() ? [ct().cal_min, ct().cal_max] : [grey.cal_min, grey.cal_max];
+    vol.cal_min = win[0];
+    vol.cal_max = win[1];
+    const mm = ct() ? nv.frac2mm(nv.scene.crosshairPos) : null;
+    while (nv.volumes.length > 0) nv.removeVolume(nv.volumes[nv.volumes.length - 1]); // preview and ROI
+    state.roiKey = null;
+    nv.addVolume(vol);
+    if (mm) nv.scene.crosshairPos = nv.mm2frac([mm[0], mm[1], mm[2]]);
+    applyWindow(win[1] - win[0], (win[0] + win[1]) / 2);
+    if (args.preview_url) { await syncRoi(args); nv.drawScene(); showCrosshair(); }
+    else await firstView(args, key, t0);
+    body.dataset.full = "1";
+  }
+
+  async function firstView(args, key, t0) {
+    const p = PRESETS[state.window];
+    applyWindow(p.width, p.level);
+    await syncRoi(args);
+    body.dataset.ctKey = key;
+    body.dataset.loadMs = String(Math.round(performance.now() - t0)); // fetch + parse + GPU upload
+    body.dataset.state = "ready";
+    showCrosshair();
+  }
+
+  async function syncRoi(args) {
+    const key = args.roi_url ? args.roi_key : null;
+    if (key === state.roiKey) return;
+    state.roiKey = key;
+    while (nv.volumes.length > 1) nv.removeVolume(nv.volumes[nv.volumes.length - 1]);
+    if (key) {
+      const vol = await NV.NVImage.loadFromUrl({ url: args.roi_url, name: "roi.nii.gz", colormap: "red",
+                                                 opacity: state.roiOpacity, cal_min: 0.5, cal_max: 1.0 });
+      if (state.roiKey !== key) return;
+      nv.addVolume(vol);
+    }
+    applyRoiStyle();
+    body.dataset.roiKey = key || "";
+  }
+
+  function centreOn(lps) {
+    if (!ct() || !lps) return;
+    nv.scene.crosshairPos = nv.mm2frac(lpsToRas(lps));
+    nv.drawScene();
+    nv.createOnLocationChange();
+  }
+
+  function setPick(pick) {
+    state.pick = pick || null;
+    wrap.classList.toggle("pick", !!state.pick);
+    const m = $("mode");
+    m.textContent = state.pick ? PICK_TEXT[state.pick] || "" : "";
+    m.classList.toggle("active", !!state.pick);
+  }
+
+  let chain = Promise.resolve();
+  function onRender(args) {
+    resize(args.height);
+    setPick(args.pick);
+    chain = chain.then(async () => {
+      try {
+        if (args.ct_url && args.ct_key !== state.ctKey) await loadCase(args);
+        else if (args.ct_url) await syncRoi(args);
+        if (args.centre_seq != null && args.centre_seq !== state.centreSeq) {
+          state.centreSeq = args.centre_seq;
+          centreOn(args.centre_lps);
+        }
+        resize(args.height);
+      } catch (err) {
+        body.dataset.state = "error";
+        $("cross").textContent = "The CT could not be shown in the viewer.";
+        console.error(err);
+      }
+    });
+  }
+
+  // ------------------------------------------------------------------ events
+  nv.onLocationChange = () => showCrosshair();
+
+  const canvas = $("gl");
+  let down = null;
+  canvas.addEventListener("mousedown", (ev) => { down = { x: ev.clientX, y: ev.clientY, button: ev.button, mods: ev.shiftKey || ev.ctrlKey }; });
+  canvas.addEventListener("mouseup", (ev) => {
+    const d = down;
+    down = null;
+    if (!d || !state.pick || d.button !== 0 || d.mods) return;
+    if (Math.hypot(ev.clientX - d.x, ev.clientY - d.y) > 4) return; // a drag, not a click
+    const ras = mmAtCanvas(ev);
+    if (!ras || !huAt(ras)) return; // outside the image
+    state.seq += 1;
+    post("streamlit:setComponentValue", {
+      dataType: "json",
+      value: { kind: state.pick, lps_mm: rasToLps(ras).map((x) => Math.round(x * 1000) / 1000), seq: Date.now() + "-" + state.seq },
+    });
+  });
+  canvas.addEventListener("mousemove", (ev) => {
+    const ras = mmAtCanvas(ev);
+    const at = ras && huAt(ras);
+    if (!at) { $("cursor").innerHTML = "&nbsp;"; return; }
+    const lps = rasToLps(ras);
+    $("cursor").textContent = "Cursor x " + fmt(lps[0]) + " · y " + fmt(lps[1]) + " · z " + fmt(lps[2]) + " mm · " + Math.round(at.hu) + " HU";
+  });
+  canvas.addEventListener("mouseleave", () => { $("cursor").innerHTML = "&nbsp;"; });
+  // Ctrl+wheel zooms (plain wheel scrolls slices, NiiVue's default); capture phase, before NiiVue.
+  canvas.addEventListener("wheel", (ev) => {
+    if (!ev.ctrlKey) return;
+    ev.preventDefault();
+    ev.stopImmediatePropagation();
+    zoomBy(ev.deltaY < 0 ? 1.15 : 1 / 1.15);
+  }, { capture: true, passive: false });
+  canvas.addEventListener("keydown", (ev) => {
+    const step = { ArrowUp: 1, PageUp: 1, ArrowDown: -1, PageDown: -1 }[ev.key];
+    if (ev.key === "r") { $("roi-show").click(); return; }
+    if (!step || !ct()) return;
+    ev.preventDefault();
+    ev.stopImmediatePropagation();
+    // one voxel through the plane shown (axial in the 3-plane view)
+    const axis = { multi: 2, axial: 2, coronal: 1, sagittal: 0 }[state.view];
+    const d = [0, 0, 0];
+    d[axis] = step;
+    nv.moveCrosshairInVox(d[0], d[1], d[2]);
+  }, { capture: true });
+
+  function zoomBy(factor) {
+    const p = nv.scene.pan2Dxyzmm;
+    nv.setPan2Dxyzmm([p[0], p[1], p[2], Math.min(20, Math.max(0.5, p[3] * factor))]);
+  }
+
+  document.querySelectorAll("[data-view]").forEach((b) => b.addEventListener("click", () => setView(b.dataset.view)));
+  document.querySelectorAll("[data-window]").forEach((b) => b.addEventListener("click", () => {
+    state.window = b.dataset.window;
+    document.querySelectorAll("[data-window]").forEach((o) => o.classList.toggle("on", o === b));
+    const p = PRESETS[state.window];
+    applyWindow(p.width, p.level);
+  }));
+  document.querySelectorAll("[data-zoom]").forEach((b) => b.addEventListener("click", () => {
+    if (b.dataset.zoom === "reset") nv.setPan2Dxyzmm([0, 0, 0, 1]);
+    else zoomBy(b.dataset.zoom === "in" ? 1.25 : 0.8);
+  }));
+  document.querySelectorAll("[data-style]").forEach((b) => b.addEventListener("click", () => {
+    state.roiStyle = b.dataset.style;
+    document.querySelectorAll("[data-style]").forEach((o) => o.classList.toggle("on", o === b));
+    applyRoiStyle();
+  }));
+  $("roi-show").addEventListener("change", (ev) => { state.roiShown = ev.target.checked; applyRoiStyle(); });
+  $("roi-opacity").addEventListener("input", (ev) => { state.roiOpacity = ev.target.value / 100; applyRoiStyle(); });
+  // window/level drags change cal_min/cal_max inside NiiVue: keep the W/L text in step
+  canvas.addEventListener("mouseup", () => setTimeout(showWindow, 0));
+
+  window.addEventListener("message", (ev) => {
+    if (ev.data && ev.data.type === "streamlit:render") onRender(ev.data.args || {});
+  });
+
+  nv.attachToCanvas(canvas).then(() => {
+    setView("multi");
+    applyRoiStyle();
+    post("streamlit:componentReady", { apiVersion: 1 });
+  });
+})();
