@@ -49,6 +49,7 @@ def _upload(kind: str, label: str, types: list[str], role: str, uploads):  # noq
         except PleuraRiskError as err:
             _kept().pop(kind, None)
             show_error(err)
+            st.session_state["_batch_source_error"] = True  # said once: Run does not add "upload a zip first"
             return None
         _kept()[kind] = {"token": file.file_id, "name": file.name}
         return path

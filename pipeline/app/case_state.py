@@ -17,6 +17,7 @@ CASE_KEY = "case"
 FORM_KEYS = ("cea", "ca125", "age", "roi_label", "allow_resample", "dicom_series", "dicom_roi_name",
              "report_patient_ref", "report_study_ref")
 RESULT_KEYS = ("outcome",)
+VIEWER_KEYS = ("viewer_shown", "semi_state")  # the viewer's CT copy and the click-to-segment state
 EMPTY_VALUES = {"cea": "", "ca125": "", "age": "", "roi_label": None, "allow_resample": False,
                 "report_patient_ref": "", "report_study_ref": ""}
 
@@ -100,6 +101,6 @@ def new_case() -> None:
     # widgets keep their value in the browser unless it is set (a popped key would come back)
     for key, empty in EMPTY_VALUES.items():
         st.session_state[key] = empty
-    for key in FORM_KEYS + RESULT_KEYS:
+    for key in FORM_KEYS + RESULT_KEYS + VIEWER_KEYS:
         if key not in EMPTY_VALUES:
             st.session_state.pop(key, None)

@@ -121,11 +121,13 @@ def page_header() -> BundleInfo:
     return info
 
 
+def error_text(err: BaseException) -> str:
+    """The user-facing message of ``err`` (PleuraRiskError) or a short generic one."""
+    return str(err) if isinstance(err, PleuraRiskError) else f"{GENERIC_ERROR} ({type(err).__name__})"
+
+
 def show_error(err: BaseException) -> None:
-    """``st.error`` with the user-facing message (PleuraRiskError) or a short generic one."""
+    """``st.error`` with the user-facing message (:func:`error_text`)."""
     import streamlit as st
 
-    if isinstance(err, PleuraRiskError):
-        st.error(str(err), icon=":material/error:")
-    else:
-        st.error(f"{GENERIC_ERROR} ({type(err).__name__})", icon=":material/error:")
+    st.error(error_text(err), icon=":material/error:")

@@ -217,8 +217,6 @@ def render_slice(viewer: ViewerVolumes, *, plane: str, index: int, window: str |
         max_pixels: longest side of the returned image (pixels); the pixel size is the finest
             in-plane spacing unless that would exceed this.
     """
-    from PIL import Image
-
     axis = _plane_axis(plane)
     if isinstance(window, str):
         if window not in WINDOW_PRESETS:
@@ -237,12 +235,21 @@ def render_slice(viewer: ViewerVolumes, *, plane: str, index: int, window: str |
         ct2, roi2, row_mm, col_mm = viewer.ct[::-1, index, :], viewer.roi[::-1, index, :], sz, sx
     else:
         ct2, roi2, row_mm, col_mm = viewer.ct[::-1, :, index], viewer.roi[::-1, :, index], sz, sy
+    rgb, pixel_mm = _slice_rgb(ct2, roi2, row_mm=row_mm, col_mm=col_mm, window=win, max_pixels=max_pixels)
+    return SliceImage(rgb, float(pixel_mm), plane, index, int(n), win_name)
+
+
+def _slice_rgb(ct2: np.ndarray, roi2: np.ndarray, *, row_mm: float, col_mm: float, window: Window,
+               max_pixels: int) -> tuple[np.ndarray, float]:
+    """Window a 2-D CT slice, resample it to square pixels and draw the ROI outline: (rgb, pixel mm)."""
+    from PIL import Image
+
     rows, cols = ct2.shape
     height_mm, width_mm = rows * row_mm, cols * col_mm
     pixel_mm = max(min(row_mm, col_mm), max(height_mm, width_mm) / max_pixels)
     out_rows = max(1, int(round(height_mm / pixel_mm)))
     out_cols = max(1, int(round(width_mm / pixel_mm)))
-    grey = _window_to_grey(np.ascontiguousarray(ct2), win)
+    grey = _window_to_grey(np.ascontiguousarray(ct2), window)
     grey = np.asarray(Image.fromarray(grey, mode="F").resize((out_cols, out_rows), Image.Resampling.BILINEAR))
     mask = np.asarray(Image.fromarray(np.ascontiguousarray(roi2 > 0).astype(np.uint8) * 255)
                       .resize((out_cols, out_rows), Image.Resampling.NEAREST)) > 0
@@ -250,7 +257,42 @@ def render_slice(viewer: ViewerVolumes, *, plane: str, index: int, window: str |
     if mask.any():
         edge = _outline(mask, 2 if max(out_rows, out_cols) > 384 else 1)
         rgb[edge] = OUTLINE_RGB
-    return SliceImage(rgb, float(pixel_mm), plane, index, int(n), win_name)
+    return rgb, float(pixel_mm)
+
+
+def render_zoom(viewer: ViewerVolumes, *, window: str = "lung", margin_mm: float = 15.0,
+                max_pixels: int = 256) -> SliceImage:
+    """The axial slice through the tumour centre, cropped to the ROI's extent on it plus
+    ``margin_mm`` on every side (square field of view, mm): the tumour–pleura interface close up.
+
+    Example:
+        >>> import numpy as np
+        >>> from pipeline.core.volume import Volume
+        >>> ct = Volume(np.full((5, 64, 64), -800, np.int16), spacing_xyz=(1.0, 1.0, 2.0))
+        >>> roi = np.zeros((5, 64, 64), np.uint8); roi[2, 30:36, 30:36] = 1
+        >>> img = render_zoom(viewer_volumes(ct, ct.with_array(roi)), margin_mm=5.0)
+        >>> img.plane, img.rgb.shape[0] == img.rgb.shape[1]
+        ('axial', True)
+    """
+    if margin_mm < 0:
+        raise ValueError(f"margin_mm must be ≥ 0, got {margin_mm}")
+    if window not in WINDOW_PRESETS:
+        raise ValueError(f"window must be one of {sorted(WINDOW_PRESETS)}, got {window!r}")
+    index = viewer.centre_index("axial")
+    ct2, roi2 = viewer.ct[index], viewer.roi[index]
+    _sz, sy, sx = viewer.spacing_zyx
+    rows_cols = np.argwhere(roi2 > 0)
+    if rows_cols.size == 0:  # the centre of mass may fall outside a crescent-shaped ROI's voxels
+        rows_cols = np.array([viewer.centre_zyx[1:]])
+    (r0, c0), (r1, c1) = rows_cols.min(axis=0), rows_cols.max(axis=0)
+    centre_r, centre_c = (r0 + r1) / 2.0, (c0 + c1) / 2.0
+    half_mm = max((r1 - r0 + 1) * sy, (c1 - c0 + 1) * sx) / 2.0 + margin_mm
+    hr, hc = int(np.ceil(half_mm / sy)), int(np.ceil(half_mm / sx))
+    ra, rb = max(0, int(centre_r) - hr), min(ct2.shape[0], int(centre_r) + hr + 1)
+    ca, cb = max(0, int(centre_c) - hc), min(ct2.shape[1], int(centre_c) + hc + 1)
+    rgb, pixel_mm = _slice_rgb(ct2[ra:rb, ca:cb], roi2[ra:rb, ca:cb], row_mm=sy, col_mm=sx,
+                               window=WINDOW_PRESETS[window], max_pixels=max_pixels)
+    return SliceImage(rgb, pixel_mm, "axial", index, int(viewer.ct.shape[0]), f"{window}, close-up")
 
 
 def _png_bytes(rgb: np.ndarray) -> bytes:

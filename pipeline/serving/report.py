@@ -342,15 +342,16 @@ def report_pdf(result, *, clinical: ClinicalValues, roi_label: int | None = None
     if viewer is None and result.case is not None and result.case.ct_full is not None and result.case.roi_full is not None:
         viewer = figures.viewer_volumes(result.case.ct_full, result.case.roi_full)
     if viewer is not None:
-        page.heading("CT through the tumour centre (ROI outline in yellow, lung window)")
+        page.heading("CT at the tumour (ROI in yellow) · tumour–pleura close-ups: lung, mediastinal window")
         y = pdf.get_y()
         avail_h = page_bottom - y - 1
         if avail_h > 20:
             x = left
-            for plane in ("axial", "coronal"):
-                img = figures.render_slice(viewer, plane=plane, index=viewer.centre_index(plane), window="lung")
-                png = figures.slice_png(img)
-                w_used, _h = page.image(png, x=x, y=y, w=page.width / 2 - 2, h=avail_h)
+            images = [figures.render_slice(viewer, plane=plane, index=viewer.centre_index(plane), window="lung")
+                      for plane in ("axial", "coronal")]
+            images += [figures.render_zoom(viewer, window=w) for w in ("lung", "mediastinal")]
+            for img in images:
+                w_used, _h = page.image(figures.slice_png(img), x=x, y=y, w=page.width / 4 - 3, h=avail_h)
                 x += w_used + 4
         pdf.set_y(page_bottom)
 

@@ -82,4 +82,4 @@ def test_ct_zip_without_roi_says_what_is_missing(env: Path, dicom_zip: dict[str,
     fill_labs(at)
     at.run()
     at.button(key="predict").click().run()
-    assert any("Upload a tumour ROI mask first" in e for e in errors(at))
+    assert any("Upload a tumour ROI mask, or click the tumour in the viewer" in e for e in errors(at))

@@ -182,7 +182,8 @@ def _section_controls(*, uploads: Any, paths: dict[str, Any], tokens: dict[str, 
                           series_uid=series_uid, roi_in_ct=roi_in_ct)
         st.session_state["viewer_shown"] = shown
     if shown.error is not None:
-        session.show_error(shown.error)
+        # said once, in a quiet note: Predict reports the same problem as the case's error
+        st.info(f"The viewer cannot show this CT. {session.error_text(shown.error)}", icon=":material/visibility_off:")
         return _View()
     has_roi = "roi" in paths or roi_in_ct
     semi: _Semi | None = st.session_state.get("semi_state")
