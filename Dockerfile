@@ -23,6 +23,7 @@ ARG PIP_CERT
 
 # MALLOC_ARENA_MAX=2: a long app session stays at ~1.0 GB RSS instead of 1.4-1.6 GB (glibc arena per Streamlit run thread).
 # The audit log goes to its own volume (/audit), so the cases can be mounted read-only at /data.
+# ORT_DISABLE_TELEMETRY=1: ONNX Runtime's Linux telemetry (device id on disk, HTTPS uploads) stays off.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -36,6 +37,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PLEURA_ADDRESS=0.0.0.0 \
     PLEURA_PORT=8501 \
     STREAMLIT_BROWSER_GATHER_USAGE_STATS=false \
+    ORT_DISABLE_TELEMETRY=1 \
     STREAMLIT_SERVER_HEADLESS=true \
     STREAMLIT_SERVER_MAX_UPLOAD_SIZE=1024 \
     MPLCONFIGDIR=/tmp/matplotlib \

@@ -38,6 +38,7 @@ print(t1 - t0, t2 - t1, t3 - t2)
 """
 ORT_COLD = """
 import time; t0 = time.perf_counter()
+import os; os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 import numpy as np, onnxruntime as ort
 t1 = time.perf_counter()
 s = ort.InferenceSession(%r, providers=["CPUExecutionProvider"])
@@ -68,8 +69,9 @@ def main() -> None:
         print(f"{name:12s} cold process: import {imp:.2f} s, load {load:.2f} s, first forward {fwd:.2f} s, "
               f"whole process {whole:.2f} s (median of {a.reps})")
 
-    import onnxruntime as ort
+    from models.onnx_backbone import import_onnxruntime
 
+    ort = import_onnxruntime()
     from models.medicalnet import medicalnet_normalise
     from pipeline.inputs.clinical import ClinicalValues
     from pipeline.serving.score import Scorer

@@ -74,6 +74,21 @@ class OnnxEncoder:
         return np.asarray(out, dtype=np.float32).reshape(len(x), FEATURE_DIM)
 
 
+
+def import_onnxruntime():  # noqa: ANN201 - the onnxruntime module
+    """Import ONNX Runtime with its telemetry off.
+
+    Since 1.29 the Linux wheels collect telemetry by default: they write a device id under
+    ``~/.cache`` and try HTTPS uploads, which an offline hospital workstation must never do.
+    ``ORT_DISABLE_TELEMETRY=1`` (read when ONNX Runtime creates its environment) turns all of it
+    off; it is forced here, before the first import, and the runtime switch is called as well.
+    """
+    os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+    import onnxruntime as ort
+
+    ort.disable_telemetry_events()
+    return ort
+
 class OnnxBackbone:
     """A bundle's ``backbone.onnx``, read once; :meth:`encoder` makes a session.
 
@@ -91,8 +106,7 @@ class OnnxBackbone:
     def encoder(self, *, num_threads: int | None = None) -> OnnxEncoder:
         """An encoder running with ``num_threads`` intra-op threads (``None``: ONNX Runtime's default, one per core)."""
         if num_threads not in self._encoders:
-            import onnxruntime as ort
-
+            ort = import_onnxruntime()
             options = ort.SessionOptions()
             if num_threads is not None:
                 options.intra_op_num_threads = int(num_threads)

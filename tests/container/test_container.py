@@ -238,7 +238,7 @@ def test_predict_through_the_browser(app_container: dict, cohort: Path, host_pro
             metric = page.get_by_test_id("stMetricValue").first
             metric.wait_for(timeout=300_000)
             shown = metric.inner_text().strip()
-            assert shown == f"{host_probabilities[case.row['case_id']]:.2f}"
+            assert shown == f"{100 * host_probabilities[case.row['case_id']]:.0f} %"  # the page shows percent
             assert page.get_by_test_id("stAlert").filter(has_text="Prediction failed").count() == 0
             assert page.get_by_test_id("stAlert").filter(has_text="audit log").count() == 0
             ARTIFACTS.mkdir(exist_ok=True)

@@ -46,3 +46,24 @@ def test_export_matches_torch_and_refuses_other_files(tmp_path: Path) -> None:
     (tmp_path / "junk.onnx").write_bytes(b"not an onnx model")
     with pytest.raises(BundleError, match="could not be loaded by ONNX Runtime"):
         OnnxBackbone(tmp_path / "junk.onnx").encoder()
+
+
+def test_onnx_runtime_telemetry_stays_off(tmp_path: Path) -> None:
+    """ONNX Runtime (≥ 1.29) writes a telemetry device id under ~/.cache and tries HTTPS uploads
+    unless told not to: loading and running the backbone leaves nothing in a fresh home folder."""
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    home.mkdir()
+    code = ("import numpy as np; from models.onnx_backbone import OnnxBackbone; import os\n"
+            f"enc = OnnxBackbone({str(DEMO / BACKBONE_ONNX_FILE)!r}).encoder(num_threads=1)\n"
+            "print(os.environ['ORT_DISABLE_TELEMETRY'])")
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"),
+               PYTHONPATH=os.pathsep.join([str(DEMO.parents[1]), env.get("PYTHONPATH", "")]))
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "1" and "telemetry" not in r.stderr.lower(), r.stderr
+    assert not any(home.rglob("*")), sorted(str(p.relative_to(home)) for p in home.rglob("*"))
