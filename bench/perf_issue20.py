@@ -60,7 +60,7 @@ print(len(rows), time.perf_counter() - t)
 """
 
 WORKER_CHILD = """
-import json, resource, statistics, sys, time
+import json, statistics, sys, time
 from pipeline.inputs.case import load_case
 from pipeline.inputs.clinical import parse_clinical
 from pipeline.serving.score import Scorer
@@ -74,8 +74,10 @@ for _ in range({n}):
     case = load_case({ct!r}, {roi!r}, config=scorer.bundle.config, check_roi={check}, hash_inputs=False)
     r = scorer.score_prepared(case, clinical, timings={{"read_validate_crop": time.perf_counter() - t}})
     runs.append({{**r.timings_s, "total": time.perf_counter() - t}})
-print(json.dumps({{"load_s": load_s, "runs": runs, "p": r.probability,
-                  "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+# VmHWM (this process's own peak since exec), not ru_maxrss: on Linux ru_maxrss survives execve,
+# so a child forked from a big parent would report the parent's size
+hwm_kib = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({{"load_s": load_s, "runs": runs, "p": r.probability, "peak_mib": hwm_kib / 1024}}))
 """
 
 SEED_WARM_CHILD = """
