@@ -306,9 +306,10 @@ def report_pdf(result, *, clinical: ClinicalValues, roi_label: int | None = None
             col, row = i % 2, i // 2
             pdf.set_xy(left + col * half, y + row * 4.6)
             page.font(8.5, True)
-            pdf.cell(48, 4.6, page.t(k))
+            label_w = max(48.0, pdf.get_string_width(page.t(k)) + 2.0)  # a long label never runs into its value
+            pdf.cell(label_w, 4.6, page.t(k))
             page.font(8.5)
-            pdf.cell(half - 48, 4.6, page.t(v))
+            pdf.cell(max(half - label_w, 10.0), 4.6, page.t(v))
         pdf.set_xy(left, y + ((len(found) + 1) // 2) * 4.6)
     page.heading(f"Validation warnings ({len(result.warnings)})")
     if result.warnings:
