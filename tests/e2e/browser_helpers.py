@@ -228,8 +228,9 @@ def wait_uploads_done_and_idle(page, *, timeout_ms: float = 120_000) -> None:  #
 def set_number(page, label: str, value: object) -> None:  # noqa: ANN001
     """Type ``value`` into the lab text box ``label`` and commit it (Enter)."""
     box = page.get_by_role("textbox", name=label, exact=True)
-    box.fill(str(value))
-    box.press("Enter")
+    # generous: with software WebGL (no GPU), the CT viewer keeps the page busy while it builds its texture
+    box.fill(str(value), timeout=180_000)
+    box.press("Enter", timeout=180_000)
 
 
 def read_probability(page, *, timeout_ms: float = 300_000) -> float:  # noqa: ANN001
