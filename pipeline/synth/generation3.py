@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from pipeline.synth.specs import ClinicalDraw, ScannerProfile, TumourSpec
+from pipeline.synth.specs import LabelModelBase, ScannerProfile, TumourSpec
 
 __all__ = ["LabelModel3", "LABEL_MODEL_3", "SCANNER_PROFILES_3", "GENERATIONS"]
 
@@ -18,7 +18,7 @@ GENERATIONS = (2, 3)
 
 
 @dataclass(frozen=True)
-class LabelModel3:
+class LabelModel3(LabelModelBase):
     """Coefficients of generation 3's true VPI model::
 
         η = intercept + invasion · [gap < 0] + abutting · [gap = 0]
@@ -59,19 +59,6 @@ class LabelModel3:
             + self.pleural_tag * float(tumour.pleural_tag)
             + self.pleural_indentation * float(tumour.pleural_indentation)
         )
-
-    def clinical_term(self, clinical: ClinicalDraw) -> float:
-        """The part of η carried by CEA, CA125 and age (as generation 2)."""
-        return (
-            self.log_cea * (math.log(clinical.cea_ng_ml) - math.log(self.cea_centre_ng_ml))
-            + self.log_ca125 * (math.log(clinical.ca125_u_ml) - math.log(self.ca125_centre_u_ml))
-            + self.age_per_year * (clinical.age_years - self.age_centre_years)
-        )
-
-    def probability(self, *, tumour: TumourSpec, clinical: ClinicalDraw) -> float:
-        """p_true = sigmoid(η)."""
-        eta = self.intercept + self.imaging_term(tumour) + self.clinical_term(clinical)
-        return 1.0 / (1.0 + math.exp(-eta))
 
 
 LABEL_MODEL_3 = LabelModel3()

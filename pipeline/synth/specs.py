@@ -377,8 +377,29 @@ class ClinicalDraw:
     age_years: float
 
 
+class LabelModelBase:
+    """What every generation's true VPI model shares: the clinical part of η (CEA, CA125, age) and
+    p_true = sigmoid(intercept + imaging term + clinical term). A subclass (a frozen dataclass)
+    holds the coefficients, including ``intercept``, ``log_cea``, ``cea_centre_ng_ml``,
+    ``log_ca125``, ``ca125_centre_u_ml``, ``age_per_year``, ``age_centre_years``, and defines
+    ``imaging_term``."""
+
+    def clinical_term(self, clinical: ClinicalDraw) -> float:
+        """The part of η carried by CEA, CA125 and age."""
+        return (
+            self.log_cea * (math.log(clinical.cea_ng_ml) - math.log(self.cea_centre_ng_ml))
+            + self.log_ca125 * (math.log(clinical.ca125_u_ml) - math.log(self.ca125_centre_u_ml))
+            + self.age_per_year * (clinical.age_years - self.age_centre_years)
+        )
+
+    def probability(self, *, tumour: TumourSpec, clinical: ClinicalDraw) -> float:
+        """p_true = sigmoid(intercept + imaging term + clinical term)."""
+        eta = self.intercept + self.imaging_term(tumour) + self.clinical_term(clinical)
+        return 1.0 / (1.0 + math.exp(-eta))
+
+
 @dataclass(frozen=True)
-class LabelModel:
+class LabelModel(LabelModelBase):
     """Coefficients of the true VPI model (see :mod:`pipeline.synth` for the formula)."""
 
     intercept: float = -3.7
@@ -409,19 +430,6 @@ class LabelModel:
             + self.pleural_tag * float(tumour.pleural_tag)
             + self.pleural_indentation * float(tumour.pleural_indentation)
         )
-
-    def clinical_term(self, clinical: ClinicalDraw) -> float:
-        """The part of η carried by CEA, CA125 and age."""
-        return (
-            self.log_cea * (math.log(clinical.cea_ng_ml) - math.log(self.cea_centre_ng_ml))
-            + self.log_ca125 * (math.log(clinical.ca125_u_ml) - math.log(self.ca125_centre_u_ml))
-            + self.age_per_year * (clinical.age_years - self.age_centre_years)
-        )
-
-    def probability(self, *, tumour: TumourSpec, clinical: ClinicalDraw) -> float:
-        """p_true = sigmoid(intercept + imaging term + clinical term)."""
-        eta = self.intercept + self.imaging_term(tumour) + self.clinical_term(clinical)
-        return 1.0 / (1.0 + math.exp(-eta))
 
 
 LABEL_MODEL = LabelModel()
