@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from models.tree_arrays import logit
+from models.tree_arrays import LateFusionStacking, logit
 
 __all__ = ["DeployedForest", "DeployedLateFusion", "fit_recalibration", "logit"]
 
@@ -78,7 +78,7 @@ class DeployedForest(ClassifierMixin, BaseEstimator):
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
 
 
-class DeployedLateFusion(ClassifierMixin, BaseEstimator):
+class DeployedLateFusion(LateFusionStacking, ClassifierMixin, BaseEstimator):
     """Late fusion as a bundle stores it: one fitted forest per feature group, each reading its
     own columns of the bundle's feature vector, combined by a logistic stacker on the groups'
     logits, then an optional recalibration (as :class:`DeployedForest`).
@@ -142,30 +142,13 @@ class DeployedLateFusion(ClassifierMixin, BaseEstimator):
                        calibration_intercept=calibration_intercept, calibration_slope=calibration_slope)
         return deployed, names
 
-    @property
-    def classes_(self) -> np.ndarray:
-        return self.group_forests[0].classes_
-
-    @property
-    def n_features_in_(self) -> int:
-        return int(sum(len(c) for c in self.group_columns))
-
     def group_proba(self, X: Any) -> np.ndarray:
         """(n_cases, n_groups) P(class 1) of each group's forest."""
         X = np.asarray(X, dtype=float)
         return np.column_stack([f.predict_proba(X[:, cols])[:, 1]
                                 for f, cols in zip(self.group_forests, self.group_columns)])
 
-    def stack(self, group_probabilities: np.ndarray) -> np.ndarray:
-        """Stacked (not yet recalibrated) P(class 1) from (…, n_groups) group probabilities."""
-        z = self.stacker_intercept + logit(group_probabilities) @ np.asarray(self.stacker_coef, dtype=float)
-        return 1.0 / (1.0 + np.exp(-z))
-
     transform_probability = DeployedForest.transform_probability
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        p = self.transform_probability(self.stack(self.group_proba(X)))
-        return np.column_stack([1 - p, p])
 
     def predict(self, X: Any) -> np.ndarray:
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)

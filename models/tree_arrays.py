@@ -211,8 +211,32 @@ class ArrayDeployedForest:
         return np.column_stack([1 - p, p])
 
 
+class LateFusionStacking:
+    """The scoring side of a late-fusion model, shared by :class:`ArrayLateFusion` and
+    :class:`models.deploy.DeployedLateFusion`: logistic stacking of the group forests'
+    probabilities, then recalibration. A subclass has ``group_columns``, ``group_forests``,
+    ``stacker_intercept``, ``stacker_coef`` and defines ``group_proba`` and ``transform_probability``."""
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return self.group_forests[0].classes_
+
+    @property
+    def n_features_in_(self) -> int:
+        return int(sum(len(c) for c in self.group_columns))
+
+    def stack(self, group_probabilities: np.ndarray) -> np.ndarray:
+        """Stacked (not yet recalibrated) P(class 1) from (…, n_groups) group probabilities."""
+        z = self.stacker_intercept + logit(group_probabilities) @ np.asarray(self.stacker_coef, dtype=float)
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        p = self.transform_probability(self.stack(self.group_proba(X)))
+        return np.column_stack([1 - p, p])
+
+
 @dataclass(frozen=True, eq=False)
-class ArrayLateFusion:
+class ArrayLateFusion(LateFusionStacking):
     """:class:`models.deploy.DeployedLateFusion` on :class:`ArrayForest` group forests (same outputs)."""
 
     groups: list[str]
@@ -223,29 +247,13 @@ class ArrayLateFusion:
     calibration_intercept: float = 0.0
     calibration_slope: float = 1.0
 
-    @property
-    def classes_(self) -> np.ndarray:
-        return self.group_forests[0].classes_
-
-    @property
-    def n_features_in_(self) -> int:
-        return int(sum(len(c) for c in self.group_columns))
-
     def group_proba(self, X: Any) -> np.ndarray:
         X = np.asarray(X, dtype=float)
         return np.column_stack([f.predict_proba(X[:, cols])[:, f.positive_index()]
                                 for f, cols in zip(self.group_forests, self.group_columns)])
 
-    def stack(self, group_probabilities: np.ndarray) -> np.ndarray:
-        z = self.stacker_intercept + logit(group_probabilities) @ np.asarray(self.stacker_coef, dtype=float)
-        return 1.0 / (1.0 + np.exp(-z))
-
     def transform_probability(self, p: np.ndarray) -> np.ndarray:
         return recalibrate(p, self.calibration_intercept, self.calibration_slope)
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        p = self.transform_probability(self.stack(self.group_proba(X)))
-        return np.column_stack([1 - p, p])
 
 
 ArrayModel = ArrayDeployedForest | ArrayLateFusion
