@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from browser_helpers import CHROMIUM, REPO, launch_chromium, running_app
+from browser_helpers import CHROMIUM, REPO, running_app
 
 pytestmark = [
     pytest.mark.browser,
@@ -30,18 +30,6 @@ PAGE_HEADINGS = {"": "PleuraRisk", "predict": "Predict one case", "batch": "Scor
 def fresh_app(tmp_path_factory: pytest.TempPathFactory):
     with running_app(bundle=DEMO_BUNDLE, workdir=tmp_path_factory.mktemp("nav")) as app:
         yield app
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = launch_chromium(pw)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def _nav_links(page) -> list[str]:  # noqa: ANN001

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from browser_helpers import (
-    ARTIFACTS, CHROMIUM, REPO, enter_labs, launch_chromium, open_predict_page, phantom_cases, read_probability,
+    ARTIFACTS, CHROMIUM, REPO, enter_labs, open_predict_page, phantom_cases, read_probability,
     running_app, set_number, upload_case, wait_uploads_done_and_idle,
 )
 
@@ -64,18 +64,6 @@ def app(tmp_path_factory: pytest.TempPathFactory, data_root: Path):
     with running_app(bundle=DEMO_BUNDLE, workdir=tmp_path_factory.mktemp("screens"),
                      extra_env={"PLEURA_DATA_ROOTS": str(data_root)}) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = launch_chromium(pw)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def _alerts(page, kind: str = "stAlertContentError") -> list[str]:  # noqa: ANN001

@@ -21,7 +21,6 @@ from browser_helpers import (
     ARTIFACTS,
     CHROMIUM,
     enter_labs,
-    launch_chromium,
     open_predict_page,
     phantom_cases,
     running_app,
@@ -39,18 +38,6 @@ def app_server(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory):
     """A running app (repo root as working directory so .streamlit/config.toml applies)."""
     with running_app(bundle=tiny_bundle, workdir=tmp_path_factory.mktemp("browser")) as app:
         yield {"url": app.url, "t0": app.t0, "health_s": app.health_s, "audit": app.audit, "log": app.log}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = launch_chromium(pw)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def test_predict_in_browser(browser, app_server, phantom_cohort: Path) -> None:
