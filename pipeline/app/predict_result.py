@@ -35,7 +35,7 @@ def render_summary(outcome, info) -> None:  # noqa: ANN001 - PredictionOutcome, 
     import streamlit as st
 
     from pipeline.serving import figures
-    from pipeline.serving.score import band_rule
+    from pipeline.serving.score import band_rule, percent
 
     r = outcome.result
     colour = BAND_TEXT_COLOURS.get(r.risk_band, "#263238")
@@ -53,11 +53,11 @@ def render_summary(outcome, info) -> None:  # noqa: ANN001 - PredictionOutcome, 
     c_num, c_gauge = st.columns([1, 1.1])
     with c_num:
         with st.container(key="result_probability"):
-            st.metric("VPI probability", f"{100 * r.probability:.0f} %", border=True,
+            st.metric("VPI probability", percent(r.probability), border=True,
                       help=f"Model output {r.probability:.3f} on a 0–1 scale, shown in percent.")
         side = "at or above" if r.probability >= r.threshold else "below"
         st.markdown(f"<span style='color:{colour};font-weight:600'>{r.risk_band.capitalize()} band</span> · "
-                    f"{side} the model's operating threshold ({100 * r.threshold:.0f} %)", unsafe_allow_html=True)
+                    f"{side} the model's operating threshold ({percent(r.threshold)})", unsafe_allow_html=True)
         st.caption(f"Bands: {band_rule(r.threshold)}.")
         metrics = model_facts.threshold_metrics(info.manifest) if info.ok else []
         if metrics:

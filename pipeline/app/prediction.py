@@ -235,8 +235,10 @@ def tree_spread_text(result) -> str | None:  # noqa: ANN001
     """One sentence describing the tree spread, or ``None`` when the model has no trees."""
     if result.tree_p05 is None or result.tree_p95 is None:
         return None
-    sd = f" (SD {result.tree_sd:.2f})" if result.tree_sd is not None else ""
-    return (f"Tree spread {result.tree_p05:.2f}–{result.tree_p95:.2f}{sd}: the 5th–95th percentile of the "
+    from pipeline.serving.score import percent
+
+    sd = f" (SD {100 * result.tree_sd:.0f} pts)" if result.tree_sd is not None else ""
+    return (f"Tree spread {percent(result.tree_p05)} – {percent(result.tree_p95)}{sd}: the 5th–95th percentile of the "
             "probabilities of the forest's individual trees. It shows how much the trees disagree; it is "
             "not a calibrated confidence interval.")
 

@@ -476,7 +476,7 @@ def _new_figure(width_in: float, height_in: float):  # noqa: ANN202
 
 def gauge_png(probability: float, *, threshold: float | None = None, tree_p05: float | None = None,
               tree_p95: float | None = None, dpi: int = 200) -> bytes:
-    """A horizontal probability scale (0–1) with the band colours, the probability marker, the
+    """A horizontal probability scale (0–100 %) with the band colours, the probability marker, the
     tree spread as a line and the model threshold as a tick (PNG)."""
     _check_probability(probability)
     fig = _new_figure(4.2, 0.9)
@@ -492,7 +492,8 @@ def gauge_png(probability: float, *, threshold: float | None = None, tree_p05: f
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_yticks([])
-    ax.set_xticks(sorted({0.0, 1.0, *(lo for _n, lo, _h in band_ranges(0.5 if threshold is None else threshold))}))
+    ticks = sorted({0.0, 1.0, *(lo for _n, lo, _h in band_ranges(0.5 if threshold is None else threshold))})
+    ax.set_xticks(ticks, labels=[f"{100 * t:.0f} %" for t in ticks])  # percent, as the app and the report text
     ax.tick_params(labelsize=7)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)

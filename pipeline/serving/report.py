@@ -31,7 +31,7 @@ from typing import Any
 from pipeline import __version__
 from pipeline.inputs.clinical import ClinicalValues
 from pipeline.serving.explain import GROUP_LABELS
-from pipeline.serving.score import band_rule
+from pipeline.serving.score import band_rule, percent
 
 REPORT_FORMAT = "pleurarisk-report"
 REPORT_VERSION = 1
@@ -247,10 +247,12 @@ def report_pdf(result, *, clinical: ClinicalValues, roi_label: int | None = None
     y0 = pdf.get_y()
     col_w = page.width * 0.52
     band_rgb = {"low": (46, 125, 50), "intermediate": (191, 133, 0), "high": (198, 40, 40)}.get(result.risk_band, (0, 0, 0))
-    page.line(f"VPI probability {result.probability:.2f}", size=16, bold=True, h=7.5, w=col_w)
+    page.line(f"VPI probability {percent(result.probability)}", size=16, bold=True, h=7.5, w=col_w)
+    page.line(f"Model output {result.probability:.3f} on a 0-1 scale, shown in percent.", size=7,
+              colour=(84, 110, 122), w=col_w)
     page.line(f"{result.risk_band.capitalize()} risk band", size=11, bold=True, h=5.5, colour=band_rgb, w=col_w)
     side = "at or above" if result.probability >= result.threshold else "below"
-    page.line(f"{side.capitalize()} the model's operating threshold of {result.threshold:.2f}.", size=8.5, w=col_w)
+    page.line(f"{side.capitalize()} the model's operating threshold of {percent(result.threshold)}.", size=8.5, w=col_w)
     domain = result.domain
     if domain.status == "out":
         page.line(f"Outside the model's experience: {'; '.join(domain.reasons)}", size=8.5, bold=True,
@@ -260,8 +262,8 @@ def report_pdf(result, *, clinical: ClinicalValues, roi_label: int | None = None
     else:
         page.line("Inside the model's training domain (size, scanner and features).", size=8, w=col_w)
     if result.tree_p05 is not None and result.tree_p95 is not None:
-        sd = f", SD {result.tree_sd:.2f}" if result.tree_sd is not None else ""
-        page.line(f"Tree spread: {result.tree_p05:.2f}–{result.tree_p95:.2f}{sd}", size=8.5, w=col_w)
+        sd = f", SD {100 * result.tree_sd:.0f} pts" if result.tree_sd is not None else ""
+        page.line(f"Tree spread: {percent(result.tree_p05)} – {percent(result.tree_p95)}{sd}", size=8.5, w=col_w)
         page.line(TREE_SPREAD_NOTE, size=7, colour=(84, 110, 122), w=col_w)
     page.line(f"Bands: {band_rule(result.threshold)}.", size=7, colour=(84, 110, 122), w=col_w)
     y_text_end = pdf.get_y()
@@ -269,7 +271,7 @@ def report_pdf(result, *, clinical: ClinicalValues, roi_label: int | None = None
                               tree_p95=result.tree_p95)
     _w, gh = page.image(gauge, x=left + col_w + 4, y=y0 + 2, w=page.width - col_w - 4)
     pdf.set_xy(left + col_w + 4, y0 + gh + 3)
-    page.line(f"Marker: probability; bar: tree spread; dashed line: threshold {result.threshold:.2f}",
+    page.line(f"Marker: probability; bar: tree spread; dashed line: threshold {percent(result.threshold)}",
               size=6.5, colour=(84, 110, 122), w=page.width - col_w - 4, x=left + col_w + 4)
     pdf.set_y(max(y_text_end, y0 + gh + 8))
 

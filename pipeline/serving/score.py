@@ -50,10 +50,22 @@ def band_limits(threshold: float = 0.5) -> tuple[float, float]:
     return threshold / 2.0, threshold
 
 
+def percent(probability: float) -> str:
+    """A probability as every screen and report shows it: whole percent, e.g. ``percent(0.172) == "17 %"``.
+    Values that round to 0 or 100 but are not exactly 0 or 1 show as "< 1 %" / "> 99 %"."""
+    value = 100.0 * float(probability)
+    if 0.0 < value < 0.5:
+        return "< 1 %"
+    if 99.5 <= value < 100.0:
+        return "> 99 %"
+    return f"{value:.0f} %"
+
+
 def band_rule(threshold: float = 0.5) -> str:
-    """The band scheme in one line, e.g. ``low < 0.19 ≤ intermediate < 0.38 (threshold) ≤ high``."""
+    """The band scheme in one line, in percent like the probability, e.g. for threshold 0.38:
+    ``low < 19 % ≤ intermediate < 38 % (the model's operating threshold) ≤ high``."""
     lo, hi = band_limits(threshold)
-    return f"low < {lo:.2f} ≤ intermediate < {hi:.2f} (the model's operating threshold) ≤ high"
+    return f"low < {percent(lo)} ≤ intermediate < {percent(hi)} (the model's operating threshold) ≤ high"
 
 
 def risk_band(probability: float, threshold: float = 0.5) -> str:

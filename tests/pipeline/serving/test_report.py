@@ -63,7 +63,8 @@ def test_pdf_is_one_page_with_notice_result_inputs_and_no_names(result: CaseResu
     pages, text = _text(pdf)
     assert pages == 1
     assert text.count(SYNTHETIC_NOTICE) == 2  # top and bottom of the page
-    assert f"VPI probability {result.probability:.2f}" in text
+    assert f"VPI probability {round(100 * result.probability)} %" in text  # percent, as the app shows it
+    assert f"Model output {result.probability:.3f}" in text
     assert f"{result.risk_band.capitalize()} risk band" in text
     assert "not a calibrated confidence interval" in text
     assert "4.7 ng/mL" in text and "31 U/mL" in text and "68 years" in text
