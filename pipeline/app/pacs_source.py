@@ -67,6 +67,17 @@ def source_panel(uploads: Any, paths: dict[str, object], tokens: dict[str, str])
         tokens["ct"] = state["token"]
 
 
+def study_uid_of(ct_path: object) -> str | None:
+    """The Study Instance UID when ``ct_path`` is the study retrieved from the PACS in this session
+    (its audit line then holds the study's and series' sha256), else ``None``."""
+    import streamlit as st
+
+    state = st.session_state.get(_STATE)
+    if state is None or ct_path is None or str(ct_path) != str(state["folder"]):
+        return None
+    return state["study"].study_uid
+
+
 def _search(config: Any, values: dict[str, str]) -> None:  # noqa: ANN401
     import streamlit as st
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 
-from pipeline.app import prediction, session
+from pipeline.app import pacs_source, prediction, session
 from pipeline.app.predict_form import CaseForm
 
 log = logging.getLogger("pleurarisk.app")
@@ -38,11 +38,13 @@ def run_predict(info, form: CaseForm) -> None:  # noqa: ANN001 - BundleInfo
         try:
             on_step("loading the model")
             scorer = session.cached_scorer(info.path)
+            study_uid = pacs_source.study_uid_of(form.paths["ct"])
             outcome = prediction.run_prediction(
                 scorer, ct_path=form.paths["ct"], roi_path=form.paths.get("roi"), clinical=clinical,
                 roi_label=label, progress=on_step, signature=form.signature(info.bundle_id), roi_name=form.roi_name,
                 series_uid=form.series_uid, allow_resample=form.allow_resample,
-                roi_source=None if form.semi_roi is None else form.semi_roi.provenance)
+                roi_source=None if form.semi_roi is None else form.semi_roi.provenance,
+                study_uid=study_uid, source="app" if study_uid is None else "app-pacs")
         except Exception as err:  # noqa: BLE001 - every failure becomes one message; the page stays usable
             if not isinstance(err, PleuraRiskError):
                 log.exception("prediction failed")

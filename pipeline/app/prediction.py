@@ -172,7 +172,8 @@ def run_prediction(scorer, *, ct_path: str | os.PathLike[str], roi_path: str | o
                    progress: Callable[[str], None] | None = None, signature: str = "",
                    audit: bool = True, audit_path: str | os.PathLike[str] | None = None,
                    source: str = "app", roi_name: str | None = None, series_uid: str | None = None,
-                   allow_resample: bool = False, roi_source: dict[str, Any] | None = None) -> PredictionOutcome:
+                   allow_resample: bool = False, roi_source: dict[str, Any] | None = None,
+                   study_uid: str | None = None) -> PredictionOutcome:
     """Score one case with ``scorer`` and build everything the result view needs.
 
     ``roi_source``: for a semi-automatic ROI, its ``Segmentation.provenance()``; it becomes the
@@ -182,7 +183,8 @@ def run_prediction(scorer, *, ct_path: str | os.PathLike[str], roi_path: str | o
     :func:`pipeline.inputs.dicom_inputs.resolve_inputs`.
 
     Writes one audit line (unless ``audit=False``); an unwritable audit log does not lose the
-    result but is reported in :attr:`PredictionOutcome.audit_error`.
+    result but is reported in :attr:`PredictionOutcome.audit_error`. ``study_uid`` (a study taken
+    from the PACS): the line adds the sha256 of it and of the scored CT series' UID, never the UIDs.
 
     Raises:
         PleuraRiskError subclasses for inputs the user must fix (nothing is kept).
@@ -224,7 +226,9 @@ def run_prediction(scorer, *, ct_path: str | os.PathLike[str], roi_path: str | o
     )
     if audit:
         try:
-            log_prediction(result, source=source, path=audit_path)
+            uids = None if study_uid is None else {
+                "study_uid": study_uid, "series_uid": None if inputs.series is None else inputs.series.series_uid}
+            log_prediction(result, source=source, path=audit_path, uids=uids)
         except OSError as exc:
             outcome.audit_error = f"the audit log could not be written ({exc.strerror or type(exc).__name__})"
     outcome.seconds = time.perf_counter() - t0

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.core.hashing import bytes_sha256
 from pipeline.pacs.client import PacsClient
 from pipeline.pacs.config import PacsConfig, require_pacs_config
 from pipeline.pacs.retrieve import RetrievedStudy, retrieved_study
@@ -45,7 +44,9 @@ class PacsScore:
 
 def uid_hash(uid: str) -> str:
     """sha256 hex of a UID (what the audit log keeps instead of it)."""
-    return bytes_sha256(uid.encode("ascii", "replace"))
+    from pipeline.serving.audit import uid_sha256
+
+    return uid_sha256(uid)
 
 
 def study_result_key(study: RetrievedStudy, *, roi_name: str | None, clinical: Any,  # noqa: ANN401
@@ -59,11 +60,9 @@ def study_result_key(study: RetrievedStudy, *, roi_name: str | None, clinical: A
 
 def audit_pacs(result: Any, *, source: str, study_uid: str, series_uid: str) -> None:  # noqa: ANN401
     """Append the audit line of a PACS-scored result (UIDs as sha256 only)."""
-    from pipeline.serving.audit import append_audit, entry_from_result
+    from pipeline.serving.audit import log_prediction
 
-    entry = entry_from_result(result, source=source)
-    entry.update(study_uid_sha256=uid_hash(study_uid), series_uid_sha256=uid_hash(series_uid))
-    append_audit(entry)
+    log_prediction(result, source=source, uids={"study_uid": study_uid, "series_uid": series_uid})
 
 
 def score_study(*, study_uid: str, cea: Any, ca125: Any, age: Any, series_uid: str | None = None,  # noqa: ANN401

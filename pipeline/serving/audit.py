@@ -165,9 +165,20 @@ def append_audit(entry: Mapping[str, Any], *, path: str | os.PathLike[str] | Non
     return target
 
 
-def log_prediction(result, *, source: str, path: str | os.PathLike[str] | None = None) -> Path:  # noqa: ANN001
-    """Append the audit record of one :class:`~pipeline.serving.score.CaseResult`."""
-    return append_audit(entry_from_result(result, source=source), path=path)
+def uid_sha256(uid: str) -> str:
+    """sha256 hex of a DICOM UID: what the log keeps instead of the UID."""
+    from pipeline.core.hashing import bytes_sha256
+
+    return bytes_sha256(uid.encode("ascii", "replace"))
+
+
+def log_prediction(result, *, source: str, path: str | os.PathLike[str] | None = None,  # noqa: ANN001
+                   uids: Mapping[str, str | None] | None = None) -> Path:
+    """Append the audit record of one :class:`~pipeline.serving.score.CaseResult`; ``uids`` (e.g.
+    ``{"study_uid": ..., "series_uid": ...}`` for a PACS study) are added as ``<name>_sha256``."""
+    entry = entry_from_result(result, source=source)
+    entry.update({f"{name}_sha256": uid_sha256(uid) for name, uid in (uids or {}).items() if uid})
+    return append_audit(entry, path=path)
 
 
 def read_audit(path: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:

@@ -62,6 +62,13 @@ def test_search_retrieve_score_and_send_to_pacs(app_env: Path, pacs_env, app_stu
     assert any(s.value.startswith("PACS: already on the PACS: SEG, SR, PDF") for s in at.success)
     assert pacs_env.instance_count(study) == before + 3
     assert study not in app_env.read_text()  # the audit line holds hashes only
+    import hashlib
+    import json
+
+    (line,) = [json.loads(x) for x in app_env.read_text().splitlines()]
+    assert line["source"] == "app-pacs"
+    assert line["study_uid_sha256"] == hashlib.sha256(study.encode()).hexdigest()
+    assert len(line["series_uid_sha256"]) == 64
 
 
 def test_wrong_password_is_one_message_on_the_page(app_env: Path, pacs_env, monkeypatch: pytest.MonkeyPatch):
