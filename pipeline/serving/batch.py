@@ -175,15 +175,21 @@ def keep_freed_heap_for_reuse() -> None:
 
 
 def _worker_scorer(bundle_path: str, num_threads: int | None, allow_unsigned: bool | None = None):  # noqa: ANN202
-    """A worker process's scorer (pool or Dask): torch threads set, bundle loaded, memory trimmed."""
-    import torch
+    """A worker process's scorer (pool or Dask): bundle loaded, CNN threads set, memory trimmed.
+
+    Torch is not imported here: a bundle with its ONNX backbone scores without it (importing it
+    only to set its thread count cost 2–3 s per worker start); a torch backbone sets its own
+    threads around each forward (``models.medicalnet``), and torch's global setting is applied
+    too when the bundle loaded torch.
+    """
+    import sys
 
     from pipeline.serving.score import Scorer
 
     keep_freed_heap_for_reuse()
-    if num_threads:
-        torch.set_num_threads(num_threads)
     scorer = Scorer(bundle_path, num_threads=num_threads, allow_unsigned=allow_unsigned)
+    if num_threads and "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(num_threads)
     release_free_memory()
     return scorer
 
