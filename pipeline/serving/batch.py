@@ -31,7 +31,7 @@ import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, replace
 from multiprocessing import get_context
@@ -248,10 +248,6 @@ def _score_resolved(case: CaseInput, label: int | None, scorer, dicom_out: str |
                                      dicom_out)
             return dataclasses.replace(result, roi_source=seg.provenance(),
                                        warnings=tuple(result.warnings) + tuple(seg.warnings))
-    ahead = _READ_AHEAD.take(case) if not dicom_out else None
-    if ahead is not None:  # read (and checked) in a helper thread while the previous case computed
-        prepared, seconds = ahead.result()  # raises what reading it raised
-        return scorer.score_prepared(prepared, case.clinical, timings={"read_validate_crop": seconds})
     from pipeline.inputs.dicom_inputs import resolve_inputs
 
     with resolve_inputs(case.ct_path, case.roi_path, roi_name=case.roi_name) as inputs:
@@ -266,74 +262,6 @@ def _score_resolved(case: CaseInput, label: int | None, scorer, dicom_out: str |
         write_dicom_results(result, case=prepared, series=inputs.series, clinical=case.clinical,
                             out_dir=Path(dicom_out) / case.case_id, roi_name=inputs.roi_name)
         return result
-
-
-class ReadAhead:
-    """Reads the next case in a helper thread while this process scores the current one.
-
-    For the in-process batch (``--workers 1``): a case's read is mostly gzip decompression, which
-    releases the GIL, so on a machine with a second core it overlaps the current case's features
-    instead of following them. The helper does exactly what :meth:`Scorer.score` does before its
-    features (:func:`~pipeline.inputs.dicom_inputs.resolve_inputs`, then
-    :func:`~pipeline.inputs.case.load_case`, an unexpected failure named with the same step), so
-    rows, errors and probabilities are the same as without it. Cases with a click (``seed_mm``) or
-    DICOM outputs are read as before. One case is read ahead at most (its crop is small; the
-    decompression streams).
-    """
-
-    STEP = "reading and checking the images"  # the first step Scorer.score announces
-
-    def __init__(self) -> None:
-        self._pool: ThreadPoolExecutor | None = None
-        self._pending: dict[int, tuple[CaseInput, Future]] = {}
-        self.label: int | None = None
-        self.enabled = False
-
-    def __call__(self, case: CaseInput) -> None:
-        """Begin reading ``case`` (a no-op when disabled, without a scorer or for a case it does not read)."""
-        if not self.enabled or _SCORER is None or case.problem or case.seed_mm is not None:
-            return
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pleura-read-ahead")
-        self._pending[id(case)] = (case, self._pool.submit(self._read, case, self.label, _SCORER))
-
-    def take(self, case: CaseInput) -> Future | None:
-        """The read of ``case`` begun by calling this object, or None."""
-        item = self._pending.pop(id(case), None)
-        return item[1] if item is not None and item[0] is case else None
-
-    def close(self) -> None:
-        """Forget unused reads and stop the helper thread (after a read in progress ends)."""
-        self.enabled = False
-        self._pending.clear()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
-
-    @classmethod
-    def _read(cls, case: CaseInput, label: int | None, scorer) -> tuple[Any, float]:  # noqa: ANN001
-        from pipeline.core.errors import reraise_with_step
-        from pipeline.inputs.case import load_case
-        from pipeline.inputs.dicom_inputs import resolve_inputs
-
-        with resolve_inputs(case.ct_path, case.roi_path, roi_name=case.roi_name) as inputs:
-            t = time.perf_counter()
-            try:
-                prepared = load_case(inputs.ct_path, inputs.roi_path, config=scorer.bundle.config, label=label,
-                                     hash_inputs=False, runtime=scorer.bundle.runtime)
-            except Exception as exc:  # noqa: BLE001 - as Scorer.score: user errors unchanged, others with the step
-                reraise_with_step(cls.STEP, exc)
-            return prepared, time.perf_counter() - t
-
-
-_READ_AHEAD = ReadAhead()
-
-
-def _read_ahead_hook(label: int | None) -> ReadAhead:
-    """``run_pool``'s ``prefetch`` for the in-process batch: read the next case while this one computes."""
-    _READ_AHEAD.label = label
-    _READ_AHEAD.enabled = True
-    return _READ_AHEAD
 
 
 # ---------------------------------------------------------------------------------------------
@@ -362,8 +290,7 @@ def write_csv_atomic(path: Path, rows: Iterable[dict[str, Any]], *, columns: Seq
 # ---------------------------------------------------------------------------------------------
 def run_pool(tasks: Iterable[tuple[Any, str]], *, fn: Callable[..., dict[str, Any]], extra_args: tuple = (),
              workers: int, initializer: Callable[..., None], initargs: tuple,
-             on_crash: Callable[[Any], dict[str, Any]],
-             prefetch: Callable[[Any], None] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+             on_crash: Callable[[Any], dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield (key, row) as ``fn(task, *extra_args)`` finishes for each (task, key).
 
     ``tasks`` is consumed lazily, a few ahead of the workers, so whatever produces them (the
@@ -371,9 +298,7 @@ def run_pool(tasks: Iterable[tuple[Any, str]], *, fn: Callable[..., dict[str, An
     ``workers`` ≤ 1 runs in this process (``initializer`` called once); otherwise a spawn-based
     process pool whose workers each run ``initializer`` once. Nothing is started when there is
     no task. A worker crash costs only the case(s) it was running (``on_crash(task)`` row); the
-    pool is restarted for the rest. ``prefetch`` (in this process only): called with the next
-    task before ``fn`` runs the current one, so its input can be read meanwhile (one task is
-    then drawn ahead); its ``close()``, if it has one, is called when the run ends.
+    pool is restarted for the rest.
     """
     source = iter(tasks)
     first = next(source, None)
@@ -381,23 +306,8 @@ def run_pool(tasks: Iterable[tuple[Any, str]], *, fn: Callable[..., dict[str, An
         return
     if workers <= 1:
         initializer(*initargs)
-        if prefetch is None:
-            for task, key in itertools.chain([first], source):
-                yield key, fn(task, *extra_args)
-            return
-        try:
-            current: tuple[Any, str] | None = first
-            prefetch(first[0])
-            while current is not None:
-                upcoming = next(source, None)
-                if upcoming is not None:
-                    prefetch(upcoming[0])
-                yield current[1], fn(current[0], *extra_args)
-                current = upcoming
-        finally:
-            close = getattr(prefetch, "close", None)
-            if close is not None:
-                close()
+        for task, key in itertools.chain([first], source):
+            yield key, fn(task, *extra_args)
         return
     retry: list[tuple[Any, str]] = [first]  # tasks to (re)submit before drawing new ones
 
@@ -557,8 +467,7 @@ def score_cases(cases: Sequence[CaseInput], *, bundle_path: str | os.PathLike[st
     """
     rows = dict(run_pool(((case, str(i)) for i, case in enumerate(cases)), fn=_score_in_worker, extra_args=(label,),
                          workers=workers, initializer=_init_worker,
-                         initargs=(str(bundle_path), num_threads, allow_unsigned), on_crash=_crash_row,
-                         prefetch=_read_ahead_hook(label) if workers <= 1 else None))
+                         initargs=(str(bundle_path), num_threads, allow_unsigned), on_crash=_crash_row))
     return [rows[str(i)] for i in range(len(cases))]
 
 
@@ -646,8 +555,7 @@ def _run_locked(cases: list[CaseInput], *, out: Path, t0: float, bundle_path: st
             results = run_pool(pending(), fn=_score_in_worker,
                                extra_args=(label, None, str(dicom_out) if dicom_out else None), workers=workers,
                                initializer=_init_worker, initargs=(str(bundle_path), num_threads, allow_unsigned),
-                               on_crash=_crash_row,
-                               prefetch=_read_ahead_hook(label) if workers <= 1 and not dicom_out else None)
+                               on_crash=_crash_row)
         try:
             for key, row in results:
                 ct_sha, roi_sha = meta[key]
