@@ -29,7 +29,7 @@ def test_no_task_starts_no_worker():
 
 
 def test_freed_memory_is_handed_back_only_above_the_limit(monkeypatch):
-    from pipeline.serving import batch
+    from pipeline.serving import worker_memory as batch
 
     trims: list[bool] = []
     monkeypatch.setattr(batch, "release_free_memory", lambda: trims.append(True))
