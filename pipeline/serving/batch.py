@@ -46,6 +46,7 @@ from pipeline.core.errors import PleuraRiskError
 from pipeline.core.hashing import bytes_sha256
 from pipeline.io.detached import input_sha256
 from pipeline.serving.outputs import OutputLock, check_output, spreadsheet_safe
+from pipeline.serving.worker_memory import keep_freed_heap_for_reuse, release_free_memory, release_free_memory_if_large
 from pipeline.features.findings import FINDING_CSV_COLUMNS
 
 INPUT_COLUMNS = ("CEA_ng_mL", "CA125_U_mL", "age_years")
@@ -139,51 +140,22 @@ def _roi_source_text(source: dict[str, Any] | None) -> str:
 _SCORER = None
 
 
-def release_free_memory() -> None:
-    """Hand freed heap pages back to the OS (glibc ``malloc_trim``; a no-op without glibc).
-
-    Called by batch workers after loading the bundle and after each case: loading and one case
-    leave tens of MB of freed-but-kept heap, so the next case's peak would start that much
-    higher. Measured on a 512×512×400 case: worker RSS after loading 722 → 676 MiB, peak over
-    three cases 990 → 961 MiB.
-    """
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
-
-
-def keep_freed_heap_for_reuse() -> None:
-    """glibc: serve blocks up to 32 MB from the heap and give memory back only when told
-    (:func:`release_free_memory`, after each case); a no-op without glibc.
-
-    Dask's nanny starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also freezes
-    glibc's mmap threshold at 128 KB: every 4 MB chunk of a CT's decompression is then a fresh
-    mapping whose pages the kernel must supply again, and on a VM that hands freed pages back to
-    the host that is slow. Measured on a 512×512×300 case in one process: 0.88 s per case
-    without that variable, 1.33 s with it, 0.89 s with it and these settings (medians of 7).
-    """
-    try:
-        libc = ctypes.CDLL(None)
-        libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
-        libc.mallopt(_M_TRIM_THRESHOLD, 512 << 20)
-    except (OSError, AttributeError):
-        pass
-
-
 def _worker_scorer(bundle_path: str, num_threads: int | None, allow_unsigned: bool | None = None):  # noqa: ANN202
-    """A worker process's scorer (pool or Dask): torch threads set, bundle loaded, memory trimmed."""
-    import torch
+    """A worker process's scorer (pool or Dask): bundle loaded, CNN threads set, memory trimmed.
+
+    Torch is not imported here: a bundle with its ONNX backbone scores without it (importing it
+    only to set its thread count cost 2–3 s per worker start); a torch backbone sets its own
+    threads around each forward (``models.medicalnet``), and torch's global setting is applied
+    too when the bundle loaded torch.
+    """
+    import sys
 
     from pipeline.serving.score import Scorer
 
     keep_freed_heap_for_reuse()
-    if num_threads:
-        torch.set_num_threads(num_threads)
     scorer = Scorer(bundle_path, num_threads=num_threads, allow_unsigned=allow_unsigned)
+    if num_threads and "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(num_threads)
     release_free_memory()
     return scorer
 
@@ -195,11 +167,12 @@ def _init_worker(bundle_path: str, num_threads: int | None, allow_unsigned: bool
 
 def _score_in_worker(case: CaseInput, label: int | None, scorer=None,  # noqa: ANN001
                      dicom_out: str | None = None) -> dict[str, Any]:
-    """Worker task: :func:`score_one` (the pool worker's scorer unless given), then give freed memory back."""
+    """Worker task: :func:`score_one` (the pool worker's scorer unless given), then give freed
+    memory back if the case left the process large (:func:`release_free_memory_if_large`)."""
     try:
         return score_one(case, label, scorer, dicom_out=dicom_out)
     finally:
-        release_free_memory()
+        release_free_memory_if_large()
 
 
 def score_one(case: CaseInput, label: int | None, scorer=None, *, dicom_out: str | None = None  # noqa: ANN001

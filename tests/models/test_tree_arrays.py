@@ -151,3 +151,11 @@ def test_scoring_imports_no_sklearn_skops_shap_or_torch() -> None:
             "print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_batch_worker_start_imports_no_torch() -> None:
+    # a batch worker (pool, in-process or Dask) used to import torch just to set its threads: 2–3 s per start
+    code = ("import sys; from pipeline.serving.batch import _worker_scorer; _worker_scorer(None, 1); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'skops', 'pandas', 'torch')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

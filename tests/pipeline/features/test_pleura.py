@@ -310,3 +310,35 @@ def test_distance_transform_agrees_with_scipy_on_anisotropic_masks() -> None:
         ours, ref = _edt(mask, spacing), ndimage.distance_transform_edt(mask, sampling=spacing)
         assert ours.dtype == np.float64 and np.abs(ours - ref).max() < 1e-4
     assert np.isinf(_edt(np.ones((3, 4, 5), bool), (1, 1, 1))).all() and not _edt(np.zeros((3, 4, 5), bool), (1, 1, 1)).any()
+
+
+def test_axial_diameter_from_edge_pixels_equals_all_pixels():
+    """Only the edge pixels' corners go into the hull: the diameter is exactly that of every
+    pixel's corners (random blobs, noise with holes, lines, single voxels; anisotropic grids)."""
+    from scipy import ndimage as ndi
+
+    from pipeline.features import pleura as P
+
+    def every_pixel(mask, spacing):  # the former computation
+        _, sy, sx = spacing
+        offsets = np.array([[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]])
+        best = 0.0
+        for z in np.flatnonzero(mask.any(axis=(1, 2))):
+            corners = (np.argwhere(mask[z]).astype(float)[:, None, :] + offsets[None]).reshape(-1, 2) * (sy, sx)
+            best = max(best, P._feret_diameter(corners))
+        return best
+
+    rng = np.random.default_rng(0)
+    checked = 0
+    for _ in range(150):
+        shape = tuple(int(n) for n in rng.integers(1, 20, size=3))
+        if rng.random() < 0.3:
+            mask = rng.random(shape) < rng.uniform(0.05, 0.9)
+        else:
+            mask = ndi.gaussian_filter(rng.normal(size=shape), rng.uniform(0.3, 3)) > rng.uniform(-0.05, 0.08)
+        if not mask.any():
+            continue
+        spacing = tuple(float(s) for s in rng.choice([0.5, 0.625, 0.7, 0.8163700103759766, 1.0, 1.25, 2.5], size=3))
+        assert P._max_axial_diameter(mask, spacing) == every_pixel(mask, spacing)
+        checked += 1
+    assert checked > 100

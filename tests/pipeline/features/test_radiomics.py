@@ -106,3 +106,41 @@ def test_each_filtered_image_gets_only_its_own_features_with_identical_values(lu
     sub = ext.extract(ct_c, roi_c, crop)
     full = RadiomicsExtractor().extract(ct_c, roi_c, crop)
     assert list(sub) == names and all(sub[n] == full[n] for n in names)
+
+
+def test_binning_is_computed_once_per_filtered_image_with_identical_values(lung1, monkeypatch):
+    """The classes on one filtered image share its gray-level binning (PyRadiomics bins again
+    for each class); the features are exactly those of binning per class."""
+    import json
+    import threading
+    from pathlib import Path
+
+    from radiomics.base import RadiomicsFeaturesBase
+
+    import pipeline.features.radiomics as R
+
+    manifest = json.loads((Path(__file__).resolve().parents[3] / "weights/demo/manifest.json").read_text())
+    names = [n for n in manifest["feature_names"] if n.startswith(("original_", "log-", "wavelet-"))]
+    _ct, _roi, (ct_c, roi_c, crop) = lung1
+    ext = RadiomicsExtractor(feature_names=names)
+    binned = []
+    real = RadiomicsFeaturesBase._applyBinning
+
+    def counting(self, matrix):  # noqa: ANN001, ANN202
+        binned.append(type(self).__name__)
+        return real(self, matrix)
+
+    monkeypatch.setattr(RadiomicsFeaturesBase, "_applyBinning", counting)
+    shared = ext.extract(ct_c, roi_c, crop)
+    n_shared = len(binned)
+
+    class NoSharing(threading.local):
+        def __setattr__(self, name, value):  # noqa: ANN001, ANN204 - memo stays None: bin per class
+            pass
+
+    monkeypatch.setattr(R, "_BINNING", NoSharing())
+    binned.clear()
+    per_class = ext.extract(ct_c, roi_c, crop)
+    texture_images = [t for t, classes in ext._extractor.plan.items() if set(classes) - {"shape"}]
+    assert n_shared == len(texture_images) < len(binned)
+    assert shared == per_class  # bitwise

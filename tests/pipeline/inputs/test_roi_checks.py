@@ -126,3 +126,24 @@ def test_two_separate_parts_are_scored_with_a_warning(patients):
     ct = a.ct.with_array(np.where(second > a.roi.array, 40, a.ct.array).astype(np.int16))  # a second nodule
     warnings = assess_roi(ct, a.roi.with_array(second))
     assert any("2 separate parts of similar size" in w for w in warnings), warnings
+
+
+def test_shell_dilation_near_the_mask_equals_the_whole_array():
+    """measure_roi dilates only the mask's box grown by the ball's reach: the same voxels as
+    dilating the whole crop (random blobs and scattered voxels, anisotropic spacings)."""
+    from scipy import ndimage as ndi
+
+    from pipeline.inputs.roi_checks import SHELL_MM, _dilated_near
+
+    rng = np.random.default_rng(1)
+    for _ in range(120):
+        shape = tuple(int(n) for n in rng.integers(1, 30, size=3))
+        if rng.random() < 0.3:
+            mask = rng.random(shape) < 0.02
+        else:
+            mask = ndi.gaussian_filter(rng.normal(size=shape), 2) > rng.uniform(0, 0.1)
+        spacing = tuple(float(s) for s in rng.choice([0.5, 0.7, 1.0, 1.25, 2.5, 5.0], size=3))
+        radius = [max(1, int(np.ceil(SHELL_MM / s))) for s in spacing]
+        zz, yy, xx = np.ogrid[tuple(slice(-r, r + 1) for r in radius)]
+        ball = (zz * spacing[0]) ** 2 + (yy * spacing[1]) ** 2 + (xx * spacing[2]) ** 2 <= SHELL_MM ** 2
+        assert np.array_equal(_dilated_near(mask, ball, radius), ndi.binary_dilation(mask, structure=ball))

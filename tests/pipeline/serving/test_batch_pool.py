@@ -26,3 +26,16 @@ def test_no_task_starts_no_worker():
         out = list(run_pool(iter(()), fn=lambda task: {}, workers=workers,
                             initializer=lambda: started.append(True), initargs=(), on_crash=lambda task: {}))
         assert out == [] and started == []  # a fully resumed batch loads no model
+
+
+def test_freed_memory_is_handed_back_only_above_the_limit(monkeypatch):
+    from pipeline.serving import worker_memory as batch
+
+    trims: list[bool] = []
+    monkeypatch.setattr(batch, "release_free_memory", lambda: trims.append(True))
+    rss = batch._resident_mib()
+    assert rss is not None and rss > 0  # Linux: /proc/self/statm
+    assert batch.release_free_memory_if_large(rss + 1024) is False and trims == []
+    assert batch.release_free_memory_if_large(0) is True and trims == [True]
+    monkeypatch.setattr(batch, "_resident_mib", lambda: None)  # unknown size: trim, as before
+    assert batch.release_free_memory_if_large() is True and trims == [True, True]
