@@ -19,6 +19,7 @@ Usage::
     python bench/segmentation.py                      # 100 medium phantoms (20 also scored) + real CTs
     python bench/segmentation.py --n 20 --n-prob 10   # a quick look
     python bench/segmentation.py --size clinical --n 10 --n-prob 0 --no-real   # 512² timing
+    python bench/segmentation.py --n 30 --n-prob 0 --method confidence:1.5   # SimpleITK ConfidenceConnected baseline
 
 Prints a Markdown summary and writes everything to ``--out`` (JSON).
 """
@@ -63,10 +64,48 @@ def deepest_click(ct, mask: np.ndarray) -> tuple[float, float, float]:
     return tuple(float(v) for v in ct.index_to_physical(p))
 
 
+class _Plain:
+    """What an off-the-shelf grower gives, shaped like a Segmentation for this bench."""
+
+    def __init__(self, ct, mask: np.ndarray, cap_mm: float) -> None:
+        self.mask = ct.with_array(mask.astype(np.uint8))
+        self.volume_ml = float(mask.sum() * np.prod(ct.spacing_xyz) / 1000)
+        self.threshold_hu = float("nan")
+        nz = np.nonzero(mask)
+        extent = max((int(i.max()) - int(i.min()) + 1) * s for i, s in zip(nz, ct.spacing_zyx)) if mask.any() else 0
+        self.capped = extent >= 0.95 * cap_mm
+
+
+def confidence_connected(ct, click, *, half_mm: float = 90.0, multiplier: float = 2.5) -> _Plain:
+    """SimpleITK ConfidenceConnected at the click (4 iterations, ``multiplier`` × SD, initial
+    neighbourhood 2 voxels) on a ±half_mm crop, holes filled: the off-the-shelf baseline."""
+    import SimpleITK as sitk
+
+    seed = np.rint(ct.physical_to_index(np.asarray(click, float))).astype(int)
+    if any(i < 0 or i >= n for i, n in zip(seed, ct.shape_zyx)):
+        raise InputError("the click lies outside the CT")
+    lo = [max(0, c - int(np.ceil(half_mm / s))) for c, s in zip(seed, ct.spacing_zyx)]
+    hi = [min(n, c + int(np.ceil(half_mm / s)) + 1) for c, s, n in zip(seed, ct.spacing_zyx, ct.shape_zyx)]
+    sub = ct.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].astype(np.float32)
+    img = sitk.GetImageFromArray(sub)
+    img.SetSpacing(tuple(float(v) for v in ct.spacing_xyz))
+    local = [int(c - a) for c, a in zip(seed, lo)]
+    grown = sitk.ConfidenceConnected(img, seedList=[(local[2], local[1], local[0])], numberOfIterations=4,
+                                     multiplier=multiplier, initialNeighborhoodRadius=2, replaceValue=1)
+    region = ndi.binary_fill_holes(sitk.GetArrayFromImage(grown) > 0)
+    out = np.zeros(ct.shape_zyx, bool)
+    out[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = region
+    return _Plain(ct, out, 2 * half_mm)
+
+
+METHOD = "pleurarisk"
+
+
 def timed_segment(ct, click):
     t = time.perf_counter()
     try:
-        seg = segment_from_seed(ct, seed_xyz_mm=click)
+        seg = (segment_from_seed(ct, seed_xyz_mm=click) if METHOD == "pleurarisk"
+               else confidence_connected(ct, click, multiplier=float(METHOD.split(":")[1])))
         return seg, None, time.perf_counter() - t
     except InputError as err:
         return None, str(err), time.perf_counter() - t
@@ -191,7 +230,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--real-clicks", type=int, default=10, help="clicks per real CT (plus the deepest voxel)")
     p.add_argument("--no-real", action="store_true", help="skip the real CTs")
     p.add_argument("--out", default=None, help="write everything as JSON here")
+    p.add_argument("--method", default="pleurarisk",
+                   help="pleurarisk (default) or confidence:K (SimpleITK ConfidenceConnected, K × SD; the baseline)")
     args = p.parse_args(argv)
+    global METHOD
+    METHOD = args.method
+    if METHOD != "pleurarisk" and not METHOD.startswith("confidence:"):
+        p.error("--method must be pleurarisk or confidence:K")
     phantoms = run_phantoms(args) if args.n else []
     real = [] if args.no_real else run_real(args)
     text = summary(phantoms, real)

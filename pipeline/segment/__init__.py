@@ -18,9 +18,8 @@ Coordinates: the click is a physical LPS point in mm (x, y, z) exactly as Simple
 (i, j, k) = (x, y, z). Arrays are (z, y, x).
 
 Algorithm (see bench/README.md for the measurements behind the choice; SimpleITK
-ConfidenceConnected, watershed and level sets were not benchmarked — none of them has a way to
-stop at the pleura where a tumour is continuous with the chest wall, which is what the lung-cavity
-constraint below provides): on a crop around the click (grown until the region no longer touches
+ConfidenceConnected at the click was measured and leaks — it has no way to stop at the pleura where
+a tumour is continuous with the chest wall, which is what the lung-cavity constraint below provides): on a crop around the click (grown until the region no longer touches
 it, up to the growth cap) —
 
 1. the click is checked: inside the CT, inside the body, not aerated lung (< −650 HU), not bone
@@ -29,7 +28,11 @@ it, up to the growth cap) —
    larger than the click's distance to the lung: a juxta-pleural tumour is a dent in the lung
    whose mouth is its base on the pleura, so closing fills exactly the tumour and not the chest
    wall or mediastinum behind it — this is what keeps the ROI out of the pleura where soft tissue
-   continues into the chest wall;
+   continues into the chest wall; a click the closing leaves outside (a mass too large or too
+   irregular for it, e.g. a 9 cm hilar mass with a bronchus inside) is grown instead inside the
+   per-slice convex hull of its *own* lung (left or right alone; both together take in the
+   mediastinum), with fat away from the lung as a barrier, a larger opening (0.3 × the distance to
+   that lung, 3–8 mm) and no ground-glass pass;
 3. voxels above a threshold halfway (``sensitivity``) between the local lung HU and the HU at the
    click, inside the cavity and within the cap, connected to the click, are opened with a ball
    (radius ≈ 0.3 × the tumour's radius, 1–3 mm) to cut vessels and pleural tags, reconstructed

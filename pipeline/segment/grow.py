@@ -8,6 +8,7 @@ Euclidean distance transform with the crop's (z, y, x) spacing, so thick slices 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,8 @@ SEED_BONE_HU = 300.0  # a click this bright is on bone or calcification
 FAT_HU = (-190.0, -60.0)  # a click in this range is on fat (tumour: ground glass below, solid above)
 TUBE_RATIO = 4.0
 PLEURAL_MARGIN_MM = 1.5  # tumour-dense voxels this close to the region, beyond the lung cavity, are kept  # a region this many times longer than the structure is thick at the click: a vessel
+WIDE_MAX_OPEN_MM = 8.0  # largest opening radius for a mass grown in the hull of its lung
+FAT_BARRIER_MM = 2.5  # fat-dense voxels farther than this from aerated lung stop a mass grown in the hull of its lung
 MIN_LUNG_ML = 30.0  # less aerated lung than this in the click's slab: "no lung"
 
 
@@ -38,6 +41,9 @@ class Crop:
     spacing_zyx: tuple[float, float, float]
     seed: tuple[int, int, int]  # index in the crop
     touches_ct_edge: tuple[bool, ...]  # low/high faces per axis that are the CT's own edge
+    # () -> (per-slice convex hull of the click's own lung on this crop, distance (mm) from the click to
+    # that lung), or None when no lung is near; computed only for a click outside the closed cavity
+    own_lung_hull: Callable[[], tuple[np.ndarray, float] | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,7 @@ class Grown:
     capped: bool
 
 
-_IN_PLANE = np.array([[[0, 0, 0], [0, 0, 0], [0, 0, 0]], [[0, 1, 0], [1, 1, 1], [0, 1, 0]], [[0, 0, 0], [0, 0, 0], [0, 0, 0]]],
+IN_PLANE = np.array([[[0, 0, 0], [0, 0, 0], [0, 0, 0]], [[0, 1, 0], [1, 1, 1], [0, 1, 0]], [[0, 0, 0], [0, 0, 0], [0, 0, 0]]],
                      bool)  # 4-connectivity within each axial slice, none across slices
 
 
@@ -56,7 +62,7 @@ def body_slab(ct: Volume, z0: int, z1: int, step: int) -> np.ndarray:
     """Body mask of slices z0..z1 (whole slices, in-plane stride ``step``): above −500 HU with
     holes (lungs, airways) filled slice by slice."""
     slab = ct.array[z0:z1, ::step, ::step] > AIR_BODY_HU
-    return ndi.binary_fill_holes(slab, structure=_IN_PLANE)
+    return ndi.binary_fill_holes(slab, structure=IN_PLANE)
 
 
 def seed_hu(ct: Volume, seed_zyx: tuple[int, int, int], radius_mm: float = 2.0, q: float = 50.0) -> float:
@@ -68,7 +74,8 @@ def seed_hu(ct: Volume, seed_zyx: tuple[int, int, int], radius_mm: float = 2.0, 
 
 
 def make_crop(ct: Volume, seed_zyx: tuple[int, int, int], half_mm: float,
-              body_full_ds: tuple[np.ndarray, int, int]) -> Crop:
+              body_full_ds: tuple[np.ndarray, int, int],
+              own_lung_hull_ds: Callable[[], tuple[np.ndarray, float] | None] | None = None) -> Crop:
     """Crop ±half_mm around the click; in-plane stride so the crop is at most ~160 voxels wide."""
     sz, sy, sx = ct.spacing_zyx
     step = max(1, math.ceil(2 * half_mm / sx / 160))
@@ -87,9 +94,15 @@ def make_crop(ct: Volume, seed_zyx: tuple[int, int, int], half_mm: float,
     yy = np.minimum(np.arange(lo[1], hi[1], step) // ds, body_ds.shape[1] - 1)
     xx = np.minimum(np.arange(lo[2], hi[2], step) // ds, body_ds.shape[2] - 1)
     body = body_ds[np.ix_(zz, yy, xx)]
+
+    def own_lung_hull() -> tuple[np.ndarray, float] | None:
+        got = None if own_lung_hull_ds is None else own_lung_hull_ds()
+        return None if got is None else (got[0][np.ix_(zz, yy, xx)], got[1])
+
     seed = (seed_zyx[0] - lo[0], (seed_zyx[1] - lo[1]) // step, (seed_zyx[2] - lo[2]) // step)
     return Crop(hu=hu, body=body, origin=(lo[0], lo[1], lo[2]), step=step,
-                spacing_zyx=(sz, sy * step, sx * step), seed=seed, touches_ct_edge=tuple(edge))
+                spacing_zyx=(sz, sy * step, sx * step), seed=seed, touches_ct_edge=tuple(edge),
+                own_lung_hull=own_lung_hull)
 
 
 def exact_body(crop: Crop) -> np.ndarray:
@@ -97,7 +110,7 @@ def exact_body(crop: Crop) -> np.ndarray:
     air that the coarse body mask (3 mm) surely calls outside (4 mm in from its edge)."""
     air = crop.hu < AIR_BODY_HU
     k = max(1, int(math.ceil(4.0 / crop.spacing_zyx[2])))
-    surely_out = ndi.binary_erosion(~crop.body, structure=_IN_PLANE, iterations=k, border_value=1) & air
+    surely_out = ndi.binary_erosion(~crop.body, structure=IN_PLANE, iterations=k, border_value=1) & air
     if not surely_out.any():
         return ~(air & ~crop.body) if not crop.body.all() else np.ones_like(air)
     labels, _n = ndi.label(air)
@@ -145,10 +158,17 @@ def grow(crop: Crop, *, sensitivity: float, reach_mm: float, lung_dist_mm: float
     lung = (a < LUNG_HU) & body
     # cavity: the lungs closed with a ball larger than the tumour's base on the pleura
     r_close = float(np.clip(lung_dist_mm + 4.0, 8.0, 60.0))
-    filled = ndi.binary_fill_holes(lung, structure=_IN_PLANE)  # a free-standing tumour is a hole in the lung
+    filled = ndi.binary_fill_holes(lung, structure=IN_PLANE)  # a free-standing tumour is a hole in the lung
     dil = _edt(~filled, sp) <= r_close
     cavity = (_edt(dil, sp) > r_close) | filled
     cavity &= body
+    wide, own_lung_mm = False, 0.0
+    if not cavity[seed] and crop.own_lung_hull is not None:
+        # a mass too large for the closing (e.g. a 9 cm hilar mass): the per-slice convex hull of the
+        # click's own lung (left or right alone; both together take in the mediastinum)
+        got = crop.own_lung_hull()
+        if got is not None and got[0][seed]:
+            cavity, wide, own_lung_mm = got[0] & body, True, got[1]
     if not cavity[seed]:
         raise SeedError("the click is on soft tissue outside the lungs (chest wall, mediastinum or below the "
                         "diaphragm), not on a lung tumour: click inside the tumour")
@@ -159,9 +179,14 @@ def grow(crop: Crop, *, sensitivity: float, reach_mm: float, lung_dist_mm: float
     mu_t = float(np.median(a[seed_ball]))
     reach = ball_mask(a.shape, seed, sp, reach_mm)
     r_open = float(np.clip(0.3 * lung_dist_mm, 1.0, 3.0))
+    barrier = np.zeros_like(lung)
+    if wide:  # a large mass: the radius from the click's own lung, fat away from the lung as a barrier
+        radius = max(lung_dist_mm, own_lung_mm)
+        r_open = float(np.clip(0.3 * radius, 3.0, WIDE_MAX_OPEN_MM))
+        barrier = (a > FAT_HU[0]) & (a < FAT_HU[1]) & (_edt(~lung, sp) > FAT_BARRIER_MM)
 
     def region_at(thr: float) -> np.ndarray:
-        m = (a > thr) & (a < SEED_BONE_HU) & cavity & reach
+        m = (a > thr) & (a < SEED_BONE_HU) & cavity & reach & ~barrier
         eroded = _edt(m, sp) > r_open
         core = _component_at(eroded, seed, sp, near_mm=r_open + max(sp))
         if core is None:
@@ -188,7 +213,7 @@ def grow(crop: Crop, *, sensitivity: float, reach_mm: float, lung_dist_mm: float
         region = region_at(thr)
     # a ground-glass rim: the 3 mm shell outside a solid core is clearly denser than lung
     shell = (_edt(~region, sp) <= 3.0) & ~region & cavity
-    if shell.sum() > 20:
+    if shell.sum() > 20 and not wide:
         mu_shell = float(np.median(a[shell]))
         if mu_lung + 150.0 < mu_shell < thr:
             thr2 = mu_lung + (1.0 - sensitivity) * (mu_shell - mu_lung)

@@ -9,11 +9,11 @@ from scipy import ndimage as ndi
 
 from pipeline.core.errors import InputError, SeedError
 from pipeline.core.volume import Volume
-from pipeline.segment.grow import (FAT_HU, LUNG_HU, MIN_LUNG_ML, SEED_BONE_HU, SEED_LUNG_HU, Grown, body_slab, grow,
+from pipeline.segment.grow import (FAT_HU, IN_PLANE, LUNG_HU, MIN_LUNG_ML, SEED_BONE_HU, SEED_LUNG_HU, Grown, body_slab, grow,
                                    make_crop, seed_hu, touches_crop_edge)
 from pipeline.segment.params import Point, SegmentParams, Segmentation, as_point
 
-METHOD = "lung-cavity-constrained threshold growing v1"
+METHOD = "lung-cavity-constrained threshold growing v2"  # v2: own-lung hull for masses the closing cannot fill
 
 
 def _seed_index(ct: Volume, seed: Point) -> tuple[int, int, int]:
@@ -37,6 +37,40 @@ class _Context:
         self.lung = (ct.array[self.z0:self.z1, ::self.ds, ::self.ds] < LUNG_HU) & self.body
         self.aerated = (ct.array[self.z0:self.z1, ::self.ds, ::self.ds] < SEED_LUNG_HU) & self.body
         self.sp = (sz, sy * self.ds, sx * self.ds)
+        self._hull: np.ndarray | None = None
+        self._hull_label = -1
+        self._labels: np.ndarray | None = None
+        self._big: list[int] = []
+
+    def lung_hull(self, seed_zyx: tuple[int, int, int]) -> tuple[np.ndarray, float] | None:
+        """Per-slice convex hull (ds grid of the slab) of the lung nearest the click (left and right
+        lungs apart: components of the aerated lung, opened per slice, of at least MIN_LUNG_ML) and
+        the click's distance (mm) to that lung; None when no such lung lies within 60 mm."""
+        from skimage.morphology import convex_hull_image
+
+        if self._labels is None:
+            opened = ndi.binary_opening(self.lung, structure=IN_PLANE)
+            self._labels, _n = ndi.label(opened)
+            sizes = np.bincount(self._labels.ravel())
+            sizes[0] = 0
+            self._big = [int(i) for i in np.nonzero(sizes * float(np.prod(self.sp)) / 1000.0 >= MIN_LUNG_ML)[0]]
+        c = np.array(self.at(seed_zyx))
+        best, best_d = 0, 60.0
+        for lab in self._big:
+            pts = np.argwhere(self._labels == lab)
+            d = float(np.sqrt((((pts - c) * np.asarray(self.sp)) ** 2).sum(axis=1)).min())
+            if d < best_d:
+                best, best_d = lab, d
+        if best == 0:
+            return None
+        if best != self._hull_label:
+            comp = self._labels == best
+            hull = np.zeros_like(comp)
+            for z in range(comp.shape[0]):
+                if comp[z].sum() >= 3:
+                    hull[z] = convex_hull_image(comp[z])
+            self._hull, self._hull_label = hull, best
+        return self._hull, best_d
 
     def at(self, seed_zyx: tuple[int, int, int]) -> tuple[int, int, int]:
         return (seed_zyx[0] - self.z0, min(seed_zyx[1] // self.ds, self.body.shape[1] - 1),
@@ -80,7 +114,7 @@ def _grow_click(ct: Volume, ctx: _Context, seed_zyx: tuple[int, int, int], param
     half = float(np.clip(2.0 * lung_dist + 20.0, 30.0, reach + 5.0))
     body = (ctx.body, ctx.z0, ctx.ds)
     while True:
-        g = grow(make_crop(ct, seed_zyx, half, body), sensitivity=params.sensitivity, reach_mm=reach,
+        g = grow(make_crop(ct, seed_zyx, half, body, lambda: ctx.lung_hull(seed_zyx)), sensitivity=params.sensitivity, reach_mm=reach,
                  lung_dist_mm=lung_dist)
         if half >= reach + 5.0 or not touches_crop_edge(g):
             return g
