@@ -12,14 +12,17 @@ What it does: writes (or reuses, in ``bench/pipeline.py``'s folder and with its
 tab for each repeat, puts the CT (no ROI) into the uploader and times, from that moment:
 
 * ``upload_s``: the uploader's chip stops spinning (the browser has sent the file);
-* ``first_view_s``: the viewer's iframe says ``data-state="ready"`` (the server read the CT, built
-  the NIfTI bytes, the browser fetched them, NiiVue parsed them and drew the first frame);
-* ``browser_load_s``: of that, the part inside the viewer (fetch + parse + GPU upload), measured
-  in the iframe;
-* ``after_upload_s`` = ``first_view_s`` − ``upload_s``: the issue's "first view ≤ 2 s after upload".
-  For a CT over 12 M voxels the first view is a coarse copy (every 2nd voxel per axis);
-* ``full_resolution_s``: the full CT has replaced it.
+* ``first_view_s``: the viewer has painted its first view (its own wall-clock mark, after
+  ``requestAnimationFrame``): the server read the CT and built the NIfTI bytes and the coarse
+  copies, the browser fetched the coarsest, NiiVue parsed and drew it. A CT over 2 M voxels is
+  first shown as a coarse copy (every 4th or 2nd voxel per axis), then finer, then in full;
+* ``browser_load_s``: of that, the part inside the viewer (fetch + parse + GPU + paint);
+* ``after_upload_s`` = ``first_view_s`` − ``upload_s``: the issue's "first view ≤ 2 s after upload";
+* ``full_resolution_s`` / ``after_upload_full_s``: the full CT has replaced the copies (from the
+  upload's start / end); ``*_polled_s``: the same as Playwright's polls saw them (late when the
+  page is busy).
 
+Each run also prints a timeline: the server's marks (``PLEURA_VIEWER_TRACE``) and the viewer's.
 It also times, in this process, the server's share (``read_for_viewer`` + ``ViewerImage.of_ct``)
 and, in the browser, 20 slice steps with the arrow key (no server round trip), and checks that
 every request went to the app itself. Prints a table; ``--out`` writes JSON.
@@ -109,8 +112,8 @@ def one_view(browser, url: str, ct_path: str, *, server_trace: Path) -> dict[str
         frame.locator("body[data-state='ready']").wait_for(timeout=600_000)
         t_view = time.perf_counter() - t0
         body = frame.locator("body")
-        load_ms = float(body.get_attribute("data-load-ms") or "nan")
         frame.locator("body[data-full='1']").wait_for(timeout=600_000)
+        load_ms = float(body.get_attribute("data-load-ms") or "nan")
         t_full = time.perf_counter() - t0
         load_full = load_average()
         # 20 slice steps with the keyboard, in the browser
@@ -184,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
           f"({share['bytes_mb']:.0f} MB sent uncompressed)")
     for key, label in (("upload_s", "upload (chip stops spinning)"), ("first_view_s", "upload start → first view"),
                        ("after_upload_s", "upload done → first view"),
-                       ("browser_load_s", "  of which in the viewer (fetch + parse + GPU)"),
+                       ("browser_load_s", "  of which in the viewer (fetch + parse + GPU + paint)"),
                        ("full_resolution_s", "upload start → full-resolution CT shown"),
                        ("after_upload_full_s", "upload done → full-resolution CT shown"),
                        ("twenty_slice_steps_s", "20 slice steps (arrow key, in the browser)"),

@@ -226,9 +226,9 @@
     showStage();
     showCrosshair();
     body.dataset.ctKey = key;
-    body.dataset.loadMs = String(Math.round(performance.now() - t0)); // fetch + parse + GPU upload
     body.dataset.state = "ready";
     await painted(); // let the browser show the first view before the next stage's work
+    body.dataset.loadMs = String(Math.round(performance.now() - t0)); // fetch + parse + GPU upload + paint
     mark("stage " + stages[0].step + " shown");
     if (stages.length === 1) { body.dataset.full = "1"; return; }
     (async () => {
