@@ -12,6 +12,9 @@ import streamlit as st
 from pipeline.app import case_state, pacs_source, predict_form, predict_result, predict_run, session
 from pipeline.app.navigation import require_app_navigation
 from pipeline.app.viewer.panel import viewer_section
+from pipeline.app.viewer.trace import mark
+
+mark("predict: script run starts")
 
 require_app_navigation()
 info = session.page_header()
@@ -26,11 +29,13 @@ session.warm_up_scorer(info.path)  # the model loads while the user fills in the
 
 uploads = session.session_uploads()
 form = predict_form.render_form(uploads)
+mark("predict: form drawn", ct="ct" in form.paths)
 # The CT viewer, with click-to-segment when there is no ROI (pipeline.app.viewer.panel)
 form.use_semiautomatic_roi(viewer_section(uploads=uploads, paths=form.paths, tokens=form.tokens,
                                           series_uid=form.series_uid, roi_name=form.roi_name,
                                           roi_in_ct=form.roi_in_ct))
 
+mark("predict: viewer section drawn")
 if st.button("Predict", type="primary", key="predict", icon=":material/play_arrow:"):
     predict_run.run_predict(info, form)
 

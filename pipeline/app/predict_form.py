@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.app import case_state, labs, prediction
+from pipeline.app.viewer.trace import mark
 
 IMAGE_HELP = ("NIfTI (.nii, .nii.gz), NRRD (.nrrd), MHA (.mha), or for the CT a .zip of the DICOM series. "
               "Values must be Hounsfield units; the file name is never stored.")
@@ -96,6 +97,7 @@ def _image_input(role: str, form: CaseForm, uploads) -> None:  # noqa: ANN001 - 
             show_error(err)
             return
         form.tokens[role] = upload.file_id
+        mark(f"form: {role} upload stored")
         case_state.keep_file(role, token=upload.file_id, name=upload.name, size=upload.size)
         return
     kept = case_state.kept_file(role)

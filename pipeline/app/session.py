@@ -56,8 +56,12 @@ def warm_up_scorer(path: str | os.PathLike[str]) -> None:
         _WARMING.add(key)
 
     def load() -> None:
+        from pipeline.app.viewer.trace import mark
+
+        mark("model warm-up starts")
         try:
             cached_scorer(path)
+            mark("model warm-up done")
         except Exception:  # noqa: BLE001 - the Predict click reports it to the user
             logging.getLogger("pleurarisk.app").warning("background model load failed", exc_info=True)
             with _WARMING_LOCK:

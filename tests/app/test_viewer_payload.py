@@ -68,3 +68,22 @@ def test_affine_is_lps_flipped_to_ras() -> None:
     affine = nifti_affine_ras(ct)
     np.testing.assert_allclose(affine[:3, 3], [40.0, -25.0, 100.0])
     np.testing.assert_allclose(np.diag(affine)[:3], [-0.7, 0.9, -2.5])
+
+
+def test_previews_keep_sampled_voxels_and_their_places() -> None:
+    """Each coarse copy holds the CT's own voxels (every step-th, same origin and direction), so the
+    HU the viewer reads from a preview is the nearest sampled voxel's, at its true LPS place."""
+    import nibabel as nib
+
+    ct, _ = _phantom()
+    big = ct.with_array(np.arange(24 * 20 * 16, dtype=np.int16).reshape(24, 20, 16))
+    previews = ViewerImage.previews_of(big, first_voxels=200)
+    assert [step for step, _ in previews] == [4, 2]
+    for step, image in previews:
+        nii = nib.Nifti1Image.from_bytes(image.data)
+        np.testing.assert_array_equal(np.asarray(nii.dataobj).T, big.array[::step, ::step, ::step])
+        coarse_index_xyz = np.array([1, 2, 3, 1.0])
+        lps = big.index_to_physical(np.array([3, 2, 1]) * step)  # (z, y, x) index of the same voxel
+        ras = nii.affine @ coarse_index_xyz
+        np.testing.assert_allclose([-ras[0], -ras[1], ras[2]], lps, atol=1e-4)
+    assert ViewerImage.previews_of(big, first_voxels=big.array.size) == []

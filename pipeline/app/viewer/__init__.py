@@ -56,7 +56,8 @@ def _media_url(image: ViewerImage, *, slot: str) -> str:
         image.data, "application/octet-stream", f"pleura_viewer.{slot}", file_name=f"{_session_token()}-{image.key}")
 
 
-def ct_viewer(*, ct: ViewerImage | None, preview: ViewerImage | None = None, roi: ViewerImage | None = None,
+def ct_viewer(*, ct: ViewerImage | None, previews: list[tuple[int, ViewerImage]] | None = None,
+              ct_shape_zyx: tuple[int, int, int] | None = None, roi: ViewerImage | None = None,
               pick: str | None = None,
               centre_lps: tuple[float, float, float] | None = None, centre_seq: int | None = None,
               height: int = 560, key: str = "ct_viewer") -> dict[str, Any] | None:
@@ -66,7 +67,10 @@ def ct_viewer(*, ct: ViewerImage | None, preview: ViewerImage | None = None, roi
         ct: the CT (:meth:`ViewerImage.of_ct`), loaded by the browser once per ``ct.key``;
             ``None`` before an upload (the viewer starts up meanwhile: WebGL without a GPU
             takes seconds to get ready, time the user spends choosing the file).
-        preview: a coarse copy shown first while ``ct`` loads (:meth:`ViewerImage.preview_of`).
+        previews: coarse copies as (step, image), coarsest first, shown in turn while ``ct`` loads
+            (:meth:`ViewerImage.previews_of`); the viewer says so, and that the HU at the cursor
+            is then the nearest sampled voxel's, until the full CT is in.
+        ct_shape_zyx: the CT's shape (the slice count shown while a preview is in).
         roi: the ROI (:meth:`ViewerImage.of_mask`) or ``None``.
         pick: what a left click means: "seed", "add", "remove", or ``None`` (just navigate).
         centre_lps, centre_seq: move the crosshair to this LPS point (mm) whenever ``centre_seq``
@@ -79,10 +83,15 @@ def ct_viewer(*, ct: ViewerImage | None, preview: ViewerImage | None = None, roi
         raise ValueError(f"height must be ≥ 200 px, got {height}")
     args = {
         "ct_url": None if ct is None else _media_url(ct, slot=f"{key}.ct"), "ct_key": None if ct is None else ct.key,
-        "preview_url": None if preview is None else _media_url(preview, slot=f"{key}.preview"),
+        "previews": [{"step": int(step), "url": _media_url(image, slot=f"{key}.preview{step}")}
+                     for step, image in (previews or [])],
+        "ct_shape_xyz": None if ct_shape_zyx is None else [int(n) for n in ct_shape_zyx[::-1]],
         "roi_url": None if roi is None else _media_url(roi, slot=f"{key}.roi"),
         "roi_key": None if roi is None else roi.key,
         "pick": pick, "centre_lps": None if centre_lps is None else [float(c) for c in centre_lps],
         "centre_seq": centre_seq, "height": int(height),
     }
+    from pipeline.app.viewer.trace import mark
+
+    mark("viewer: component args sent", ct=ct is not None)
     return _component()(**args, key=key, default=None)

@@ -16,6 +16,7 @@ from typing import Any
 
 from pipeline.app.viewer import ct_viewer
 from pipeline.app.viewer.payload import ViewerImage, mask_centre_lps, nifti_bytes
+from pipeline.app.viewer.trace import mark
 
 log = logging.getLogger("pleurarisk.app")
 VIEWER_KEY = "viewer_ct"
@@ -27,7 +28,7 @@ class _Shown:
     source: str
     ct: Any = None  # Volume (read-only view into ct_image.data)
     ct_image: ViewerImage | None = None
-    preview: ViewerImage | None = None
+    previews: list[tuple[int, ViewerImage]] = field(default_factory=list)
     roi_image: ViewerImage | None = None
     roi_centre: tuple[float, float, float] | None = None
     note: str | None = None
@@ -66,14 +67,18 @@ def _load(source: str, *, ct_path: Any, roi_path: Any, roi_name: str | None, ser
     from pipeline.core.errors import PleuraRiskError
 
     shown = _Shown(source)
+    mark("viewer: read CT starts")
     try:
         images = read_for_viewer(ct_path=ct_path, roi_path=roi_path, roi_name=roi_name, series_uid=series_uid,
                                  roi_in_ct=roi_in_ct)
     except PleuraRiskError as err:
         shown.error = err
         return shown
+    mark("viewer: CT read")
     shown.ct_image, shown.ct = ViewerImage.of_ct(images.ct)
-    shown.preview = ViewerImage.preview_of(shown.ct)
+    mark("viewer: NIfTI bytes built")
+    shown.previews = ViewerImage.previews_of(shown.ct)
+    mark("viewer: previews built")
     shown.note = images.roi_note
     if images.roi is not None:
         shown.roi_image = ViewerImage.of_mask(images.roi)
@@ -147,7 +152,8 @@ def viewer_section(*, uploads: Any, paths: dict[str, Any], tokens: dict[str, str
         if accepted.shown is None:
             ct_viewer(ct=None, height=320, key=VIEWER_KEY)
         else:
-            ct_viewer(ct=accepted.shown.ct_image, preview=accepted.shown.preview, roi=accepted.roi_image,
+            ct_viewer(ct=accepted.shown.ct_image, previews=accepted.shown.previews,
+                      ct_shape_zyx=accepted.shown.ct.shape_zyx, roi=accepted.roi_image,
                       pick=accepted.pick, centre_lps=accepted.centre, centre_seq=accepted.centre_seq, key=VIEWER_KEY)
     return accepted.accepted
 

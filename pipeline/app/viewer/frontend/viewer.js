@@ -8,6 +8,10 @@
 // them. NiiVue's world space is RAS (x to the left-to-right... i.e. NIfTI convention), so x and y flip.
 "use strict";
 (function () {
+  // wall-clock marks of the loading steps (epoch ms), read by bench/viewer.py
+  const marks = [];
+  function mark(name) { marks.push({ name: name, t: performance.timeOrigin + performance.now() }); }
+  mark("viewer script starts");
   const NV = window.niivue;
   const PRESETS = { lung: { width: 1500, level: -600 }, mediastinum: { width: 350, level: 40 } };
   const VIEWS = { multi: NV.SLICE_TYPE.MULTIPLANAR, axial: NV.SLICE_TYPE.AXIAL,
@@ -44,9 +48,9 @@
       centerButton: NV.DRAG_MODE.pan,
     },
   });
-  window.pleuraViewer = { nv: nv }; // for the browser tests and benchmark (read-only use)
+  window.pleuraViewer = { nv: nv, marks: marks }; // for the browser tests and benchmark (read-only use)
 
-  const state = { ctKey: null, roiKey: null, centreSeq: null, pick: null, seq: 0, loading: null,
+  const state = { ctKey: null, roiKey: null, step: 1, shape: null, centreSeq: null, pick: null, seq: 0, loading: null,
                   window: "lung", roiShown: true, roiStyle: "outline", roiOpacity: 0.8, view: "multi" };
 
   // ------------------------------------------------------------------ helpers
@@ -63,15 +67,22 @@
     const vox = v.mm2vox(rasMm);
     const dims = v.hdr.dims;
     if (vox[0] < 0 || vox[1] < 0 || vox[2] < 0 || vox[0] >= dims[1] || vox[1] >= dims[2] || vox[2] >= dims[3]) return null;
-    return { vox: [vox[0], vox[1], vox[2]], hu: v.getValue(vox[0], vox[1], vox[2]) };
+    // vox: the CT's own voxel index; in a preview (every state.step-th voxel, same origin) the
+    // sampled voxel nearest to the point, whose HU this is
+    const k = state.step;
+    return { vox: [vox[0] * k, vox[1] * k, vox[2] * k], hu: v.getValue(vox[0], vox[1], vox[2]) };
   }
+  const huNote = () => (state.step > 1 ? " (preview: nearest sampled voxel)" : "");
+  function sliceCount() { return state.shape ? state.shape[2] : ct().hdr.dims[3]; }
 
   function applyWindow(width, level) {
     const v = ct();
     if (!v) return;
-    v.cal_min = level - width / 2;
-    v.cal_max = level + width / 2;
-    nv.updateGLVolume();
+    if (v.cal_min !== level - width / 2 || v.cal_max !== level + width / 2) {
+      v.cal_min = level - width / 2;
+      v.cal_max = level + width / 2;
+      nv.updateGLVolume(); // re-renders every layer: seconds without a GPU
+    }
     showWindow();
   }
   function showWindow() {
@@ -81,7 +92,7 @@
     $("wl").textContent = "W " + Math.round(w) + " / L " + Math.round(l);
   }
 
-  function applyRoiStyle() {
+  function applyRoiStyle(refresh) {
     // NiiVue outlines an overlay in black where a voxel outside it touches a fully opaque voxel
     // inside it: in outline mode the ROI layer is opaque and its fill faint (a quarter of the
     // opacity control); in fill mode the opacity control sets the fill.
@@ -92,7 +103,7 @@
     nv.overlayOutlineWidth = outline && state.roiShown ? 1.0 : 0.0;
     nv.overlayAlphaShader = outline ? 0.25 * state.roiOpacity : 1.0;
     r.opacity = !state.roiShown ? 0.0 : outline ? 1.0 : state.roiOpacity;
-    nv.updateGLVolume();
+    if (refresh !== false) nv.updateGLVolume();
   }
 
   function setView(view) {
@@ -107,9 +118,8 @@
     const ras = nv.frac2mm(nv.scene.crosshairPos);
     const lps = rasToLps(ras);
     const at = huAt([ras[0], ras[1], ras[2]]);
-    const dims = v.hdr.dims;
     let s = "Crosshair x " + fmt(lps[0]) + " · y " + fmt(lps[1]) + " · z " + fmt(lps[2]) + " mm";
-    if (at) s += " · voxel (" + at.vox.join(", ") + ") · slice " + (at.vox[2] + 1) + "/" + dims[3] + " · " + Math.round(at.hu) + " HU";
+    if (at) s += " · voxel (" + at.vox.join(", ") + ") · slice " + (at.vox[2] + 1) + "/" + sliceCount() + " · " + Math.round(at.hu) + " HU" + huNote();
     return s;
   }
   function showCrosshair() {
@@ -136,58 +146,124 @@
   }
 
   // ------------------------------------------------------------------ loading
+  // The CT arrives in stages, coarsest first (args.previews: every 4th, then every 2nd voxel per
+  // axis, for a large CT), then at full resolution. Each stage replaces the background in one
+  // NiiVue refresh (NiiVue re-renders every layer into 3-D textures on each refresh: without a
+  // GPU that is seconds per million voxels, so the code avoids every refresh it can). The next
+  // stage's bytes are fetched while the current one is being drawn.
+  async function fetchBytes(url) {
+    const response = await fetch(url);
+    if (!response.ok) throw new Error("HTTP " + response.status);
+    return response.arrayBuffer();
+  }
+
+  function stageText() {
+    return state.step > 1 ? "Preview (every " + state.step + (state.step === 2 ? "nd" : "th") +
+      " voxel): values are those of the nearest sampled voxel. Full resolution is loading…" : "";
+  }
+  function showStage() {
+    const el = $("stage");
+    el.textContent = stageText();
+    el.classList.toggle("active", state.step > 1);
+    body.dataset.stage = state.step > 1 ? "preview" + state.step : "full";
+  }
+
+  function setBackground(vol) {
+    // Replace the background, keep the overlay (the ROI: NiiVue resamples it onto the new grid)
+    // and the crosshair's place in mm; one refresh instead of remove + add + re-window.
+    const mm = ct() ? nv.frac2mm(nv.scene.crosshairPos) : null;
+    const overlays = nv.volumes.slice(1);
+    if (ct()) { vol.cal_min = ct().cal_min; vol.cal_max = ct().cal_max; } // the window as the user left it
+    nv.volumes = [vol].concat(overlays);
+    nv.back = vol;
+    nv.overlays = overlays;
+    nv.updateGLVolume();
+    if (mm) nv.scene.crosshairPos = nv.mm2frac([mm[0], mm[1], mm[2]]);
+    nv.drawScene();
+  }
+
+  function painted() {
+    return new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+  }
+
   async function loadCase(args) {
+    // resolves once the first stage is shown; the finer stages follow in the background (a
+    // render meanwhile, e.g. a new ROI or a centre request, does not wait for them)
     body.dataset.state = "loading";
     body.dataset.full = "";
     const t0 = performance.now();
     const key = args.ct_key;
     state.ctKey = key;
+    state.shape = args.ct_shape_xyz || null;
+    mark("load starts");
+    const stages = (args.previews || []).map((p) => ({ url: p.url, step: p.step, name: "preview" + p.step + ".nii" }))
+      .concat([{ url: args.ct_url, step: 1, name: "ct.nii" }]);
+    let next = fetchBytes(stages[0].url);
+    const stale = () => { if (next) next.catch(() => {}); return state.ctKey !== key; };
+    const load = async (i) => {
+      const stage = stages[i];
+      const buffer = await next;
+      mark("stage " + stage.step + " fetched");
+      next = i + 1 < stages.length ? fetchBytes(stages[i + 1].url) : null;
+      if (state.ctKey !== key) return stale() && null;
+      const p = PRESETS[state.window];
+      const win = ct() && i > 0 ? [ct().cal_min, ct().cal_max] : [p.level - p.width / 2, p.level + p.width / 2];
+      const vol = await NV.NVImage.loadFromUrl({ url: stage.url, buffer: buffer, name: stage.name, colormap: "gray",
+                                                 cal_min: win[0], cal_max: win[1] });
+      vol.cal_min = win[0];
+      vol.cal_max = win[1];
+      mark("stage " + stage.step + " parsed");
+      return state.ctKey !== key ? stale() && null : vol;
+    };
+    const first = await load(0);
+    if (!first) return;
+    state.step = stages[0].step;
+    while (nv.volumes.length > 0) nv.volumes.pop();
     state.roiKey = null;
-    const preset = PRESETS[state.window];
-    const grey = { colormap: "gray", cal_min: preset.level - preset.width / 2, cal_max: preset.level + preset.width / 2 };
-    if (args.preview_url) { // a coarse copy first: quick to show even without a GPU
-      await nv.loadVolumes([Object.assign({ url: args.preview_url, name: "preview.nii" }, grey)]);
-      if (state.ctKey !== key) return;
-      await firstView(args, key, t0);
-    }
-    const vol = await NV.NVImage.loadFromUrl(Object.assign({ url: args.ct_url, name: "ct.nii" }, grey));
+    await syncRoi(args, first); // the ROI (if any) joins in the same refresh
     if (state.ctKey !== key) return;
-    const win = ct() ? [ct().cal_min, ct().cal_max] : [grey.cal_min, grey.cal_max];
-    vol.cal_min = win[0];
-    vol.cal_max = win[1];
-    const mm = ct() ? nv.frac2mm(nv.scene.crosshairPos) : null;
-    while (nv.volumes.length > 0) nv.removeVolume(nv.volumes[nv.volumes.length - 1]); // preview and ROI
-    state.roiKey = null;
-    nv.addVolume(vol);
-    if (mm) nv.scene.crosshairPos = nv.mm2frac([mm[0], mm[1], mm[2]]);
-    applyWindow(win[1] - win[0], (win[0] + win[1]) / 2);
-    if (args.preview_url) { await syncRoi(args); nv.drawScene(); showCrosshair(); }
-    else await firstView(args, key, t0);
-    body.dataset.full = "1";
-  }
-
-  async function firstView(args, key, t0) {
-    const p = PRESETS[state.window];
-    applyWindow(p.width, p.level);
-    await syncRoi(args);
-    body.dataset.ctKey = key;
-    body.dataset.loadMs = String(Math.round(performance.now() - t0)); // fetch + parse + GPU upload
-    body.dataset.state = "ready";
+    showWindow();
+    showStage();
     showCrosshair();
+    body.dataset.ctKey = key;
+    body.dataset.state = "ready";
+    await painted(); // let the browser show the first view before the next stage's work
+    body.dataset.loadMs = String(Math.round(performance.now() - t0)); // fetch + parse + GPU upload + paint
+    mark("stage " + stages[0].step + " shown");
+    if (stages.length === 1) { body.dataset.full = "1"; return; }
+    (async () => {
+      for (let i = 1; i < stages.length; i++) {
+        const vol = await load(i);
+        if (!vol) return;
+        state.step = stages[i].step;
+        setBackground(vol);
+        showStage();
+        showCrosshair();
+        await painted();
+        mark("stage " + stages[i].step + " shown");
+      }
+      body.dataset.full = "1";
+    })().catch((err) => { console.error(err); $("stage").textContent = "The full-resolution CT could not be loaded."; });
   }
 
-  async function syncRoi(args) {
+  async function syncRoi(args, background) {
+    // ``background``: a new CT volume to show with the ROI in the same refresh (first view)
     const key = args.roi_url ? args.roi_key : null;
-    if (key === state.roiKey) return;
+    if (key === state.roiKey && !background) return;
     state.roiKey = key;
-    while (nv.volumes.length > 1) nv.removeVolume(nv.volumes[nv.volumes.length - 1]);
+    let roiVol = null;
     if (key) {
-      const vol = await NV.NVImage.loadFromUrl({ url: args.roi_url, name: "roi.nii.gz", colormap: "red",
-                                                 opacity: state.roiOpacity, cal_min: 0.5, cal_max: 1.0 });
+      roiVol = await NV.NVImage.loadFromUrl({ url: args.roi_url, name: "roi.nii.gz", colormap: "red",
+                                              opacity: state.roiOpacity, cal_min: 0.5, cal_max: 1.0 });
       if (state.roiKey !== key) return;
-      nv.addVolume(vol);
     }
-    applyRoiStyle();
+    const back = background || ct();
+    if (!back) return;
+    nv.volumes = roiVol ? [back, roiVol] : [back];
+    nv.back = back;
+    nv.overlays = nv.volumes.slice(1);
+    applyRoiStyle(false);
+    nv.updateGLVolume(); // one refresh for the new ROI (and background)
     body.dataset.roiKey = key || "";
   }
 
@@ -208,6 +284,7 @@
 
   let chain = Promise.resolve();
   function onRender(args) {
+    mark(args.ct_url ? "render with CT" : "render without CT");
     resize(args.height);
     setPick(args.pick);
     chain = chain.then(async () => {
@@ -251,7 +328,7 @@
     const at = ras && huAt(ras);
     if (!at) { $("cursor").innerHTML = "&nbsp;"; return; }
     const lps = rasToLps(ras);
-    $("cursor").textContent = "Cursor x " + fmt(lps[0]) + " · y " + fmt(lps[1]) + " · z " + fmt(lps[2]) + " mm · " + Math.round(at.hu) + " HU";
+    $("cursor").textContent = "Cursor x " + fmt(lps[0]) + " · y " + fmt(lps[1]) + " · z " + fmt(lps[2]) + " mm · " + Math.round(at.hu) + " HU" + huNote();
   });
   canvas.addEventListener("mouseleave", () => { $("cursor").innerHTML = "&nbsp;"; });
   // Ctrl+wheel zooms (plain wheel scrolls slices, NiiVue's default); capture phase, before NiiVue.
@@ -307,6 +384,7 @@
   nv.attachToCanvas(canvas).then(() => {
     setView("multi");
     applyRoiStyle();
+    mark("canvas attached");
     post("streamlit:componentReady", { apiVersion: 1 });
   });
 })();
