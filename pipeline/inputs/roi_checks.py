@@ -39,6 +39,7 @@ from scipy import ndimage as ndi
 
 from pipeline.core.errors import RoiPlausibilityError
 from pipeline.core.volume import Volume
+from pipeline.preprocess.crop import roi_bbox
 
 MAX_VOLUME_ML = 1000.0
 WARN_VOLUME_ML = 250.0
@@ -147,11 +148,9 @@ def _dilated_near(mask: np.ndarray, structure: np.ndarray, radius_zyx: list[int]
     out = np.zeros(mask.shape, dtype=bool)
     if not mask.any():
         return out
-    box = []
-    for axis, r in enumerate(radius_zyx):
-        present = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        box.append(slice(max(0, int(present[0]) - r), min(mask.shape[axis], int(present[-1]) + 1 + r)))
-    out[tuple(box)] = ndi.binary_dilation(mask[tuple(box)], structure=structure)
+    start, stop = roi_bbox(mask)
+    box = tuple(slice(max(0, a - r), min(n, b + r)) for a, b, r, n in zip(start, stop, radius_zyx, mask.shape))
+    out[box] = ndi.binary_dilation(mask[box], structure=structure)
     return out
 
 

@@ -28,8 +28,9 @@ from pipeline.core.journal import append_journal, journal_path, open_journal, re
 from pipeline.pacs.client import PacsClient
 from pipeline.pacs.config import PacsConfig, require_pacs_config
 from pipeline.pacs.retrieve import check_uid, retrieved_study
-from pipeline.pacs.run import study_result_key, uid_hash
+from pipeline.pacs.run import study_result_key
 from pipeline.pacs.store import result_key, store_results
+from pipeline.serving.audit import uid_sha256
 from pipeline.serving.batch import RESULT_COLUMNS, BatchSummary, write_csv_atomic
 
 PACS_COLUMNS = (RESULT_COLUMNS[0], RESULT_COLUMNS[1], "stored", *RESULT_COLUMNS[2:])
@@ -145,7 +146,7 @@ def _audit(row: dict[str, Any], *, task: dict[str, Any], series_sha: str, model_
     entry = entry_from_batch_row(row, model_name=model_name, source=source)
     if entry is None:
         return
-    entry.update(study_uid_sha256=uid_hash(task["study_uid"]), series_uid_sha256=series_sha)
+    entry.update(study_uid_sha256=uid_sha256(task["study_uid"]), series_uid_sha256=series_sha)
     try:
         append_audit(entry)
     except OSError:
@@ -175,7 +176,7 @@ def _one(task: dict[str, Any], *, client: PacsClient, scorer: list[Any], bundle_
             results = Path(tempfile.mkdtemp(prefix="results-", dir=study.folder.parent))
             row = score_one(case, None, scorer[0], dicom_out=str(results) if store else None)
             _key, row["ct_sha256"], row["roi_sha256"] = input_key(case, model_id, None)
-            row["_series_sha"] = uid_hash(study.ct.series_uid)
+            row["_series_sha"] = uid_sha256(study.ct.series_uid)
             if row.get("status") == "ok" and store:
                 folder = results / case_id
                 report = store_results(client, [folder / "seg.dcm", folder / "sr.dcm", folder / "report.dcm"],

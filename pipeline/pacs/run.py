@@ -42,13 +42,6 @@ class PacsScore:
         return out
 
 
-def uid_hash(uid: str) -> str:
-    """sha256 hex of a UID (what the audit log keeps instead of it)."""
-    from pipeline.serving.audit import uid_sha256
-
-    return uid_sha256(uid)
-
-
 def study_result_key(study: RetrievedStudy, *, roi_name: str | None, clinical: Any,  # noqa: ANN401
                      model_id: str) -> str:
     """The key a stored result's UIDs derive from: the study, CT series, RTSTRUCT/SEG series, ROI name,
