@@ -19,6 +19,10 @@ What it prints (whole processes are subprocesses started the way a user starts t
    memory guard refuses it otherwise; see the printed guard estimate).
 4. Import and load of the scorer in a fresh process (what an app start pays before its first
    prediction).
+5. The app in Chromium (``bench/app.py`` run as a subprocess: ``--cold`` fresh servers, then
+   ``--app-cases`` + 1 predictions of 512×512×300 phantoms in one tab): cold start since
+   ``pleura app`` until the Predict page is rendered (and its parts), and the first prediction's
+   click → probability against the later ones'. The seed pipeline had no app, so no ratio.
 """
 
 from __future__ import annotations
@@ -199,6 +203,34 @@ def pleura_score_cmd(ct: str, roi: str, bundle: str, *, extra: tuple[str, ...] =
             "--bundle", bundle, *extra]
 
 
+def app_section(work: Path, *, cold: int, cases: int, bundle: str) -> dict[str, Any]:
+    """Section 5: ``bench/app.py`` in a subprocess (Chromium, fresh servers), its key figures."""
+    say(f"\n5. the app in Chromium (bench/app.py: {cold} fresh servers, then {cases} + 1 predictions in one tab)")
+    out = work / "app-bench.json"
+    out.unlink(missing_ok=True)
+    cmd = [sys.executable, str(_HERE / "app.py"), "--cold", str(cold), "--cases", str(cases), "--bundle", bundle,
+           "--workdir", str(work), "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True)
+    if proc.returncode != 0 or not out.exists():
+        say(f"  bench/app.py failed (exit {proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}")
+        return {"error": proc.stderr[-2000:]}
+    r = json.loads(out.read_text())
+    s = r["summary"]
+    say(f"  cold start, since `pleura app` (median of {cold}): server answers {s['cold_health_s']:.2f} s, "
+        f"home page notice {s['cold_home_notice_s']:.2f} s, Predict page rendered {s['cold_predict_page_s']:.2f} s "
+        f"({s['cold_predict_page_after_click_s']:.2f} s after the sidebar click); model loaded in the background "
+        f"at {s['cold_model_ready_s'] or float('nan'):.2f} s")
+    all_cases = r.get("predict", {}).get("cases", [])
+    first = next((c for c in all_cases if c["kind"] == "warm-up"), None)
+    later = s["predict"].get("click_to_probability_s")
+    if first is not None and later is not None:
+        say(f"  click → probability: first prediction {first['click_to_probability_s']:.2f} s, later ones "
+            f"{later:.2f} s (median of {cases}): first − later {first['click_to_probability_s'] - later:+.2f} s")
+    say(f"  (full report: {out}; load average {r['machine']['load_avg_start'][0]:.2f} → "
+        f"{r['machine']['load_avg_end'][0]:.2f})")
+    return {"summary": s, "first_click_to_probability_s": first and first["click_to_probability_s"]}
+
+
 def cold_pair(label: str, ours: list[str], seed: list[str], reps: int) -> dict[str, Any]:
     a, b = [], []
     for i in range(reps):
@@ -228,7 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--slices", type=int, default=300)
     ap.add_argument("--sizes", type=float, nargs="*", default=[15.0, 30.0, 60.0, 90.0])
     ap.add_argument("--warm-runs", type=int, default=4, help="cases per warm child (first is a warm-up)")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["cold", "batch", "sizes", "load"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["cold", "batch", "sizes", "load", "app"])
+    ap.add_argument("--app-cold", type=int, default=3, help="fresh app servers in section 5 (default 3)")
+    ap.add_argument("--app-cases", type=int, default=3, help="predictions after the first in section 5 (default 3)")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     work = Path(a.workdir)
@@ -305,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
             load.append(y)
         say(f"  import {statistics.median(imp):.2f} s, Scorer() {statistics.median(load):.2f} s")
         result["scorer_load"] = {"import_s": imp, "load_s": load}
+
+    if "app" not in a.skip:
+        result["app"] = app_section(work, cold=a.app_cold, cases=a.app_cases, bundle=a.bundle)
 
     result["load_avg_end"] = os.getloadavg()
     say(f"\nload average at end: {os.getloadavg()[0]:.2f}")

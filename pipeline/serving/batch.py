@@ -31,7 +31,7 @@ import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, replace
 from multiprocessing import get_context
@@ -257,15 +257,18 @@ def write_csv_atomic(path: Path, rows: Iterable[dict[str, Any]], *, columns: Seq
 # ---------------------------------------------------------------------------------------------
 def run_pool(tasks: Iterable[tuple[Any, str]], *, fn: Callable[..., dict[str, Any]], extra_args: tuple = (),
              workers: int, initializer: Callable[..., None], initargs: tuple,
-             on_crash: Callable[[Any], dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+             on_crash: Callable[[Any], dict[str, Any]], in_process_overlap: int = 1,
+             ) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield (key, row) as ``fn(task, *extra_args)`` finishes for each (task, key).
 
     ``tasks`` is consumed lazily, a few ahead of the workers, so whatever produces them (the
     batch hashes each case's files for its resume key) overlaps the workers' start-up and work.
-    ``workers`` ≤ 1 runs in this process (``initializer`` called once); otherwise a spawn-based
-    process pool whose workers each run ``initializer`` once. Nothing is started when there is
-    no task. A worker crash costs only the case(s) it was running (``on_crash(task)`` row); the
-    pool is restarted for the rest.
+    ``workers`` ≤ 1 runs in this process (``initializer`` called once), with up to
+    ``in_process_overlap`` tasks in flight in threads (only for an ``fn`` that is safe to run
+    concurrently; see :func:`_overlapped`); otherwise a spawn-based process pool whose workers
+    each run ``initializer`` once. Nothing is started when there is no task. A worker crash
+    costs only the case(s) it was running (``on_crash(task)`` row); the pool is restarted for
+    the rest.
     """
     source = iter(tasks)
     first = next(source, None)
@@ -273,6 +276,10 @@ def run_pool(tasks: Iterable[tuple[Any, str]], *, fn: Callable[..., dict[str, An
         return
     if workers <= 1:
         initializer(*initargs)
+        if in_process_overlap > 1:
+            yield from _overlapped(itertools.chain([first], source), fn=fn, extra_args=extra_args,
+                                   in_flight=in_process_overlap)
+            return
         for task, key in itertools.chain([first], source):
             yield key, fn(task, *extra_args)
         return
@@ -310,6 +317,38 @@ def run_pool(tasks: Iterable[tuple[Any, str]], *, fn: Callable[..., dict[str, An
                 retry[:0] = list(futures.values())
                 futures.clear()
                 exhausted = False if retry else exhausted
+
+
+def _overlapped(tasks: Iterator[tuple[Any, str]], *, fn: Callable[..., dict[str, Any]], extra_args: tuple,
+                in_flight: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Run ``fn`` on up to ``in_flight`` tasks at once in threads of this process, yielding
+    (key, row) as each finishes; tasks are drawn here, in the caller's thread, one as a slot frees.
+
+    This is for ``pleura batch --workers 1``: the :class:`~pipeline.serving.score.Scorer` lets one
+    case at a time through features, scoring and SHAP, so a second case meanwhile reads and
+    checks its images (gzip decompression, ITK and NumPy release the GIL): on 512×512×300 CTs the
+    reading of the next case hides behind the current one's features. Leaving early (an
+    exception, Ctrl-C, ``close()``) cancels the cases not started; a case already running ends
+    before the process does.
+    """
+    pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="pleura-case")
+    futures: dict[Future, str] = {}
+    try:
+        exhausted = False
+        while True:
+            while not exhausted and len(futures) < in_flight:
+                item = next(tasks, None)
+                if item is None:
+                    exhausted = True
+                    break
+                futures[pool.submit(fn, item[0], *extra_args)] = item[1]
+            if not futures:
+                return
+            done, _ = wait(futures, return_when=FIRST_COMPLETED)
+            for fut in [f for f in futures if f in done]:  # submission order among those done
+                yield futures.pop(fut), fut.result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _pool_initializer(initializer: Callable[..., None], initargs: tuple) -> None:
@@ -434,7 +473,8 @@ def score_cases(cases: Sequence[CaseInput], *, bundle_path: str | os.PathLike[st
     """
     rows = dict(run_pool(((case, str(i)) for i, case in enumerate(cases)), fn=_score_in_worker, extra_args=(label,),
                          workers=workers, initializer=_init_worker,
-                         initargs=(str(bundle_path), num_threads, allow_unsigned), on_crash=_crash_row))
+                         initargs=(str(bundle_path), num_threads, allow_unsigned), on_crash=_crash_row,
+                         in_process_overlap=2))
     return [rows[str(i)] for i in range(len(cases))]
 
 
@@ -522,7 +562,7 @@ def _run_locked(cases: list[CaseInput], *, out: Path, t0: float, bundle_path: st
             results = run_pool(pending(), fn=_score_in_worker,
                                extra_args=(label, None, str(dicom_out) if dicom_out else None), workers=workers,
                                initializer=_init_worker, initargs=(str(bundle_path), num_threads, allow_unsigned),
-                               on_crash=_crash_row)
+                               on_crash=_crash_row, in_process_overlap=2)
         try:
             for key, row in results:
                 ct_sha, roi_sha = meta[key]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -235,6 +236,10 @@ class Scorer:
             self.domain = load_domain(self.bundle.path, self.bundle.manifest)
         except (ValueError, KeyError, TypeError) as exc:
             raise BundleError(f"model bundle {self.bundle.path.name!r}: domain.json is invalid ({exc})") from None
+        # One case at a time through features → score → SHAP (PyRadiomics and the explainers are
+        # not made for concurrent calls); reading and checking the next case's images need no lock,
+        # so a second thread can read one case while another is computed (``pleura batch``, the app).
+        self._compute_lock = threading.Lock()
 
     @_names_failing_step
     def score(self, ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[str], clinical: ClinicalValues, *,
@@ -259,8 +264,12 @@ class Scorer:
     @_names_failing_step
     def score_prepared(self, case: PreparedCase, clinical: ClinicalValues, *, progress: ProgressFn | None = None,
                        timings: dict[str, float] | None = None, keep_case: bool = False) -> CaseResult:
-        say = progress or (lambda _step: None)
-        timings = dict(timings or {})
+        with self._compute_lock:
+            return self._score_prepared(case, clinical, say=progress or (lambda _step: None),
+                                        timings=dict(timings or {}), keep_case=keep_case)
+
+    def _score_prepared(self, case: PreparedCase, clinical: ClinicalValues, *, say: ProgressFn,
+                        timings: dict[str, float], keep_case: bool) -> CaseResult:
         t = time.perf_counter()
         vector = self.extractors.extract(case, clinical, progress=say)
         timings.update({f"features_{k}": v for k, v in vector.timings_s.items()})
