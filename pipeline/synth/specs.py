@@ -366,6 +366,9 @@ class Phantom:
     roi: Volume
     tissue: Volume
     truth: PhantomTruth
+    start_zyx: tuple[int, int, int] = (0, 0, 0)
+    """Where the volumes lie in the whole phantom (``truth.shape_zyx``): (0, 0, 0) unless only a
+    box around the tumour was rendered (``make_phantom(..., around_tumour_mm=...)``)."""
 
 
 @dataclass(frozen=True)
