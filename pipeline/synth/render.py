@@ -534,7 +534,7 @@ def make_phantom(spec: PhantomSpec, *, around_tumour_mm: float | None = None) ->
     _apply_scanner(hu, spec, np.random.default_rng(noise_seq), noise_seq=noise_seq if spec.generation == 3 else None,
                    window=window)
 
-    start_zyx = (0, 0, 0)
+    start_zyx, whole_origin = (0, 0, 0), origin
     if window is not None and keep is not None:
         cut = tuple(slice(k.start - w, k.stop - w) for k, w in zip(keep, window.start_zyx))
         hu, roi, tissue = (np.ascontiguousarray(a[cut]) for a in (hu, roi, tissue))
@@ -573,5 +573,6 @@ def make_phantom(spec: PhantomSpec, *, around_tumour_mm: float | None = None) ->
         roi=Volume(roi, **geometry),  # type: ignore[arg-type]
         tissue=Volume(tissue, **geometry),  # type: ignore[arg-type]
         truth=truth,
+        whole_origin_xyz=tuple(float(v) for v in whole_origin),  # type: ignore[arg-type]
         start_zyx=start_zyx,  # type: ignore[arg-type]
     )
