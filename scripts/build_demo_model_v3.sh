@@ -10,10 +10,18 @@
 #    OUTER_FOLDS [3], SHIFT_N [300]. The test seeds are drawn at random then and written down; an
 #    existing plan is never redrawn (scripts/evaluation_plan.py retire replaces one cohort, with
 #    the reason, when a decision was taken after seeing its result).
-# 1. phantoms (pleura synth --generation 3; PLEURA_BUILD_WORKERS cohorts at a time): training,
-#    tuning, every test cohort, and the first SHIFT_N patients of the first test cohort re-imaged
-#    on a shifted scanner (paired comparison)
-# 2. features of the training cohort (MedicalNet backbone seed:0, PyRadiomics, pleura, clinical)
+# 1. training and tuning cohorts: pleura synth --generation 3 --features-out renders each phantom
+#    around its tumour in memory and writes its features (MedicalNet backbone seed:0, PyRadiomics,
+#    pleura, clinical; identical to writing the NIfTI pair then `pleura features`, tested) and
+#    clinical.csv, no image files; PLEURA_BUILD_WORKERS processes, resumable
+# 2. phantoms written as NIfTI (PLEURA_BUILD_WORKERS cohorts at a time) for every test cohort and
+#    the first SHIFT_N patients of the first test cohort re-imaged on a shifted scanner (paired
+#    comparison): `pleura evaluate` still reads image files (to do: evaluate from a feature table)
+# Measured (bench/README.md, synth3_timing; 2 shared cores, load 2-3.5): a whole 512² phantom costs
+# 2.3-5.4 CPU s to render + 3-3.4 s to write compressed, its features 1-5.5 s (read 0.4-0.55 s);
+# in memory around the tumour 0.8-1.6 s per case in all (render 0.2-0.45 CPU s). Projection for
+# the default plan: 1500 training/tuning cases in memory ≈ 17 min on 2 workers; 3300 test/shifted
+# cases through files ≈ 11 CPU s each ≈ 5 h (≈ 40 min more once evaluation reads feature tables).
 # 3. pleura train with the plan's PSO budget and folds → BUNDLE
 # 4. pleura evaluate on every test cohort and the shifted one, then scripts/evaluation_plan.py
 #    score: each test cohort scored once (AUC, Brier, slope with bootstrap CIs, gaps to the
@@ -51,14 +59,18 @@ in_background() {  # run `synth ARGS` with at most W cohorts at a time (pleura s
   synth "$@" & pids+=($!)
   while [ "$(jobs -rp | wc -l)" -ge "$W" ]; do sleep 2; done
 }
-in_background train "$TRAIN_SEED" "$TRAIN_N"
-if [ "$TUNING_N" -gt 0 ]; then in_background tuning "$TUNING_SEED" "$TUNING_N"; fi
+featurised() {  # folder seed n: cohorts used only as feature tables are rendered in memory, no NIfTI files
+  [ -f "$B/$1.parquet" ] || cases_may_fail $P synth "$B/$1" --n "$3" --seed "$2" --size "$SIZE" --generation "$GEN" \
+      --features-out "$B/$1.parquet" --workers "$W" --backbone seed:0 --quiet
+}
+featurised train "$TRAIN_SEED" "$TRAIN_N"
+if [ "$TUNING_N" -gt 0 ]; then featurised tuning "$TUNING_SEED" "$TUNING_N"; fi
+t_feat=$(date +%s); echo "training + tuning phantoms and features (in memory): $((t_feat - t0)) s"
 for t in $TESTS; do IFS=: read -r name seed n <<< "$t"; in_background "$name" "$seed" "$n"; done
 if [ "$SHIFT_N" -gt 0 ]; then in_background shifted "$SHIFT_SEED" "$SHIFT_N" --scanner "$SHIFT_SCANNER"; fi
 for p in "${pids[@]}"; do wait "$p"; done  # a failed cohort stops the build (set -e)
 t1=$(date +%s); echo "phantoms: $((t1 - t0)) s"
-[ -f "$B/train.parquet" ] || cases_may_fail $P features "$B/train/clinical.csv" --out "$B/train.parquet" --workers "$W" --backbone seed:0 --quiet
-t2=$(date +%s); echo "training features: $((t2 - t1)) s"
+t2=$(date +%s)
 if [ "${PLEURA_SKIP_TRAIN:-0}" = "1" ]; then exit 0; fi
 $P train "$B/train.parquet" --out "$OUT" --synthetic --seed 0 --keep clinical --keep pleura \
     --outer-folds "$OUTER_FOLDS" --particles "$PARTICLES" --iterations "$ITERATIONS" ${PLEURA_TRAIN_ARGS:-}

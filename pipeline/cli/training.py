@@ -18,6 +18,20 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if args.scanner and args.scanner not in known:
         raise ValueError(f"--scanner must be one of {sorted(known)}")
     t = time.perf_counter()
+    if args.features_out:
+        from pipeline.training.synth_features import synth_feature_table
+
+        workers = max(1, args.workers)
+        table = synth_feature_table(args.out, args.features_out, n=args.n, seed=args.seed, size=args.size,
+                                    generation=args.generation, scanner=args.scanner, backbone_spec=args.backbone,
+                                    workers=workers, num_threads=threads_per_worker(workers),
+                                    progress=None if args.quiet else progress_bar("synth"))
+        bad = table[table["status"] != "ok"]
+        print(f"{len(table) - len(bad)} of {len(table)} synthetic cases featurised in memory → {args.features_out} "
+              f"(clinical.csv in {args.out}, no image files) in {time.perf_counter() - t:.1f} s")
+        for _, row in bad.iterrows():
+            print(printable(f"  failed: {row['case_id']}: {row['error']}"))
+        return EXIT_CASES_FAILED if len(bad) else EXIT_OK
     csv_path = write_cohort(args.out, n=args.n, seed=args.seed, size=args.size, generation=args.generation,
                             **({"scanner": known[args.scanner]} if args.scanner else {}))
     print(f"wrote {args.n} synthetic cases to {csv_path} in {time.perf_counter() - t:.1f} s")
@@ -103,6 +117,12 @@ def add_synth(sub: argparse._SubParsersAction, settings: Settings) -> None:
     y.add_argument("--generation", type=int, default=3, choices=[2, 3],
                    help="phantom generation: 3 (default: 8-100 mm tumours, contact types, fissures, several scanners) "
                         "or 2 (the demo model v2's phantoms, bit-for-bit)")
+    y.add_argument("--features-out", default=None, metavar="PARQUET",
+                   help="write no image files: render each case around its tumour in memory and write its features "
+                        "(as `pleura features` would from the files; resumable) to PARQUET, clinical.csv to OUT")
+    y.add_argument("--backbone", default="seed:0", help="with --features-out: as `pleura features --backbone`")
+    y.add_argument("--workers", type=at_least(1), default=settings.workers, help="with --features-out: processes")
+    y.add_argument("--quiet", action="store_true")
     y.set_defaults(func=cmd_synth)
 
 

@@ -327,3 +327,39 @@ def _load_streamed(ct_path: str | os.PathLike[str], roi_path: str | os.PathLike[
     crop_plan, box, ct_crop, summariser = planned[0]
     check_ct_intensities(summariser.summary(), config=v)
     return crop_plan.case(ct_geometry, ct_crop, box, warnings=[], ct_sha256=ct_sha256, roi_sha256=roi_sha256)
+
+
+def prepare_box(ct_box: np.ndarray, roi_box: np.ndarray, *, start_zyx: tuple[int, int, int], geometry: Volume,
+                config: PipelineConfig, label: int | None = None, check_roi: bool = True,
+                runtime: str = "torch") -> PreparedCase:
+    """:func:`load_case` of a CT/ROI pair held in memory as one box of each (synthetic phantoms
+    rendered around their tumour): the same crop, ROI checks, errors and warnings as reading the
+    whole pair from NIfTI files, without the files.
+
+    Args:
+        ct_box, roi_box: (z, y, x) CT (HU) and mask voxels of the same box of the whole volumes.
+        start_zyx: the box's first voxel in the whole volume.
+        geometry: the whole CT's geometry as its file would give it (shape, dtype, spacing,
+            origin, direction; the array may be a zero-stride placeholder).
+
+    The crop (ROI box + margin) must lie inside the box, else :class:`ValueError` (render a
+    larger box). The CT intensity check needs the whole CT and is not run: the caller vouches
+    that the volume is in HU (a phantom is by construction).
+    """
+    if ct_box.shape != roi_box.shape or len(ct_box.shape) != 3:
+        raise ValueError("the CT box and the ROI box must be 3-D and of one shape")
+    check_ct_geometry(geometry)
+    a = roi_box
+    if not a.any():
+        box = _RoiBox(geometry.with_array(np.broadcast_to(np.zeros((), dtype=a.dtype), geometry.shape_zyx)), (0, 0, 0), None)
+    else:
+        lo, hi = roi_bbox(a)
+        box = _RoiBox(geometry.with_array(np.broadcast_to(np.zeros((), dtype=a.dtype), geometry.shape_zyx)),
+                      tuple(s + b for s, b in zip(start_zyx, lo)),  # type: ignore[arg-type]
+                      np.array(a[tuple(slice(b, e) for b, e in zip(lo, hi))]))
+    plan = _CropPlan.of(box, geometry, label=label, config=config, check_roi=check_roi, runtime=runtime)
+    inner = tuple(slice(b - s, e - s) for b, e, s in zip(plan.crop.start_zyx, plan.crop.stop_zyx, start_zyx))
+    if any(sl.start < 0 or sl.stop > n for sl, n in zip(inner, ct_box.shape)):
+        raise ValueError("the crop around the ROI reaches outside the box held in memory")
+    return plan.case(geometry, np.ascontiguousarray(ct_box[inner], dtype=geometry.array.dtype), box, warnings=[],
+                     ct_sha256="", roi_sha256="")

@@ -55,7 +55,7 @@ from pipeline.io.nifti import (NIFTI_FLOATS, NiftiHeader, SliceBlockFn, SliceSin
                                voxel_pass)
 
 __all__ = ["DEFAULT_MAX_VOXELS", "IMAGE_SUFFIXES", "image_suffix", "read_dicom_series", "read_image",
-           "read_image_hashed", "stream_slices", "write_image"]
+           "read_image_hashed", "stream_slices", "write_image", "nifti_geometry"]
 
 
 def read_image(path: str | os.PathLike[str], *, role: str = "image", max_voxels: int = DEFAULT_MAX_VOXELS,
@@ -220,3 +220,26 @@ def write_image(volume: Volume, path: str | os.PathLike[str], *, compress: bool 
     path.parent.mkdir(parents=True, exist_ok=True)
     sitk.WriteImage(volume.to_sitk(), str(path), compress)
     return path
+
+
+def nifti_geometry(volume: Volume) -> Volume:
+    """The geometry ``volume`` has once written to NIfTI and read back (the file stores spacing and
+    origin as float32 and the direction as a quaternion): a :class:`Volume` of the same shape and
+    dtype whose array is a zero-stride placeholder. Costs a tiny header-sized file, not the voxels.
+
+    Example:
+        >>> v = Volume(np.zeros((3, 4, 5), np.int16), spacing_xyz=(0.7, 0.7, 1.25), origin_xyz=(-170.1, -200.3, -99.9))
+        >>> g = nifti_geometry(v); g.shape_zyx, g.spacing_xyz[0] == float(np.float32(0.7))
+        ((3, 4, 5), True)
+    """
+    probe = Volume(np.zeros((2, 2, 2), dtype=volume.array.dtype), spacing_xyz=volume.spacing_xyz,
+                   origin_xyz=volume.origin_xyz, direction=volume.direction)
+    with tempfile.TemporaryDirectory(prefix="pleura-geometry-") as folder:
+        path = os.path.join(folder, "probe.nii")
+        sitk.WriteImage(probe.to_sitk(), path, False)
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(path)
+        reader.ReadImageInformation()
+        spacing, origin, direction = tuple(reader.GetSpacing()), tuple(reader.GetOrigin()), tuple(reader.GetDirection())
+    return Volume(np.broadcast_to(np.zeros((), dtype=volume.array.dtype), volume.shape_zyx), spacing_xyz=spacing,
+                  origin_xyz=origin, direction=direction)

@@ -25,7 +25,7 @@ from pipeline.synth.sampling import sample_case
 from pipeline.synth.sampling3 import sample_case3
 from pipeline.synth.specs import GENERATION_3_TRUTH_FIELDS, PhantomTruth, ScannerProfile, check, check_size, resolve_scanner
 
-__all__ = ["write_cohort"]
+__all__ = ["write_cohort", "case_row", "draw_case"]
 
 def _truth_columns(truth: PhantomTruth) -> dict[str, object]:
     out: dict[str, object] = {}
@@ -44,6 +44,33 @@ def _truth_columns(truth: PhantomTruth) -> dict[str, object]:
         else:
             out[f"sim_{f.name}"] = value
     return out
+
+
+def draw_case(*, seed: int, index: int, size: str, generation: int,
+              scanner: Union[ScannerProfile, str, None] = None, n_slices: Optional[int] = None):  # noqa: ANN201
+    """Case ``index`` of the cohort of ``seed`` (a :class:`SampledCase`), exactly as
+    :func:`write_cohort` draws it (child ``index`` of ``SeedSequence(seed)``), whatever the cohort's n."""
+    profile = resolve_scanner(scanner) if generation == 2 else scanner
+    child = np.random.SeedSequence(int(seed), spawn_key=(int(index),))
+    draw = sample_case if generation == 2 else sample_case3
+    return draw(np.random.default_rng(child), size=size, case_index=int(index), scanner=profile, n_slices=n_slices)
+
+
+def case_row(case, truth: PhantomTruth, *, size: str, ct_path: str, roi_path: str) -> dict[str, object]:  # noqa: ANN001
+    """The ``clinical.csv`` row of a drawn case (a :class:`SampledCase`) and its rendered truth."""
+    row: dict[str, object] = {
+        "case_id": case.spec.case_id,
+        "ct_path": ct_path,
+        "roi_path": roi_path,
+        "CEA": round(case.clinical.cea_ng_ml, 4),
+        "CA125": round(case.clinical.ca125_u_ml, 4),
+        "age": round(case.clinical.age_years, 2),
+        "label": case.label,
+        "p_true": case.p_true,
+        "sim_size": size,
+    }
+    row.update(_truth_columns(truth))
+    return row
 
 
 def write_cohort(
@@ -101,19 +128,7 @@ def write_cohort(
         ct_name, roi_name = f"{cid}_ct.nii.gz", f"{cid}_roi.nii.gz"
         sitk.WriteImage(phantom.ct.to_sitk(), str(out / ct_name), useCompression=True)
         sitk.WriteImage(phantom.roi.to_sitk(), str(out / roi_name), useCompression=True)
-        row: dict[str, object] = {
-            "case_id": cid,
-            "ct_path": ct_name,
-            "roi_path": roi_name,
-            "CEA": round(case.clinical.cea_ng_ml, 4),
-            "CA125": round(case.clinical.ca125_u_ml, 4),
-            "age": round(case.clinical.age_years, 2),
-            "label": case.label,
-            "p_true": case.p_true,
-            "sim_size": size,
-        }
-        row.update(_truth_columns(phantom.truth))
-        rows.append(row)
+        rows.append(case_row(case, phantom.truth, size=size, ct_path=ct_name, roi_path=roi_name))
         if progress is not None:
             progress(i + 1, int(n))
     tmp = csv_path.with_suffix(".csv.tmp")

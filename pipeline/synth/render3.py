@@ -9,6 +9,8 @@ generation 3, so generation-2 phantoms stay identical.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import ndimage
 
@@ -70,13 +72,27 @@ def kernel_plane(plane: np.ndarray, *, amount: float, sigma_px: tuple[float, flo
     plane += np.float32(amount) * (plane - smooth)
 
 
-def grain_noise(noise: np.ndarray, *, sigma_px: tuple[float, float]) -> np.ndarray:
+def grain_noise(noise: np.ndarray, *, sigma_px: tuple[float, float], exact: bool = False) -> np.ndarray:
     """White (y, x) noise made correlated (Gaussian of ``sigma_px`` pixels) and rescaled to its
-    original SD: the coarser noise grain of soft kernels."""
-    sd = float(noise.std()) or 1.0
+    original SD: the coarser noise grain of soft kernels. ``exact`` (generation 3) divides by the
+    kernel's exact SD factor sqrt(Σ w_y² · Σ w_x²) instead of the sample SDs, so each voxel's
+    value depends only on the noise around it (any box of a plane gets the whole plane's values)."""
     out = ndimage.gaussian_filter(noise, sigma_px, truncate=3.0)
+    if exact:
+        out *= np.float32(1.0 / math.sqrt(_sum_sq_weights(sigma_px[0]) * _sum_sq_weights(sigma_px[1])))
+        return out
+    sd = float(noise.std()) or 1.0
     out *= np.float32(sd / (float(out.std()) or 1.0))
     return out
+
+
+def _sum_sq_weights(sigma: float, truncate: float = 3.0) -> float:
+    """Σ w² of scipy's normalised Gaussian kernel of ``sigma`` pixels (radius int(truncate·σ + 0.5))."""
+    radius = int(truncate * float(sigma) + 0.5)
+    x = np.arange(-radius, radius + 1, dtype=float)
+    w = np.exp(-0.5 / float(sigma) ** 2 * x**2)
+    w /= w.sum()
+    return float((w**2).sum())
 
 
 def calibrate(plane: np.ndarray, *, scale: float, offset: float) -> None:

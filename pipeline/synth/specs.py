@@ -366,6 +366,11 @@ class Phantom:
     roi: Volume
     tissue: Volume
     truth: PhantomTruth
+    whole_origin_xyz: tuple[float, float, float] | None = None
+    """The whole phantom's origin (mm, x y z): ``ct.origin_xyz`` unless only a box was rendered."""
+    start_zyx: tuple[int, int, int] = (0, 0, 0)
+    """Where the volumes lie in the whole phantom (``truth.shape_zyx``): (0, 0, 0) unless only a
+    box around the tumour was rendered (``make_phantom(..., around_tumour_mm=...)``)."""
 
 
 @dataclass(frozen=True)

@@ -233,3 +233,30 @@ def training_arrays(table: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     if ok.empty:
         raise CohortError("feature table has no successfully extracted, labelled case")
     return ok[feature_columns(table)].astype(float).reset_index(drop=True), ok["label"].astype(int).to_numpy()
+
+
+def init_extractors(config_json: str, backbone_spec: str, num_threads: int | None) -> None:
+    """Worker initialiser: build this process's :class:`~pipeline.features.extract.FeatureExtractors`
+    (what :func:`extract_one` uses) from a PipelineConfig's JSON and a backbone spec."""
+    _init_extractors(config_json, backbone_spec, num_threads)
+
+
+def current_extractors():  # noqa: ANN201
+    """This process's extractors, built by :func:`init_extractors`."""
+    return _EXTRACTORS
+
+
+def table_meta(config: PipelineConfig, backbone_spec: str) -> tuple[dict[str, Any], str]:
+    """(the parquet metadata a feature table records, the settings key its journal rows carry):
+    the PipelineConfig and the backbone's description and fingerprint."""
+    from models.backbones import backbone_fingerprint, resolve_backbone
+
+    backbone_source, fingerprint = "", ""
+    if "deep" in config.feature_groups:
+        model, backbone_source = resolve_backbone(backbone_spec)
+        fingerprint = backbone_fingerprint(model)
+        del model
+    config_json = json.dumps(config.to_dict(), sort_keys=True)
+    meta = {"config": config.to_dict(), "backbone_spec": backbone_spec, "backbone_source": backbone_source,
+            "backbone_fingerprint": fingerprint}
+    return meta, bytes_sha256((config_json + fingerprint).encode())
