@@ -64,6 +64,7 @@ import importlib.util  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
+import re  # noqa: E402
 import signal  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -271,10 +272,25 @@ def pleura_command(port: int) -> list[str]:
     return [*base, "app", "--port", str(port), "--address", "127.0.0.1"]
 
 
+HELLO_APP = 'import streamlit as st\n\nst.title("Hello")\nst.file_uploader("File")\n'
+"""The baseline of section 1: the smallest Streamlit app with an uploader, started as the product is."""
+
+
+def hello_command(port: int, script: Path) -> list[str]:
+    """``streamlit run`` of :data:`HELLO_APP` with the server flags ``pleura app`` passes."""
+    from pipeline.cli.app import streamlit_command
+
+    cmd = streamlit_command(port=port, address="127.0.0.1", max_upload_mb=1024)
+    cmd[cmd.index("run") + 1] = str(script)
+    return cmd
+
+
 @contextmanager
-def product_app(*, run_dir: Path, name: str, bundle: str | None, threads: int | None) -> Iterator[ProductServer]:
-    """Start ``pleura app`` on a free port and wait for ``/_stcore/health``; the server's RSS is
-    sampled from launch to exit (``server.rss``). Its process group is stopped on exit."""
+def product_app(*, run_dir: Path, name: str, bundle: str | None, threads: int | None,
+                command: Callable[[int], list[str]] = pleura_command) -> Iterator[ProductServer]:
+    """Start ``pleura app`` (or ``command(port)``) on a free port and wait for ``/_stcore/health``;
+    the server's RSS is sampled from launch to exit (``server.rss``). Its process group is stopped
+    on exit."""
     port = bh.free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "PLEURA_AUDIT_LOG": str(run_dir / "audit.jsonl"), "PYTHONUNBUFFERED": "1"}
@@ -285,7 +301,7 @@ def product_app(*, run_dir: Path, name: str, bundle: str | None, threads: int | 
     log_path = run_dir / f"{name}.log"
     with log_path.open("wb") as log:
         t_launch = time.time()
-        proc = subprocess.Popen(pleura_command(port), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(command(port), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         sampler = bh.RssSampler(proc.pid, interval_s=0.5).__enter__()
         try:
@@ -384,7 +400,8 @@ def watch_result(page, *, steps: Sequence[str]) -> None:  # noqa: ANN001
         watch(page, f"step{i}", gate + f"return B.hasText({status}, {js_str(step_label(step))}, false);")
     watch(page, "done", gate + f"return B.hasText({status}, 'Done in', false);")
     watch(page, "failed", gate + f"return B.hasText({status}, 'Prediction failed', false) "
-                                 "|| B.all('[data-testid=\"stAlertContentError\"]').some(B.fresh);")
+                                 "|| B.all('[data-testid=\"stAlertContentError\"]').some((e) => B.fresh(e) "
+                                 "&& !e.textContent.includes('Outside the model'));")  # a result, not a failure
     watch(page, "probability", after + "return B.all('[data-testid=\"stMetricValue\"]').some("
                                        "(e) => B.fresh(e) && /\\d/.test(e.textContent));")
     for key in ("gauge", "waterfall", "groups", "viewer"):
@@ -465,6 +482,37 @@ def scorer_load_in_fresh_process(env_bundle: str | None, threads: int | None) ->
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=300, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+PREDICT_READY_JS = ("return B.hasText('h1', 'Predict one case') "
+                    "&& B.all('[data-testid=\"stFileUploader\"]').filter(B.vis).length >= 2 "
+                    "&& B.hasText('button', 'Predict');")
+HELLO_READY_JS = ("return B.hasText('h1', 'Hello') "
+                  "&& B.all('[data-testid=\"stFileUploader\"]').filter(B.vis).length >= 1;")
+
+
+def direct_cold_run(browser, *, run_dir: Path, name: str, args: argparse.Namespace,  # noqa: ANN001
+                    path: str, ready_js: str, hello: bool) -> dict[str, float]:
+    """A fresh server, and the browser opening ``path`` as soon as the server answers: seconds
+    since the launch until health and until ``ready_js`` holds (the page usable). ``hello``: the
+    server is :data:`HELLO_APP` (the floor any Streamlit app pays here), else ``pleura app``."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.add_init_script(RECORDER_JS)
+    context.add_init_script("window.__bench.watch('ready', " + js_str("const B = window.__bench; " + ready_js) + ");")
+    page = context.new_page()
+    script = run_dir / "hello_app.py"
+    script.write_text(HELLO_APP, encoding="utf-8")
+    command = (lambda port: hello_command(port, script)) if hello else pleura_command
+    try:
+        with product_app(run_dir=run_dir, name=name, bundle=args.bundle, threads=args.threads, command=command) as srv:
+            page.goto(srv.url + path, wait_until="commit")
+            marks = wait_marks(page, ["ready"], timeout_s=args.timeout)
+            return {"health_s": srv.health_s, "ready_s": (marks["ready"] - srv.t_launch * 1000) / 1000}
+    except Exception:
+        page.screenshot(path=str(run_dir / f"{name}-failure.png"), full_page=True)
+        raise
+    finally:
+        context.close()
 
 
 def cold_run(browser, *, run_dir: Path, index: int, args: argparse.Namespace, notice: str,  # noqa: ANN001
@@ -557,7 +605,8 @@ def predict_case(page, case: Case, *, args: argparse.Namespace) -> dict[str, Any
         say(f"  {case.name}: not every chart was seen drawn within 60 s")
     wait_idle(page, timeout_s=args.timeout)
     rec.update(result_timeline(page, marks, PREDICT_STEPS))
-    rec["probability"] = float(page.get_by_test_id("stMetricValue").first.inner_text())
+    shown = page.get_by_test_id("stMetricValue").first.inner_text()  # "38 %", "< 1 %", "> 99 %"
+    rec["probability"] = float(re.sub(r"[^0-9.]", "", shown)) / 100
     return rec
 
 
@@ -645,6 +694,10 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
     for key in ("import_streamlit_app_support_s", "import_pipeline_score_s", "scorer_init_s"):
         s[f"fresh_{key}"] = _median([r["scorer_fresh_process"][key] for r in cold if "scorer_fresh_process" in r])
     s["cold_peak_rss_mb"] = max((r["peak_rss_mb"] for r in cold), default=None)
+    direct = result.get("cold_direct", [])
+    for kind in ("predict", "hello"):
+        for key in ("health_s", "ready_s"):
+            s[f"direct_{kind}_{key}"] = _median([r[kind][key] for r in direct])
     counted = [c for c in result.get("predict", {}).get("cases", []) if c["kind"] == "counted"]
     keys = ("open_predict_s", "upload_ct_s", "upload_ct_settled_s", "upload_roi_s", "upload_roi_settled_s",
             "click_to_probability_s", "click_to_shap_s", "click_to_viewer_s", "click_to_pdf_button_s",
@@ -715,6 +768,11 @@ def format_report(result: dict[str, Any]) -> str:
               f"{_f(s['fresh_import_pipeline_score_s'], 0).strip()} s, Scorer(bundle) "
               f"{_f(s['fresh_scorer_init_s'], 0).strip()} s",
               f"   server peak RSS during a cold run: {s['cold_peak_rss_mb']:.0f} MiB"]
+    if result.get("cold_direct"):
+        L += [f"   /predict opened directly on a fresh server: usable (uploaders + Predict button) "
+              f"{_f(s['direct_predict_ready_s'], 0).strip()} s (health {_f(s['direct_predict_health_s'], 0).strip()} s)",
+              f"   baseline, an empty Streamlit app with one uploader, same flags: usable "
+              f"{_f(s['direct_hello_ready_s'], 0).strip()} s (health {_f(s['direct_hello_health_s'], 0).strip()} s)"]
     if cases:
         p = s["predict"]
         shape = result["phantom_shape"]
@@ -842,6 +900,16 @@ def main(argv: list[str] | None = None) -> int:
                     f"{rec['predict_page_s']:.1f} s" + (f", model ready {rec['model_ready_s']:.1f} s"
                                                         if "model_ready_s" in rec else ""))
                 result["cold"].append(rec)
+            result["cold_direct"] = []
+            for i in range(args.cold):  # the same, opening /predict directly; and an empty Streamlit app
+                rec = {"predict": direct_cold_run(browser, run_dir=run_dir, name=f"direct{i}", args=args,
+                                                  path="/predict", ready_js=PREDICT_READY_JS, hello=False),
+                       "hello": direct_cold_run(browser, run_dir=run_dir, name=f"hello{i}", args=args,
+                                                path="/", ready_js=HELLO_READY_JS, hello=True)}
+                say(f"  /predict opened directly on a fresh server: usable at {rec['predict']['ready_s']:.2f} s "
+                    f"(health {rec['predict']['health_s']:.2f} s); an empty Streamlit app with an uploader: "
+                    f"{rec['hello']['ready_s']:.2f} s (health {rec['hello']['health_s']:.2f} s)")
+                result["cold_direct"].append(rec)
             if predict_cases:
                 result["predict"] = predict_session(browser, predict_cases, run_dir=run_dir, args=args)
         finally:

@@ -11,6 +11,9 @@ from pipeline.app.labs import exact_number
 
 log = logging.getLogger("pleurarisk.app")
 BAND_TEXT_COLOURS = {"low": "#2e7d32", "intermediate": "#a66b00", "high": "#c62828"}
+BAND_MARKDOWN_COLOURS = {"low": "green", "intermediate": "orange", "high": "red"}
+"""Streamlit's own coloured-text names for the band label (``:green[…]``); an HTML span there
+reached the browser as literal text (Streamlit 1.67), so the label uses no HTML."""
 
 
 def inputs_used_text(outcome) -> str:  # noqa: ANN001 - PredictionOutcome
@@ -56,8 +59,9 @@ def render_summary(outcome, info) -> None:  # noqa: ANN001 - PredictionOutcome, 
             st.metric("VPI probability", percent(r.probability), border=True,
                       help=f"Model output {r.probability:.3f} on a 0–1 scale, shown in percent.")
         side = "at or above" if r.probability >= r.threshold else "below"
-        st.markdown(f"<span style='color:{colour};font-weight:600'>{r.risk_band.capitalize()} band</span> · "
-                    f"{side} the model's operating threshold ({percent(r.threshold)})", unsafe_allow_html=True)
+        band_colour = BAND_MARKDOWN_COLOURS.get(r.risk_band, "gray")
+        st.markdown(f":{band_colour}[**{r.risk_band.capitalize()} band**] · "
+                    f"{side} the model's operating threshold ({percent(r.threshold)})")
         st.caption(f"Bands: {band_rule(r.threshold)}.")
         metrics = model_facts.threshold_metrics(info.manifest) if info.ok else []
         if metrics:

@@ -11,6 +11,7 @@ Never downloads a browser: uses ``/usr/bin/chromium`` and is skipped when it is 
 from __future__ import annotations
 
 import io
+import re
 import sys
 import time
 from pathlib import Path
@@ -67,6 +68,10 @@ def test_predict_in_browser(browser, app_server, phantom_cohort: Path) -> None:
         probability = float(metric.inner_text().rstrip(" %")) / 100
         assert 0.0 <= probability <= 1.0
         assert page.get_by_test_id("stAlert").filter(has_text="Prediction failed").count() == 0
+        # the band label is coloured text, never markup shown as text
+        band = page.get_by_text(re.compile(r"^(Low|Intermediate|High) band$")).first
+        band.wait_for(timeout=30_000)
+        assert "<span" not in page.locator("body").inner_text()
 
         # SHAP waterfall + group totals; the NiiVue CT viewer with the ROI loaded
         page.get_by_text("Predicted probability").first.wait_for(timeout=60_000)
