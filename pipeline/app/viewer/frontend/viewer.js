@@ -437,10 +437,54 @@
     if (ev.data && ev.data.type === "streamlit:render") onRender(ev.data.args || {});
   });
 
+  // ------------------------------------------------------------------ warm-up
+  // Without a GPU the first refresh of a page pays one-time costs (shaders compiled by SwiftShader,
+  // textures set up) of a few tenths of a second whatever the volume's size: pay them before the
+  // upload, on a 2×2×2 CT (int16) and ROI (uint8), then clear the canvas.
+  function tinyNifti(datatype, bitpix, values) {
+    const buf = new ArrayBuffer(352 + values.length * bitpix / 8);
+    const dv = new DataView(buf);
+    dv.setInt32(0, 348, true); // sizeof_hdr
+    [3, 2, 2, 2, 1, 1, 1, 1].forEach((v, i) => dv.setInt16(40 + 2 * i, v, true)); // dim
+    dv.setInt16(70, datatype, true);
+    dv.setInt16(72, bitpix, true);
+    [1, 1, 1, 1].forEach((v, i) => dv.setFloat32(76 + 4 * i, v, true)); // pixdim
+    dv.setFloat32(108, 352, true); // vox_offset
+    dv.setFloat32(112, 1, true); // scl_slope
+    dv.setInt16(254, 1, true); // sform_code
+    [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]].forEach((row, r) => row.forEach((v, c) => dv.setFloat32(280 + 16 * r + 4 * c, v, true)));
+    [0x6E, 0x2B, 0x31].forEach((v, i) => dv.setUint8(344 + i, v)); // "n+1"
+    (bitpix === 16 ? new Int16Array(buf, 352) : new Uint8Array(buf, 352)).set(values);
+    return buf;
+  }
+  async function warmUp() {
+    try {
+      const back = await NV.NVImage.loadFromUrl({ url: "warm.nii", buffer: tinyNifti(4, 16, new Array(8).fill(-3000)),
+                                                  name: "warm.nii", colormap: "gray", cal_min: -1350, cal_max: 150 });
+      const over = await NV.NVImage.loadFromUrl({ url: "warmroi.nii", buffer: tinyNifti(2, 8, [0, 0, 0, 0, 0, 0, 0, 1]),
+                                                  name: "warmroi.nii", colormap: "red", cal_min: 0.5, cal_max: 1.0 });
+      if (nv.volumes.length > 0) return; // a CT came first
+      nv.volumes = [back, over];
+      nv.back = back;
+      nv.overlays = [over];
+      nv.updateGLVolume();
+      await painted();
+    } catch (err) {
+      console.error(err); // only a warm-up: the CT still loads
+    }
+    if (state.ctKey !== null) return;
+    nv.volumes = [];
+    nv.back = null;
+    nv.overlays = [];
+    nv.drawScene();
+    mark("warmed up");
+  }
+
   nv.attachToCanvas(canvas).then(() => {
     setView("multi");
     applyRoiStyle();
     mark("canvas attached");
+    chain = chain.then(warmUp);
     post("streamlit:componentReady", { apiVersion: 1 });
   });
 })();
