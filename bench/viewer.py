@@ -15,7 +15,9 @@ tab for each repeat, puts the CT (no ROI) into the uploader and times, from that
 * ``first_view_s``: the viewer has painted its first view (its own wall-clock mark, after
   ``requestAnimationFrame``): the server read the CT and built the NIfTI bytes and the coarse
   copies, the browser fetched the coarsest, NiiVue parsed and drew it. A CT over 2 M voxels is
-  first shown as a coarse copy (every 4th or 2nd voxel per axis), then finer, then in full;
+  first shown as a coarse copy of ≤ 0.33 M voxels (every 8th voxel in-plane and every 4th slice of
+  a 512×512×300 CT), then every 4th and 2nd voxel, then in full (its bytes built when the viewer
+  asks for them, after the first view);
 * ``browser_load_s``: of that, the part inside the viewer (fetch + parse + GPU + paint);
 * ``after_upload_s`` = ``first_view_s`` − ``upload_s``: the issue's "first view ≤ 2 s after upload";
 * ``full_resolution_s`` / ``after_upload_full_s``: the full CT has replaced the copies (from the

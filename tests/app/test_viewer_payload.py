@@ -71,19 +71,26 @@ def test_affine_is_lps_flipped_to_ras() -> None:
 
 
 def test_previews_keep_sampled_voxels_and_their_places() -> None:
-    """Each coarse copy holds the CT's own voxels (every step-th, same origin and direction), so the
-    HU the viewer reads from a preview is the nearest sampled voxel's, at its true LPS place."""
+    """Each coarse copy holds the CT's own voxels (every step-th along each axis, same origin and
+    direction), so the HU the viewer reads from a preview is the nearest sampled voxel's, at its
+    true LPS place. The first view of at most ``first_voxels`` voxels samples the axis with the
+    finest spacing most sparsely (here x: 0.7 mm, y: 0.9 mm, z: 2.5 mm)."""
     import nibabel as nib
 
     ct, _ = _phantom()
     big = ct.with_array(np.arange(24 * 20 * 16, dtype=np.int16).reshape(24, 20, 16))
-    previews = ViewerImage.previews_of(big, first_voxels=200)
-    assert [step for step, _ in previews] == [4, 2]
+    previews = ViewerImage.previews_of(big, first_voxels=200, above_voxels=200)
+    assert [step for step, _ in previews] == [(4, 4, 4), (2, 2, 2)]
+    previews = ViewerImage.previews_of(big, first_voxels=50, above_voxels=200)
+    assert [step for step, _ in previews] == [(4, 8, 8), (4, 4, 4), (2, 2, 2)]
+    assert [image.name for _, image in previews] == ["preview4x8x8.nii", "preview4.nii", "preview2.nii"]
+    square = big.with_array(big.array, spacing_xyz=(0.8, 0.8, 1.0))  # equal in-plane spacing: x and y together
+    assert [s for s, _ in ViewerImage.previews_of(square, first_voxels=300, above_voxels=2000)] == [(2, 4, 4), (2, 2, 2)]
     for step, image in previews:
         nii = nib.Nifti1Image.from_bytes(image.data)
-        np.testing.assert_array_equal(np.asarray(nii.dataobj).T, big.array[::step, ::step, ::step])
+        np.testing.assert_array_equal(np.asarray(nii.dataobj).T, big.array[::step[0], ::step[1], ::step[2]])
         coarse_index_xyz = np.array([1, 2, 3, 1.0])
-        lps = big.index_to_physical(np.array([3, 2, 1]) * step)  # (z, y, x) index of the same voxel
+        lps = big.index_to_physical(np.array([3, 2, 1]) * np.array(step))  # (z, y, x) index of the same voxel
         ras = nii.affine @ coarse_index_xyz
         np.testing.assert_allclose([-ras[0], -ras[1], ras[2]], lps, atol=1e-4)
-    assert ViewerImage.previews_of(big, first_voxels=big.array.size) == []
+    assert ViewerImage.previews_of(big, first_voxels=50, above_voxels=big.array.size) == []

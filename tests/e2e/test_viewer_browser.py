@@ -155,6 +155,52 @@ def test_click_the_tumour_then_predict(browser_page, app_url, phantom_cohort: Pa
     assert foreign == [], foreign
 
 
+def test_large_ct_first_view_is_a_marked_preview_then_the_full_ct(browser_page, app_url, tmp_path: Path) -> None:
+    """A CT over 2 M voxels is first shown as a coarse copy, marked as a preview in the stage note
+    and the HU readout; the viewer then asks the server for the full CT (built only then) and
+    shows it: the readout gives the CT's own HU at the crosshair, and the preview notes are gone."""
+    from pipeline.core.volume import Volume
+    from pipeline.io.readers import write_image
+
+    page, requests = browser_page
+    # 200 × 160 × 160 (5.1 M voxels); HU = 10 × x index + slice index, so every voxel's HU is known
+    z, _, x = np.meshgrid(np.arange(200), np.arange(160), np.arange(160), indexing="ij")
+    ct = Volume((10 * x + z - 1000).astype(np.int16), spacing_xyz=(0.8, 0.8, 1.0), origin_xyz=(-64.0, -64.0, -100.0))
+    path = write_image(ct, tmp_path / "large_ct.nii.gz")
+    try:
+        open_predict_page(page, app_url.url)
+        page.get_by_test_id("stFileUploader").filter(has_text="CT scan").locator("input[type=file]") \
+            .set_input_files(str(path))
+        frame = page.frame_locator("iframe[src*='pleura_ct_viewer']")
+        frame.locator("body[data-state='ready']").wait_for(timeout=120_000)
+        viewer_frame = next(f for f in page.frames if "pleura_ct_viewer" in f.url)
+        marks = [m["name"] for m in viewer_frame.evaluate("() => window.pleuraViewer.marks")]
+        first = next(m for m in marks if m.startswith("stage ") and m.endswith(" shown"))
+        assert first == "stage 4x4x2 shown", marks  # every 4th voxel in-plane, every 2nd slice: 160 k voxels
+        if frame.locator("body[data-full='1']").count() == 0:  # still the preview: said so
+            stage = frame.locator("#stage").inner_text()
+            assert "Preview (every" in stage and "Full resolution is loading" in stage, stage
+        frame.locator("body[data-full='1']").wait_for(timeout=240_000)
+        marks = [m["name"] for m in viewer_frame.evaluate("() => window.pleuraViewer.marks")]
+        assert marks.index("full CT asked for") > marks.index(first) and "full CT url received" in marks, marks
+        assert frame.locator("#stage").inner_text().strip() == ""
+        cross = frame.locator("#cross").inner_text()
+        found = re.search(r"x (-?[\d.]+) · y (-?[\d.]+) · z (-?[\d.]+) mm · voxel \((\d+), (\d+), (\d+)\) · "
+                          r"slice (\d+)/200 · (-?\d+) HU$", cross)
+        assert found, cross
+        lps, (i, j, k, n, hu) = [float(v) for v in found.groups()[:3]], (int(v) for v in found.groups()[3:])
+        # the voxel shown is the CT's own (ITK) index of the crosshair's LPS point
+        assert (i, j, k) == tuple(round(v) for v in ct.physical_to_index(np.array(lps))[::-1]), cross
+        assert n == k + 1 and hu == 10 * i + k - 1000, cross  # the CT's own value there, not a preview's
+    except Exception:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "viewer-large-failure.png"), full_page=True)
+        sys.stderr.write(app_url.log_tail())
+        raise
+    assert all(urlparse(u).hostname in ("127.0.0.1", "localhost") or u.startswith(("data:", "blob:", "about:"))
+               for u in requests)
+
+
 @pytest.fixture
 def browser_page():
     """A Chromium page (Debian's) and the list of every URL it requested."""

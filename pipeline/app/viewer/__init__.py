@@ -10,8 +10,15 @@ media file manager (in memory, referenced by this session only) under a URL whos
 random per-session token, so it cannot be guessed from the image; the component loads a new URL
 only when the case's key changes. Every asset is served by the app (no CDN, no web fonts).
 
-The component returns the last click in pick mode as ``{"kind", "lps_mm": [x, y, z], "seq"}``
-(LPS mm, as ITK/SimpleITK report them; ``seq`` is new for every click).
+A large CT reaches the viewer in stages (:meth:`ViewerImage.previews_of`): the coarse copies are
+sent at once, and the full CT's bytes are built only when the viewer, having shown the first
+view, asks for them (its value ``{"kind": "load", "need_ct": ct_key, "seq"}``; every value it
+returns carries ``need_ct`` while it still waits) — building 150 MB of NIfTI bytes would otherwise
+delay the first view by ~0.3 s.
+
+The component returns the last click in pick mode as ``{"kind", "lps_mm": [x, y, z], "seq",
+"need_ct"}`` (LPS mm, as ITK/SimpleITK report them; ``seq`` is new for every click), or the
+request above (``kind`` "load").
 """
 
 from __future__ import annotations
@@ -56,7 +63,13 @@ def _media_url(image: ViewerImage, *, slot: str) -> str:
         image.data, "application/octet-stream", f"pleura_viewer.{slot}", file_name=f"{_session_token()}-{image.key}")
 
 
-def ct_viewer(*, ct: ViewerImage | None, previews: list[tuple[int, ViewerImage]] | None = None,
+def wants_ct(value: Any, *, ct_key: str) -> bool:
+    """Whether the viewer's value ``value`` asks for the full CT of the case ``ct_key``."""
+    return isinstance(value, dict) and value.get("need_ct") == ct_key
+
+
+def ct_viewer(*, ct: ViewerImage | None, ct_key: str | None = None,
+              previews: list[tuple[tuple[int, int, int], ViewerImage]] | None = None,
               ct_shape_zyx: tuple[int, int, int] | None = None, roi: ViewerImage | None = None,
               pick: str | None = None,
               centre_lps: tuple[float, float, float] | None = None, centre_seq: int | None = None,
@@ -64,12 +77,14 @@ def ct_viewer(*, ct: ViewerImage | None, previews: list[tuple[int, ViewerImage]]
     """Show the viewer and return its last pick-mode click (or ``None``).
 
     Args:
-        ct: the CT (:meth:`ViewerImage.of_ct`), loaded by the browser once per ``ct.key``;
+        ct: the CT (:meth:`ViewerImage.of_ct`), loaded by the browser once per case;
             ``None`` before an upload (the viewer starts up meanwhile: WebGL without a GPU
-            takes seconds to get ready, time the user spends choosing the file).
-        previews: coarse copies as (step, image), coarsest first, shown in turn while ``ct`` loads
-            (:meth:`ViewerImage.previews_of`); the viewer says so, and that the HU at the cursor
-            is then the nearest sampled voxel's, until the full CT is in.
+            takes seconds to get ready, time the user spends choosing the file), or while only
+            the ``previews`` of the case ``ct_key`` are sent (see :func:`wants_ct`).
+        ct_key: the case's key when ``ct`` is ``None`` but ``previews`` are given (else ``ct.key``).
+        previews: coarse copies as (step_zyx, image), coarsest first, shown in turn while ``ct``
+            loads (:meth:`ViewerImage.previews_of`); the viewer says so, and that the HU at the
+            cursor is then the nearest sampled voxel's, until the full CT is in.
         ct_shape_zyx: the CT's shape (the slice count shown while a preview is in).
         roi: the ROI (:meth:`ViewerImage.of_mask`) or ``None``.
         pick: what a left click means: "seed", "add", "remove", or ``None`` (just navigate).
@@ -81,9 +96,16 @@ def ct_viewer(*, ct: ViewerImage | None, previews: list[tuple[int, ViewerImage]]
         raise ValueError(f"pick must be one of {PICK_MODES} or None, got {pick!r}")
     if height < 200:
         raise ValueError(f"height must be ≥ 200 px, got {height}")
+    if ct is not None:
+        ct_key = ct.key
+    elif not previews:
+        ct_key = None
+    elif not ct_key:
+        raise ValueError("ct_key is needed when only previews are sent")
     args = {
-        "ct_url": None if ct is None else _media_url(ct, slot=f"{key}.ct"), "ct_key": None if ct is None else ct.key,
-        "previews": [{"step": int(step), "url": _media_url(image, slot=f"{key}.preview{step}")}
+        "ct_url": None if ct is None else _media_url(ct, slot=f"{key}.ct"), "ct_key": ct_key,
+        "previews": [{"step": [int(k) for k in step[::-1]],  # (x, y, z) for the browser
+                      "url": _media_url(image, slot=f"{key}.preview{'x'.join(map(str, step))}")}
                      for step, image in (previews or [])],
         "ct_shape_xyz": None if ct_shape_zyx is None else [int(n) for n in ct_shape_zyx[::-1]],
         "roi_url": None if roi is None else _media_url(roi, slot=f"{key}.roi"),
@@ -93,5 +115,5 @@ def ct_viewer(*, ct: ViewerImage | None, previews: list[tuple[int, ViewerImage]]
     }
     from pipeline.app.viewer.trace import mark
 
-    mark("viewer: component args sent", ct=ct is not None)
+    mark("viewer: component args sent", ct=ct is not None, previews=len(args["previews"]))
     return _component()(**args, key=key, default=None)

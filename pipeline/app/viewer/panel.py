@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.app.viewer import ct_viewer
+from pipeline.app.viewer import PICK_MODES, ct_viewer, wants_ct
 from pipeline.app.viewer.payload import ViewerImage, mask_centre_lps, nifti_bytes
 from pipeline.app.viewer.trace import mark
 
@@ -26,9 +27,10 @@ CLICK_MODES = {"seed": "New tumour click", "add": "Add to the ROI", "remove": "R
 @dataclass
 class _Shown:
     source: str
-    ct: Any = None  # Volume (read-only view into ct_image.data)
-    ct_image: ViewerImage | None = None
-    previews: list[tuple[int, ViewerImage]] = field(default_factory=list)
+    ct_key: str = ""
+    ct: Any = None  # Volume (once ct_image is built, a read-only view into ct_image.data)
+    ct_image: ViewerImage | None = None  # built when the viewer asks for it (a CT with previews)
+    previews: list[tuple[tuple[int, int, int], ViewerImage]] = field(default_factory=list)
     roi_image: ViewerImage | None = None
     roi_centre: tuple[float, float, float] | None = None
     note: str | None = None
@@ -75,15 +77,22 @@ def _load(source: str, *, ct_path: Any, roi_path: Any, roi_name: str | None, ser
         shown.error = err
         return shown
     mark("viewer: CT read")
-    shown.ct_image, shown.ct = ViewerImage.of_ct(images.ct)
-    mark("viewer: NIfTI bytes built")
+    shown.ct, shown.ct_key = images.ct, secrets.token_hex(12)
     shown.previews = ViewerImage.previews_of(shown.ct)
-    mark("viewer: previews built")
+    mark("viewer: previews built", stages=len(shown.previews))
+    if not shown.previews:  # a small CT is sent whole at once; a large one when the viewer asks
+        _build_ct(shown)
     shown.note = images.roi_note
     if images.roi is not None:
         shown.roi_image = ViewerImage.of_mask(images.roi)
         shown.roi_centre = mask_centre_lps(images.roi)
     return shown
+
+
+def _build_ct(shown: _Shown) -> None:
+    """The full CT's NIfTI bytes; the session then keeps one copy of the CT (a view into them)."""
+    shown.ct_image, shown.ct = ViewerImage.of_ct(shown.ct, key=shown.ct_key)
+    mark("viewer: NIfTI bytes built")
 
 
 def _seg_key(semi: _Semi, sensitivity: float, adjust_mm: float) -> str:
@@ -95,7 +104,7 @@ def _take_click(semi: _Semi) -> None:
     import streamlit as st
 
     click = st.session_state.get(VIEWER_KEY)
-    if not isinstance(click, dict) or click.get("seq") == semi.last_click:
+    if not isinstance(click, dict) or click.get("seq") == semi.last_click or click.get("kind") not in PICK_MODES:
         return
     semi.last_click = click.get("seq")
     try:
@@ -152,7 +161,7 @@ def viewer_section(*, uploads: Any, paths: dict[str, Any], tokens: dict[str, str
         if accepted.shown is None:
             ct_viewer(ct=None, height=320, key=VIEWER_KEY)
         else:
-            ct_viewer(ct=accepted.shown.ct_image, previews=accepted.shown.previews,
+            ct_viewer(ct=accepted.shown.ct_image, ct_key=accepted.shown.ct_key, previews=accepted.shown.previews,
                       ct_shape_zyx=accepted.shown.ct.shape_zyx, roi=accepted.roi_image,
                       pick=accepted.pick, centre_lps=accepted.centre, centre_seq=accepted.centre_seq, key=VIEWER_KEY)
     return accepted.accepted
@@ -191,10 +200,12 @@ def _section_controls(*, uploads: Any, paths: dict[str, Any], tokens: dict[str, 
         # said once, in a quiet note: Predict reports the same problem as the case's error
         st.info(f"The viewer cannot show this CT. {session.error_text(shown.error)}", icon=":material/visibility_off:")
         return _View()
+    if shown.ct_image is None and wants_ct(st.session_state.get(VIEWER_KEY), ct_key=shown.ct_key):
+        _build_ct(shown)
     has_roi = "roi" in paths or roi_in_ct
     semi: _Semi | None = st.session_state.get("semi_state")
-    if semi is None or semi.ct_key != shown.ct_image.key:
-        semi = st.session_state["semi_state"] = _Semi(shown.ct_image.key)
+    if semi is None or semi.ct_key != shown.ct_key:
+        semi = st.session_state["semi_state"] = _Semi(shown.ct_key)
 
     pick = roi_image = centre = None
     accepted = None

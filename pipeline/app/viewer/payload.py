@@ -96,10 +96,10 @@ class ViewerImage:
     name: str  # "ct.nii" or "roi.nii.gz": NiiVue picks its reader by this name
 
     @classmethod
-    def of_ct(cls, ct: Volume) -> tuple[ViewerImage, Volume]:
+    def of_ct(cls, ct: Volume, *, key: str | None = None) -> tuple[ViewerImage, Volume]:
         """The CT, uncompressed, and the same CT as a read-only :class:`Volume` whose array is a
-        view into those bytes (one copy of the CT per session, not two). The key is random: built
-        once per upload, it need not be a content hash (hashing 150 MB costs ~0.3 s)."""
+        view into those bytes (one copy of the CT per session, not two). The key is random unless
+        given: built once per upload, it need not be a content hash (hashing 150 MB costs ~0.3 s)."""
         import nibabel as nib
 
         array = ct.array if ct.array.dtype in (np.int16, np.uint8, np.float32) else ct.array.astype(np.float32)
@@ -110,38 +110,51 @@ class ViewerImage:
         native = array.dtype.newbyteorder("=")
         data = b"".join([head, np.ascontiguousarray(array, dtype=native)])  # one copy of the voxels, not two
         view = np.frombuffer(data, dtype=native, offset=352).reshape(array.shape)
-        return cls(data, secrets.token_hex(12), "ct.nii"), ct.with_array(view)
+        return cls(data, key or secrets.token_hex(12), "ct.nii"), ct.with_array(view)
 
     @classmethod
-    def previews_of(cls, ct: Volume, *, first_voxels: int = 2_000_000) -> list[tuple[int, ViewerImage]]:
-        """Quick first views of a large CT, coarsest first, as (step, image): every ``step``-th
-        voxel along each axis (same origin, spacing × step, so each kept voxel keeps its HU and
-        its place). The coarsest has at most ``first_voxels`` voxels; each next one has a step
-        half as large, down to 2; ``[]`` for a CT of at most ``first_voxels`` voxels.
+    def previews_of(cls, ct: Volume, *, first_voxels: int = 330_000,
+                    above_voxels: int = 2_000_000) -> list[tuple[tuple[int, int, int], ViewerImage]]:
+        """Quick first views of a CT of more than ``above_voxels`` voxels, coarsest first, as
+        (step_zyx, image): every ``step``-th voxel along each axis (same origin, spacing × step,
+        so each kept voxel keeps its HU and its place); ``[]`` for a smaller CT.
+
+        The stages: every ``s``-th voxel along every axis for s = …, 4, 2, where the coarsest has
+        at most ``above_voxels`` voxels; before them, when that one has more than
+        ``first_voxels``, a first view of at most ``first_voxels`` voxels whose steps are chosen
+        per axis (the steps of the axes with the finest sampled spacing are doubled until the copy
+        fits), e.g. every 8th voxel in-plane and every 4th slice of a 512×512×300 CT (64×64×75).
 
         Without a GPU (software WebGL) NiiVue needs roughly 1 s per million voxels to show a
-        volume, so a 512×512×300 CT is shown at every 4th voxel (1.2 M voxels) within ~2 s, then
-        at every 2nd, then in full.
+        volume, so the first view is drawn in a few tenths of a second, then each finer stage.
 
         Example:
             >>> ct = Volume(np.zeros((300, 512, 512), np.int16), spacing_xyz=(0.7, 0.7, 1.0))
             >>> [(step, image.name) for step, image in ViewerImage.previews_of(ct)]
-            [(4, 'preview4.nii'), (2, 'preview2.nii')]
+            [((4, 8, 8), 'preview4x8x8.nii'), ((4, 4, 4), 'preview4.nii'), ((2, 2, 2), 'preview2.nii')]
         """
-        size = ct.array.size
-        if size <= first_voxels:
+        shape = ct.array.shape
+        if ct.array.size <= above_voxels:
             return []
         step = 2
-        while size / step**3 > first_voxels:
+        while _count(shape, (step,) * 3) > above_voxels:
             step *= 2
-        out, source, at = [], ct, 1
-        for s in [2 ** k for k in range(1, step.bit_length())]:  # 2, 4, …, step: each from the previous
-            stride = s // at
-            source = source.with_array(np.ascontiguousarray(source.array[::stride, ::stride, ::stride]),
-                                       spacing_xyz=tuple(stride * v for v in source.spacing_xyz))
-            at = s
-            out.append((s, cls(nifti_bytes(source, compress=False), secrets.token_hex(12), f"preview{s}.nii")))
-        return out[::-1]
+        steps = [(s, s, s) for s in (2 ** k for k in range(step.bit_length() - 1, 0, -1))]  # step, …, 4, 2
+        if _count(shape, steps[0]) > first_voxels:
+            first = [1, 1, 1]
+            spacing_zyx = ct.spacing_xyz[::-1]
+            while _count(shape, first) > first_voxels:
+                finest = min(spacing_zyx[a] * first[a] for a in range(3))
+                for axis in (a for a in range(3) if spacing_zyx[a] * first[a] <= 1.01 * finest):  # ties together
+                    first[axis] *= 2
+            steps.insert(0, tuple(first))
+        out = []
+        for s in steps:
+            sampled = ct.with_array(np.ascontiguousarray(ct.array[::s[0], ::s[1], ::s[2]]),
+                                    spacing_xyz=tuple(k * v for k, v in zip(s[::-1], ct.spacing_xyz)))
+            label = str(s[0]) if len(set(s)) == 1 else "x".join(str(k) for k in s)
+            out.append((s, cls(nifti_bytes(sampled, compress=False), secrets.token_hex(12), f"preview{label}.nii")))
+        return out
 
     @classmethod
     def of_mask(cls, mask: Volume) -> ViewerImage | None:
@@ -151,6 +164,11 @@ class ViewerImage:
             return None
         data = nifti_bytes(cut, compress=True)
         return cls(data, _key(data), "roi.nii.gz")
+
+
+def _count(shape_zyx: tuple[int, ...], step_zyx: tuple[int, ...] | list[int]) -> int:
+    """Voxels of ``array[::step_z, ::step_y, ::step_x]`` for an array of ``shape_zyx``."""
+    return int(np.prod([-(-n // k) for n, k in zip(shape_zyx, step_zyx)]))
 
 
 def _key(data: bytes) -> str:

@@ -1,11 +1,14 @@
 // PleuraRisk CT viewer: a Streamlit (components v1) iframe around NiiVue.
 //
-// Python sends (args): ct_url/ct_key (the CT as NIfTI, loaded once per ct_key), roi_url/roi_key
+// Python sends (args): ct_key (the case: loaded once per ct_key), previews (coarse copies, coarsest
+// first: [{step: [x, y, z], url}]), ct_url (the CT as NIfTI; for a large CT null at first: the viewer
+// shows the previews and asks for it, see askForCt), roi_url/roi_key
 // (the ROI mask on the CT grid, or null), pick ("seed" | "add" | "remove" | null: what a left click
 // means), centre_lps/centre_seq (move the crosshair there when centre_seq changes), height (px).
 // Everything after loading (slices, window/level, zoom, pan, ROI style) happens here, in the browser.
-// The component returns a click as {kind, lps_mm: [x, y, z], seq}: physical LPS mm as ITK reports
-// them. NiiVue's world space is RAS (x to the left-to-right... i.e. NIfTI convention), so x and y flip.
+// The component returns a click as {kind, lps_mm: [x, y, z], seq, need_ct}: physical LPS mm as ITK
+// reports them (need_ct: the ct_key whose full CT the viewer still waits for, or null), or the
+// request {kind: "load", need_ct, seq}. NiiVue's world space is RAS (x to the left-to-right... i.e. NIfTI convention), so x and y flip.
 "use strict";
 (function () {
   // wall-clock marks of the loading steps (epoch ms), read by bench/viewer.py
@@ -50,7 +53,7 @@
   });
   window.pleuraViewer = { nv: nv, marks: marks }; // for the browser tests and benchmark (read-only use)
 
-  const state = { ctKey: null, roiKey: null, step: 1, shape: null, centreSeq: null, pick: null, seq: 0, loading: null,
+  const state = { ctKey: null, roiKey: null, steps: [1, 1, 1], shape: null, centreSeq: null, pick: null, seq: 0, loading: null,
                   window: "lung", roiShown: true, roiStyle: "outline", roiOpacity: 0.8, view: "multi" };
 
   // ------------------------------------------------------------------ helpers
@@ -67,12 +70,26 @@
     const vox = v.mm2vox(rasMm);
     const dims = v.hdr.dims;
     if (vox[0] < 0 || vox[1] < 0 || vox[2] < 0 || vox[0] >= dims[1] || vox[1] >= dims[2] || vox[2] >= dims[3]) return null;
-    // vox: the CT's own voxel index; in a preview (every state.step-th voxel, same origin) the
-    // sampled voxel nearest to the point, whose HU this is
-    const k = state.step;
-    return { vox: [vox[0] * k, vox[1] * k, vox[2] * k], hu: v.getValue(vox[0], vox[1], vox[2]) };
+    // vox: the CT's own (ITK x, y, z) voxel index; in a preview (every state.steps[axis]-th voxel,
+    // same origin) that of the sampled voxel nearest to the point, whose HU this is. (NiiVue's
+    // mm2vox/getValue index its RAS-reoriented copy, whose x and y run the other way for a CT
+    // stored in LPS order: the index shown comes from the file's own affine.)
+    const k = state.steps;
+    const own = fileVoxel(v, rasMm);
+    return { vox: [own[0] * k[0], own[1] * k[1], own[2] * k[2]], hu: v.getValue(vox[0], vox[1], vox[2]) };
   }
-  const huNote = () => (state.step > 1 ? " (preview: nearest sampled voxel)" : "");
+  function fileVoxel(v, ras) {
+    // the NIfTI file's voxel (i, j, k) nearest to RAS mm ``ras``: inverse of hdr.affine (rows)
+    const A = v.hdr.affine;
+    const m = [0, 1, 2].map((r) => [A[r][0], A[r][1], A[r][2]]);
+    const b = [0, 1, 2].map((r) => ras[r] - A[r][3]);
+    const det = (p) => p[0][0] * (p[1][1] * p[2][2] - p[1][2] * p[2][1]) - p[0][1] * (p[1][0] * p[2][2] - p[1][2] * p[2][0])
+      + p[0][2] * (p[1][0] * p[2][1] - p[1][1] * p[2][0]);
+    const d = det(m);
+    return [0, 1, 2].map((c) => Math.round(det(m.map((row, r) => row.map((x, j) => (j === c ? b[r] : x)))) / d)); // Cramer
+  }
+  const isPreview = () => state.steps.some((k) => k > 1);
+  const huNote = () => (isPreview() ? " (preview: nearest sampled voxel)" : "");
   function sliceCount() { return state.shape ? state.shape[2] : ct().hdr.dims[3]; }
 
   function applyWindow(width, level) {
@@ -157,15 +174,48 @@
     return response.arrayBuffer();
   }
 
+  const nth = (k) => k + (k === 2 ? "nd" : k === 3 ? "rd" : "th");
+  function stepsText(s) { // s: [x, y, z] steps
+    if (s[0] === s[1] && s[1] === s[2]) return "every " + nth(s[0]) + " voxel";
+    if (s[0] === s[1]) return "every " + nth(s[0]) + " voxel in-plane, every " + nth(s[2]) + " slice";
+    return "every " + nth(s[0]) + " voxel in x, " + nth(s[1]) + " in y, " + nth(s[2]) + " slice";
+  }
+  const stepsLabel = (s) => (s[0] === s[1] && s[1] === s[2] ? String(s[0]) : s.join("x"));
   function stageText() {
-    return state.step > 1 ? "Preview (every " + state.step + (state.step === 2 ? "nd" : "th") +
-      " voxel): values are those of the nearest sampled voxel. Full resolution is loading…" : "";
+    return isPreview() ? "Preview (" + stepsText(state.steps) +
+      "): values are those of the nearest sampled voxel. Full resolution is loading…" : "";
   }
   function showStage() {
     const el = $("stage");
     el.textContent = stageText();
-    el.classList.toggle("active", state.step > 1);
-    body.dataset.stage = state.step > 1 ? "preview" + state.step : "full";
+    el.classList.toggle("active", isPreview());
+    body.dataset.stage = isPreview() ? "preview" + stepsLabel(state.steps) : "full";
+  }
+
+  // The full CT of a large case is built by the server only when the viewer asks for it (after
+  // the first view is shown): its URL arrives in a later render's args.
+  const fullCt = { key: null, url: null, resolve: null, asked: false };
+  function expectCt(args) {
+    fullCt.key = args.ct_key;
+    fullCt.url = args.ct_url || null;
+    fullCt.asked = false;
+    return fullCt.url ? fullCt.url : new Promise((resolve) => { fullCt.resolve = resolve; });
+  }
+  function noteCtUrl(args) {
+    if (!args.ct_url || args.ct_key !== fullCt.key || fullCt.url) return;
+    fullCt.url = args.ct_url;
+    if (fullCt.resolve) fullCt.resolve(fullCt.url);
+    fullCt.resolve = null;
+    mark("full CT url received");
+  }
+  const needCt = () => (fullCt.key && !fullCt.url ? fullCt.key : null);
+  function askForCt() {
+    if (!needCt() || fullCt.asked) return;
+    fullCt.asked = true;
+    state.seq += 1;
+    mark("full CT asked for");
+    post("streamlit:setComponentValue", { dataType: "json",
+      value: { kind: "load", need_ct: fullCt.key, seq: Date.now() + "-" + state.seq } });
   }
 
   function setBackground(vol) {
@@ -196,15 +246,17 @@
     state.ctKey = key;
     state.shape = args.ct_shape_xyz || null;
     mark("load starts");
-    const stages = (args.previews || []).map((p) => ({ url: p.url, step: p.step, name: "preview" + p.step + ".nii" }))
-      .concat([{ url: args.ct_url, step: 1, name: "ct.nii" }]);
-    let next = fetchBytes(stages[0].url);
+    const stages = (args.previews || []).map((p) => ({ url: p.url, steps: p.step, label: stepsLabel(p.step) }))
+      .concat([{ url: expectCt(args), steps: [1, 1, 1], label: "1" }]);
+    stages.forEach((s) => { s.name = s.label === "1" ? "ct.nii" : "preview" + s.label + ".nii"; });
+    const fetchStage = async (stage) => { stage.url = await stage.url; return fetchBytes(stage.url); };
+    let next = fetchStage(stages[0]);
     const stale = () => { if (next) next.catch(() => {}); return state.ctKey !== key; };
     const load = async (i) => {
       const stage = stages[i];
       const buffer = await next;
-      mark("stage " + stage.step + " fetched");
-      next = i + 1 < stages.length ? fetchBytes(stages[i + 1].url) : null;
+      mark("stage " + stage.label + " fetched");
+      next = i + 1 < stages.length ? fetchStage(stages[i + 1]) : null;
       if (state.ctKey !== key) return stale() && null;
       const p = PRESETS[state.window];
       const win = ct() && i > 0 ? [ct().cal_min, ct().cal_max] : [p.level - p.width / 2, p.level + p.width / 2];
@@ -212,12 +264,12 @@
                                                  cal_min: win[0], cal_max: win[1] });
       vol.cal_min = win[0];
       vol.cal_max = win[1];
-      mark("stage " + stage.step + " parsed");
+      mark("stage " + stage.label + " parsed");
       return state.ctKey !== key ? stale() && null : vol;
     };
     const first = await load(0);
     if (!first) return;
-    state.step = stages[0].step;
+    state.steps = stages[0].steps;
     while (nv.volumes.length > 0) nv.volumes.pop();
     state.roiKey = null;
     await syncRoi(args, first); // the ROI (if any) joins in the same refresh
@@ -229,18 +281,20 @@
     body.dataset.state = "ready";
     await painted(); // let the browser show the first view before the next stage's work
     body.dataset.loadMs = String(Math.round(performance.now() - t0)); // fetch + parse + GPU upload + paint
-    mark("stage " + stages[0].step + " shown");
+    mark("stage " + stages[0].label + " shown");
     if (stages.length === 1) { body.dataset.full = "1"; return; }
+    askForCt();
     (async () => {
       for (let i = 1; i < stages.length; i++) {
+        if (i === stages.length - 1 && needCt()) { fullCt.asked = false; askForCt(); } // the request may have been lost
         const vol = await load(i);
         if (!vol) return;
-        state.step = stages[i].step;
+        state.steps = stages[i].steps;
         setBackground(vol);
         showStage();
         showCrosshair();
         await painted();
-        mark("stage " + stages[i].step + " shown");
+        mark("stage " + stages[i].label + " shown");
       }
       body.dataset.full = "1";
     })().catch((err) => { console.error(err); $("stage").textContent = "The full-resolution CT could not be loaded."; });
@@ -284,13 +338,14 @@
 
   let chain = Promise.resolve();
   function onRender(args) {
-    mark(args.ct_url ? "render with CT" : "render without CT");
+    mark(args.ct_key ? (args.ct_url ? "render with CT" : "render with CT previews") : "render without CT");
+    noteCtUrl(args);
     resize(args.height);
     setPick(args.pick);
     chain = chain.then(async () => {
       try {
-        if (args.ct_url && args.ct_key !== state.ctKey) await loadCase(args);
-        else if (args.ct_url) await syncRoi(args);
+        if (args.ct_key && args.ct_key !== state.ctKey) await loadCase(args);
+        else if (args.ct_key) await syncRoi(args);
         if (args.centre_seq != null && args.centre_seq !== state.centreSeq) {
           state.centreSeq = args.centre_seq;
           centreOn(args.centre_lps);
@@ -320,7 +375,8 @@
     state.seq += 1;
     post("streamlit:setComponentValue", {
       dataType: "json",
-      value: { kind: state.pick, lps_mm: rasToLps(ras).map((x) => Math.round(x * 1000) / 1000), seq: Date.now() + "-" + state.seq },
+      value: { kind: state.pick, lps_mm: rasToLps(ras).map((x) => Math.round(x * 1000) / 1000), seq: Date.now() + "-" + state.seq,
+               need_ct: needCt() },
     });
   });
   canvas.addEventListener("mousemove", (ev) => {
@@ -381,10 +437,54 @@
     if (ev.data && ev.data.type === "streamlit:render") onRender(ev.data.args || {});
   });
 
+  // ------------------------------------------------------------------ warm-up
+  // Without a GPU the first refresh of a page pays one-time costs (shaders compiled by SwiftShader,
+  // textures set up) of a few tenths of a second whatever the volume's size: pay them before the
+  // upload, on a 2×2×2 CT (int16) and ROI (uint8), then clear the canvas.
+  function tinyNifti(datatype, bitpix, values) {
+    const buf = new ArrayBuffer(352 + values.length * bitpix / 8);
+    const dv = new DataView(buf);
+    dv.setInt32(0, 348, true); // sizeof_hdr
+    [3, 2, 2, 2, 1, 1, 1, 1].forEach((v, i) => dv.setInt16(40 + 2 * i, v, true)); // dim
+    dv.setInt16(70, datatype, true);
+    dv.setInt16(72, bitpix, true);
+    [1, 1, 1, 1].forEach((v, i) => dv.setFloat32(76 + 4 * i, v, true)); // pixdim
+    dv.setFloat32(108, 352, true); // vox_offset
+    dv.setFloat32(112, 1, true); // scl_slope
+    dv.setInt16(254, 1, true); // sform_code
+    [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]].forEach((row, r) => row.forEach((v, c) => dv.setFloat32(280 + 16 * r + 4 * c, v, true)));
+    [0x6E, 0x2B, 0x31].forEach((v, i) => dv.setUint8(344 + i, v)); // "n+1"
+    (bitpix === 16 ? new Int16Array(buf, 352) : new Uint8Array(buf, 352)).set(values);
+    return buf;
+  }
+  async function warmUp() {
+    try {
+      const back = await NV.NVImage.loadFromUrl({ url: "warm.nii", buffer: tinyNifti(4, 16, new Array(8).fill(-3000)),
+                                                  name: "warm.nii", colormap: "gray", cal_min: -1350, cal_max: 150 });
+      const over = await NV.NVImage.loadFromUrl({ url: "warmroi.nii", buffer: tinyNifti(2, 8, [0, 0, 0, 0, 0, 0, 0, 1]),
+                                                  name: "warmroi.nii", colormap: "red", cal_min: 0.5, cal_max: 1.0 });
+      if (nv.volumes.length > 0) return; // a CT came first
+      nv.volumes = [back, over];
+      nv.back = back;
+      nv.overlays = [over];
+      nv.updateGLVolume();
+      await painted();
+    } catch (err) {
+      console.error(err); // only a warm-up: the CT still loads
+    }
+    if (state.ctKey !== null) return;
+    nv.volumes = [];
+    nv.back = null;
+    nv.overlays = [];
+    nv.drawScene();
+    mark("warmed up");
+  }
+
   nv.attachToCanvas(canvas).then(() => {
     setView("multi");
     applyRoiStyle();
     mark("canvas attached");
+    chain = chain.then(warmUp);
     post("streamlit:componentReady", { apiVersion: 1 });
   });
 })();
