@@ -434,7 +434,8 @@
   canvas.addEventListener("mouseup", () => setTimeout(showWindow, 0));
 
   window.addEventListener("message", (ev) => {
-    if (ev.data && ev.data.type === "streamlit:render") onRender(ev.data.args || {});
+    // the Python side sends its arguments as one JSON string (see ct_viewer in __init__.py)
+    if (ev.data && ev.data.type === "streamlit:render") onRender(JSON.parse((ev.data.args || {}).spec || "{}"));
   });
 
   // ------------------------------------------------------------------ warm-up
