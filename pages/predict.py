@@ -25,6 +25,7 @@ c_new.button("New case", key="new_case", icon=":material/restart_alt:", on_click
 if not info.ok:
     st.error(info.error)
     st.stop()
+session.warm_up_scorer(info.path)  # the model loads while the user fills in the form
 
 uploads = session.session_uploads()
 form = predict_form.render_form(uploads)
@@ -42,14 +43,13 @@ outcome = st.session_state.get("outcome")
 if outcome is None:
     st.caption("Upload a CT and its tumour ROI (or click the tumour in the viewer), enter CEA, CA125 and age, "
                "then press Predict.")
-elif outcome.signature != form.signature(info.bundle_id):
+    st.stop()
+if outcome.signature != form.signature(info.bundle_id):
     predict_result.render_stale(outcome)
-else:
-    predict_result.render_summary(outcome, info)
-    predict_result.render_explanation(outcome)
-    predict_result.render_report(outcome)
-    pacs_source.send_panel(outcome)
+    st.stop()
 
-# The model loads in the background while the user fills in the form; started once the page is
-# drawn, so its imports do not compete with this first script run for the interpreter.
-session.warm_up_scorer(info.path)
+predict_result.render_summary(outcome, info)
+predict_result.render_explanation(outcome)
+
+predict_result.render_report(outcome)
+pacs_source.send_panel(outcome)
