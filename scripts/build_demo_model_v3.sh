@@ -51,25 +51,17 @@ cases_may_fail() {  # exit status 1 of pleura features / evaluate: some cases fa
   "$@" || rc=$?
   if [ "$rc" -gt 1 ]; then exit "$rc"; fi
 }
-synth() {  # folder seed n [extra args]
-  [ -f "$B/$1/clinical.csv" ] || $P synth "$B/$1" --n "$3" --seed "$2" --size "$SIZE" --generation "$GEN" "${@:4}"
-}
-pids=()
-in_background() {  # run `synth ARGS` with at most W cohorts at a time (pleura synth uses one core)
-  synth "$@" & pids+=($!)
-  while [ "$(jobs -rp | wc -l)" -ge "$W" ]; do sleep 2; done
-}
-featurised() {  # folder seed n: cohorts used only as feature tables are rendered in memory, no NIfTI files
+featurised() {  # folder seed n [extra args]: every cohort is rendered in memory into a feature table, no NIfTI files
   [ -f "$B/$1.parquet" ] || cases_may_fail $P synth "$B/$1" --n "$3" --seed "$2" --size "$SIZE" --generation "$GEN" \
-      --features-out "$B/$1.parquet" --workers "$W" --backbone seed:0 --quiet
+      --features-out "$B/$1.parquet" --workers "$W" --backbone seed:0 --quiet "${@:4}"
 }
 featurised train "$TRAIN_SEED" "$TRAIN_N"
 if [ "$TUNING_N" -gt 0 ]; then featurised tuning "$TUNING_SEED" "$TUNING_N"; fi
 t_feat=$(date +%s); echo "training + tuning phantoms and features (in memory): $((t_feat - t0)) s"
-for t in $TESTS; do IFS=: read -r name seed n <<< "$t"; in_background "$name" "$seed" "$n"; done
-if [ "$SHIFT_N" -gt 0 ]; then in_background shifted "$SHIFT_SEED" "$SHIFT_N" --scanner "$SHIFT_SCANNER"; fi
-for p in "${pids[@]}"; do wait "$p"; done  # a failed cohort stops the build (set -e)
-t1=$(date +%s); echo "phantoms: $((t1 - t0)) s"
+for t in $TESTS; do IFS=: read -r name seed n <<< "$t"; featurised "$name" "$seed" "$n"; done
+# the same first SHIFT_N patients of SHIFT_OF, imaged on the shifted scanner (paired comparison)
+if [ "$SHIFT_N" -gt 0 ]; then featurised shifted "$SHIFT_SEED" "$SHIFT_N" --scanner "$SHIFT_SCANNER"; fi
+t1=$(date +%s); echo "test + shifted phantoms and features (in memory): $((t1 - t_feat)) s"
 t2=$(date +%s)
 if [ "${PLEURA_SKIP_TRAIN:-0}" = "1" ]; then exit 0; fi
 $P train "$B/train.parquet" --out "$OUT" --synthetic --seed 0 --keep clinical --keep pleura \
@@ -77,16 +69,17 @@ $P train "$B/train.parquet" --out "$OUT" --synthetic --seed 0 --keep clinical --
 t3=$(date +%s); echo "training: $((t3 - t2)) s"
 for t in $TESTS; do
   IFS=: read -r name seed n <<< "$t"
-  [ -f "$B/eval/$name/predictions.csv" ] || cases_may_fail $P evaluate "$OUT" "$B/$name/clinical.csv" --out "$B/eval/$name" \
-      --name "pre-registered test cohort $name (seed $seed)" --workers "$W"
+  [ -f "$B/eval/$name/predictions.csv" ] || cases_may_fail $P evaluate "$OUT" --features "$B/$name.parquet" \
+      --out "$B/eval/$name" --name "pre-registered test cohort $name (seed $seed)"
 done
 if [ "$SHIFT_N" -gt 0 ] && [ ! -f "$B/eval/shifted/predictions.csv" ]; then
-  cases_may_fail $P evaluate "$OUT" "$B/shifted/clinical.csv" --out "$B/eval/shifted" \
-      --name "first $SHIFT_N patients of $SHIFT_OF on scanner $SHIFT_SCANNER" --workers "$W"
+  cases_may_fail $P evaluate "$OUT" --features "$B/shifted.parquet" --out "$B/eval/shifted" \
+      --name "first $SHIFT_N patients of $SHIFT_OF on scanner $SHIFT_SCANNER"
 fi
 t4=$(date +%s); echo "test cohorts scored: $((t4 - t3)) s"
 $PY scripts/evaluation_plan.py score "$PLAN" "$OUT" "$B/eval" --attach
-echo "total: $(( $(date +%s) - t0 )) s"
+t5=$(date +%s); echo "plan scored: $((t5 - t4)) s"
+echo "total: $((t5 - t0)) s"
 if [ -n "${PLEURA_RELEASE_KEY:-}" ]; then
   $P sign "$OUT" --key "$PLEURA_RELEASE_KEY" --signer "PleuraRisk maintainers (release key)"
   PLEURA_ALLOW_UNSIGNED=0 $P verify "$OUT"
