@@ -10,23 +10,26 @@
 #    OUTER_FOLDS [3], SHIFT_N [300]. The test seeds are drawn at random then and written down; an
 #    existing plan is never redrawn (scripts/evaluation_plan.py retire replaces one cohort, with
 #    the reason, when a decision was taken after seeing its result).
-# 1. training and tuning cohorts: pleura synth --generation 3 --features-out renders each phantom
-#    around its tumour in memory and writes its features (MedicalNet backbone seed:0, PyRadiomics,
-#    pleura, clinical; identical to writing the NIfTI pair then `pleura features`, tested) and
-#    clinical.csv, no image files; PLEURA_BUILD_WORKERS processes, resumable
-# 2. phantoms written as NIfTI (PLEURA_BUILD_WORKERS cohorts at a time) for every test cohort and
-#    the first SHIFT_N patients of the first test cohort re-imaged on a shifted scanner (paired
-#    comparison): `pleura evaluate` still reads image files (to do: evaluate from a feature table)
-# Measured (bench/README.md, synth3_timing; 2 shared cores, load 2-3.5): a whole 512² phantom costs
-# 2.3-5.4 CPU s to render + 3-3.4 s to write compressed, its features 1-5.5 s (read 0.4-0.55 s);
-# in memory around the tumour 0.8-1.6 s per case in all (render 0.2-0.45 CPU s). Projection for
-# the default plan: 1500 training/tuning cases in memory ≈ 17 min on 2 workers; 3300 test/shifted
-# cases through files ≈ 11 CPU s each ≈ 5 h (≈ 40 min more once evaluation reads feature tables).
+# 1. every cohort (training, tuning, each test cohort, and the first SHIFT_N patients of the first
+#    test cohort re-imaged on the shifted scanner: paired comparison) is rendered in memory by
+#    pleura synth --generation 3 --features-out: each phantom around its tumour, its features
+#    (MedicalNet backbone seed:0, PyRadiomics, pleura, clinical; identical to writing the NIfTI
+#    pair then `pleura features`, tested) into a feature table, and clinical.csv; no image files;
+#    PLEURA_BUILD_WORKERS processes, resumable
 # 3. pleura train with the plan's PSO budget and folds → BUNDLE
-# 4. pleura evaluate on every test cohort and the shifted one, then scripts/evaluation_plan.py
-#    score: each test cohort scored once (AUC, Brier, slope with bootstrap CIs, gaps to the
-#    oracle), results attached to the bundle
+# 4. pleura evaluate --features on every test cohort's table and the shifted one's (the Scorer's
+#    probability function on the stored features: the same probabilities as scoring the images,
+#    tested), then scripts/evaluation_plan.py score: each test cohort scored once (AUC, Brier,
+#    slope with bootstrap CIs, gaps to the oracle), results attached to the bundle
 # 5. signed with PLEURA_RELEASE_KEY if set (as scripts/build_demo_model.sh)
+# Measured (bench/README.md, synth3_timing; 2 cores shared with other work, load 4-8): smoke build
+# (TRAIN_N=60 TUNING_N=20 TEST_N=40 COHORTS=3 SHIFT_N=20 PARTICLES=2 ITERATIONS=2) 887 s wall,
+# 640 CPU s: training + tuning features 245 s, test + shifted features 466 s, training 94 s,
+# 4 evaluations 32 s, plan scoring 50 s. A 300-case clinical cohort in memory: 1.9 CPU s per case
+# in all (0.9 s below 20 mm, 1.4 s 20-40 mm, 3.0 s 40-60 mm, 5.5-6 s above 60 mm). Projection for
+# the default plan on 2 idle cores: 4800 cases ≈ 76 min of features, training (8×6 PSO, 1200
+# cases, --jobs 1) ≈ 13-50 min (extrapolated, bench/README.md), evaluation + plan scoring ≈ 2 min:
+# ≈ 90-130 min in all, over the 90 min target unless the features get cheaper.
 # The same plan rebuilds the same cohorts, features and bundle (fixed seeds throughout).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,25 +54,17 @@ cases_may_fail() {  # exit status 1 of pleura features / evaluate: some cases fa
   "$@" || rc=$?
   if [ "$rc" -gt 1 ]; then exit "$rc"; fi
 }
-synth() {  # folder seed n [extra args]
-  [ -f "$B/$1/clinical.csv" ] || $P synth "$B/$1" --n "$3" --seed "$2" --size "$SIZE" --generation "$GEN" "${@:4}"
-}
-pids=()
-in_background() {  # run `synth ARGS` with at most W cohorts at a time (pleura synth uses one core)
-  synth "$@" & pids+=($!)
-  while [ "$(jobs -rp | wc -l)" -ge "$W" ]; do sleep 2; done
-}
-featurised() {  # folder seed n: cohorts used only as feature tables are rendered in memory, no NIfTI files
+featurised() {  # folder seed n [extra args]: every cohort is rendered in memory into a feature table, no NIfTI files
   [ -f "$B/$1.parquet" ] || cases_may_fail $P synth "$B/$1" --n "$3" --seed "$2" --size "$SIZE" --generation "$GEN" \
-      --features-out "$B/$1.parquet" --workers "$W" --backbone seed:0 --quiet
+      --features-out "$B/$1.parquet" --workers "$W" --backbone seed:0 --quiet "${@:4}"
 }
 featurised train "$TRAIN_SEED" "$TRAIN_N"
 if [ "$TUNING_N" -gt 0 ]; then featurised tuning "$TUNING_SEED" "$TUNING_N"; fi
 t_feat=$(date +%s); echo "training + tuning phantoms and features (in memory): $((t_feat - t0)) s"
-for t in $TESTS; do IFS=: read -r name seed n <<< "$t"; in_background "$name" "$seed" "$n"; done
-if [ "$SHIFT_N" -gt 0 ]; then in_background shifted "$SHIFT_SEED" "$SHIFT_N" --scanner "$SHIFT_SCANNER"; fi
-for p in "${pids[@]}"; do wait "$p"; done  # a failed cohort stops the build (set -e)
-t1=$(date +%s); echo "phantoms: $((t1 - t0)) s"
+for t in $TESTS; do IFS=: read -r name seed n <<< "$t"; featurised "$name" "$seed" "$n"; done
+# the same first SHIFT_N patients of SHIFT_OF, imaged on the shifted scanner (paired comparison)
+if [ "$SHIFT_N" -gt 0 ]; then featurised shifted "$SHIFT_SEED" "$SHIFT_N" --scanner "$SHIFT_SCANNER"; fi
+t1=$(date +%s); echo "test + shifted phantoms and features (in memory): $((t1 - t_feat)) s"
 t2=$(date +%s)
 if [ "${PLEURA_SKIP_TRAIN:-0}" = "1" ]; then exit 0; fi
 $P train "$B/train.parquet" --out "$OUT" --synthetic --seed 0 --keep clinical --keep pleura \
@@ -77,16 +72,17 @@ $P train "$B/train.parquet" --out "$OUT" --synthetic --seed 0 --keep clinical --
 t3=$(date +%s); echo "training: $((t3 - t2)) s"
 for t in $TESTS; do
   IFS=: read -r name seed n <<< "$t"
-  [ -f "$B/eval/$name/predictions.csv" ] || cases_may_fail $P evaluate "$OUT" "$B/$name/clinical.csv" --out "$B/eval/$name" \
-      --name "pre-registered test cohort $name (seed $seed)" --workers "$W"
+  [ -f "$B/eval/$name/predictions.csv" ] || cases_may_fail $P evaluate "$OUT" --features "$B/$name.parquet" \
+      --out "$B/eval/$name" --name "pre-registered test cohort $name (seed $seed)"
 done
 if [ "$SHIFT_N" -gt 0 ] && [ ! -f "$B/eval/shifted/predictions.csv" ]; then
-  cases_may_fail $P evaluate "$OUT" "$B/shifted/clinical.csv" --out "$B/eval/shifted" \
-      --name "first $SHIFT_N patients of $SHIFT_OF on scanner $SHIFT_SCANNER" --workers "$W"
+  cases_may_fail $P evaluate "$OUT" --features "$B/shifted.parquet" --out "$B/eval/shifted" \
+      --name "first $SHIFT_N patients of $SHIFT_OF on scanner $SHIFT_SCANNER"
 fi
 t4=$(date +%s); echo "test cohorts scored: $((t4 - t3)) s"
 $PY scripts/evaluation_plan.py score "$PLAN" "$OUT" "$B/eval" --attach
-echo "total: $(( $(date +%s) - t0 )) s"
+t5=$(date +%s); echo "plan scored: $((t5 - t4)) s"
+echo "total: $((t5 - t0)) s"
 if [ -n "${PLEURA_RELEASE_KEY:-}" ]; then
   $P sign "$OUT" --key "$PLEURA_RELEASE_KEY" --signer "PleuraRisk maintainers (release key)"
   PLEURA_ALLOW_UNSIGNED=0 $P verify "$OUT"

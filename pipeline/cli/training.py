@@ -91,7 +91,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pipeline.training.external import evaluate_bundle
     from pipeline.training.model_card import format_metric as _f
 
-    ev = evaluate_bundle(bundle=args.bundle, cohort=args.cohort, out=args.out, name=args.name, workers=args.workers,
+    if (args.cohort is None) == (args.features is None):
+        raise ValueError("give either a cohort CSV or --features TABLE (a feature table with labels), not both")
+    ev = evaluate_bundle(bundle=args.bundle, cohort=args.cohort, features=args.features, out=args.out, name=args.name,
+                         workers=args.workers,
                          attach=args.attach, allow_unsigned=True if args.allow_unsigned else None,
                          on_note=lambda text: print(f"note: {text}"))
     m, result = ev.metrics, ev.result
@@ -177,7 +180,12 @@ def add_train(sub: argparse._SubParsersAction, settings: Settings) -> None:
 def add_evaluate(sub: argparse._SubParsersAction, settings: Settings) -> None:
     e = sub.add_parser("evaluate", help="external validation of a bundle on a labelled cohort CSV")
     e.add_argument("bundle")
-    e.add_argument("cohort", help="cohort CSV: case_id, ct_path, roi_path, CEA, CA125, age, label")
+    e.add_argument("cohort", nargs="?", default=None,
+                   help="cohort CSV: case_id, ct_path, roi_path, CEA, CA125, age, label (or give --features)")
+    e.add_argument("--features", default=None, metavar="PARQUET",
+                   help="evaluate on a labelled feature table instead of images (`pleura features` or `pleura synth "
+                        "--features-out`, extracted with the bundle's settings and backbone): same probabilities as "
+                        "scoring the images, without reading them")
     e.add_argument("--out", required=True, help="folder for evaluation.json, predictions.csv and plots")
     e.add_argument("--name", default=None, help="cohort label in the report")
     e.add_argument("--workers", type=int, default=1)

@@ -202,6 +202,37 @@ def _late_fusion_spread(model: Any, X: np.ndarray, *, resamples: int = LATE_SPRE
     return model.stack(np.column_stack(group_means))
 
 
+def model_probability(estimator: Any, X: np.ndarray, *, spread: bool = True) -> tuple[float, np.ndarray | None]:
+    """P(VPI) of one case from its feature vector, and the spread shown with it.
+
+    The one place a probability is computed from features: :meth:`Scorer.score_prepared` after
+    extracting them from the images, and evaluation from a feature table
+    (:mod:`pipeline.training.external`) on the columns a table stores.
+
+    Args:
+        estimator: a bundle's estimator (forest, recalibrated forest, or late-fusion stack, as
+            scikit-learn objects or tree arrays).
+        X: (1, n_features) float64, the bundle's ``feature_names`` in order.
+        spread: also return the per-tree probabilities (early fusion) or the stacked probabilities
+            over resampled trees (late fusion), on the probability scale; ``False`` skips the
+            late-fusion resampling (the probability is the same either way).
+
+    Returns:
+        (probability, spread values or None when not asked for or not a tree ensemble).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[0] != 1:
+        raise ValueError(f"expected one case's feature vector of shape (1, n_features), got {X.shape}")
+    if hasattr(estimator, "group_forests"):  # DeployedLateFusion or its array form
+        probability = float(estimator.predict_proba(X)[0, 1])
+        return probability, estimator.transform_probability(_late_fusion_spread(estimator, X)) if spread else None
+    raw_trees = _tree_probabilities(estimator, X)
+    if raw_trees is None:
+        return float(estimator.predict_proba(X)[0, 1]), None
+    probability = float(_recalibrate(estimator, np.array([raw_trees.mean()]))[0])
+    return probability, _recalibrate(estimator, raw_trees) if spread else None
+
+
 class Scorer:
     """A loaded model ready to score cases (build once per process/worker).
 
@@ -278,15 +309,7 @@ class Scorer:
         t = time.perf_counter()
         X = vector.values.reshape(1, -1)
         estimator = self.bundle.estimator
-        raw_trees = None if self.late_fusion else _tree_probabilities(estimator, X)
-        if self.late_fusion:
-            probability = float(estimator.predict_proba(X)[0, 1])
-            trees = estimator.transform_probability(_late_fusion_spread(estimator, X))
-        elif raw_trees is not None:
-            probability = float(_recalibrate(self.bundle.estimator, np.array([raw_trees.mean()]))[0])
-            trees = _recalibrate(self.bundle.estimator, raw_trees)
-        else:
-            probability, trees = float(self.bundle.estimator.predict_proba(X)[0, 1]), None
+        probability, trees = model_probability(estimator, X)
         timings["score"] = time.perf_counter() - t
         explanation = None
         if self.explainer is not None:

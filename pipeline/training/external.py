@@ -1,8 +1,11 @@
 """External validation of a bundle on a labelled cohort (``pleura evaluate``).
 
 :func:`evaluate_bundle` scores every case of a cohort CSV (case_id, ct_path, roi_path, CEA,
-CA125, age, label, optional p_true) with the bundle through :func:`pipeline.serving.batch.score_cases`,
-measures discrimination and calibration of P(VPI) at the bundle's training threshold, and
+CA125, age, label, optional p_true) with the bundle through :func:`pipeline.serving.batch.score_cases`
+-- or, from a feature table (``pleura features`` / ``pleura synth --features-out``; labels and
+p_true are in it), every ok row through :func:`pipeline.serving.score.model_probability`, the
+function the Scorer computes each probability with (:func:`table_probabilities`: no image is
+read, the table must have been extracted with the bundle's settings and backbone) -- measures discrimination and calibration of P(VPI) at the bundle's training threshold, and
 writes ``evaluation.json``, ``predictions.csv`` and the plots into a folder. For synthetic
 cohorts (``p_true``: the generator's true probability) it also reports the *oracle* (the same
 metrics of the true probabilities) and the project's quality bar against it. With
@@ -15,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -24,7 +27,7 @@ import numpy as np
 from pipeline.training.evaluate import ValidationMetrics
 from pipeline.training.model_card import external_validation_line
 
-__all__ = ["ExternalEvaluation", "evaluate_bundle", "report_files", "oracle_metrics", "cohort_slug"]
+__all__ = ["ExternalEvaluation", "evaluate_bundle", "table_probabilities", "TableCase", "report_files", "oracle_metrics", "cohort_slug"]
 
 _PLOTLY_JS, _SHARED_PLOTLY_JS = "plotly.min.js", "report/training/plotly.min.js"
 
@@ -39,12 +42,98 @@ class ExternalEvaluation:
         metrics: the bundle's metrics on the scored, labelled cases at its training threshold.
         notice: the bundle's notice (research use; synthetic training data).
         out: the folder written.
+        probabilities: case_id → P(VPI) of every scored, labelled case, to 6 decimals as
+            ``pleura batch`` rows give them (the values the metrics were computed from).
     """
 
     result: dict[str, Any]
     metrics: ValidationMetrics
     notice: str
     out: Path
+    probabilities: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TableCase:
+    """One row of a feature table as the evaluation needs it (like a cohort CSV's case)."""
+
+    case_id: str
+    label: float
+    p_true: float
+
+
+def table_probabilities(model: Any, features: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], list[TableCase]]:
+    """Score every row of a feature table with a loaded bundle, without images.
+
+    Args:
+        model: a loaded :class:`~pipeline.serving.bundle.ModelBundle`.
+        features: parquet feature table (``pleura features`` or ``pleura synth --features-out``).
+
+    Returns:
+        (rows like :func:`~pipeline.serving.batch.score_cases`'s: case_id, status ``ok``/``error``,
+        probability (full precision; those rows round to 6 decimals), error; the table's cases with label and p_true), in table order. A row the
+        extraction failed on keeps its error; one with a missing or non-finite feature the model
+        uses is an error row too, as scoring its images would refuse it.
+
+    Raises:
+        CohortError: the table is unreadable, lacks bookkeeping or feature columns the model uses,
+            or was extracted with another PipelineConfig or backbone than the bundle's.
+    """
+    import math
+
+    from pipeline.core.errors import CohortError
+    from pipeline.serving.score import model_probability
+    from pipeline.training.dataset import read_table
+
+    table, meta = read_table(features)
+    need = [c for c in ("case_id", "status", "label") if c not in table.columns]
+    if need:
+        raise CohortError(f"feature table lacks column(s) {', '.join(need)}")
+    if "config" not in meta:
+        raise CohortError("feature table has no extraction settings in its metadata (not written by pleura features)")
+    if json.dumps(meta["config"], sort_keys=True) != json.dumps(model.config.to_dict(), sort_keys=True):
+        raise CohortError("feature table was extracted with other settings (PipelineConfig) than the model bundle "
+                          "uses; extract it again with the bundle's settings")
+    names = list(model.feature_names)
+    if any(n.startswith("dl_") for n in names):
+        _check_backbone(model, meta)
+    missing = [n for n in names if n not in table.columns]
+    if missing:
+        raise CohortError(f"feature table lacks {len(missing)} feature(s) the model uses (e.g. {missing[0]!r})")
+    X = table[names].to_numpy(dtype=np.float64)
+    rows, cases = [], []
+    for i, (cid, status, label) in enumerate(zip(table["case_id"], table["status"], table["label"])):
+        p_true = table["p_true"].iloc[i] if "p_true" in table.columns else math.nan
+        cases.append(TableCase(str(cid), float(label) if label is not None else math.nan,
+                               float(p_true) if p_true is not None else math.nan))
+        if status != "ok":
+            error = str(table["error"].iloc[i]) if "error" in table.columns else "feature extraction failed"
+            rows.append({"case_id": str(cid), "status": "error", "probability": None, "error": error})
+        elif not np.all(np.isfinite(X[i])):
+            bad = [n for n, v in zip(names, X[i]) if not np.isfinite(v)]
+            rows.append({"case_id": str(cid), "status": "error", "probability": None,
+                         "error": f"feature(s) not finite in the table: {', '.join(bad[:5])}"})
+        else:
+            probability, _ = model_probability(model.estimator, X[i:i + 1], spread=False)
+            rows.append({"case_id": str(cid), "status": "ok", "probability": probability, "error": ""})
+    return rows, cases
+
+
+def _check_backbone(model: Any, meta: Mapping[str, Any]) -> None:
+    """Refuse a table whose deep features come from another backbone than the bundle's."""
+    from models.backbones import backbone_fingerprint
+    from models.medicalnet import load_backbone_safetensors
+
+    from pipeline.core.errors import CohortError
+    from pipeline.serving.bundle import BACKBONE_FILE
+
+    theirs = meta.get("backbone_fingerprint")
+    path = model.path / BACKBONE_FILE
+    if not theirs or not path.is_file():
+        raise CohortError("feature table or model bundle does not identify its backbone, so deep features cannot "
+                          "be matched")
+    if backbone_fingerprint(load_backbone_safetensors(path)) != theirs:
+        raise CohortError("feature table's deep features come from another backbone than the model bundle's")
 
 
 def report_files(folder: Path, bundle_path: Path, prefix: str) -> dict[str, bytes]:
@@ -120,7 +209,8 @@ def _clinical_inputs(cases: Sequence[Any]) -> list[Any]:
     return inputs
 
 
-def evaluate_bundle(*, bundle: str | os.PathLike[str], cohort: str | os.PathLike[str], out: str | os.PathLike[str],
+def evaluate_bundle(*, bundle: str | os.PathLike[str], cohort: str | os.PathLike[str] | None = None,
+                    out: str | os.PathLike[str], features: str | os.PathLike[str] | None = None,
                     name: Optional[str] = None, workers: int = 1, attach: bool = False,
                     allow_unsigned: Optional[bool] = None,
                     on_note: Optional[Callable[[str], None]] = None) -> ExternalEvaluation:
@@ -128,7 +218,9 @@ def evaluate_bundle(*, bundle: str | os.PathLike[str], cohort: str | os.PathLike
 
     Args:
         bundle: bundle folder.
-        cohort: cohort CSV with labels.
+        cohort: cohort CSV with labels (images scored through the Scorer), or None with ``features``.
+        features: a feature table with labels instead of ``cohort`` (:func:`table_probabilities`;
+            ``workers`` is then unused: no image is read).
         out: folder for evaluation.json, predictions.csv and the plots (created).
         name: the cohort's label in the report and the bundle (default ``"external"``).
         workers: scoring processes (each gets cores / workers torch threads).
@@ -138,7 +230,8 @@ def evaluate_bundle(*, bundle: str | os.PathLike[str], cohort: str | os.PathLike
         on_note: receives user-facing notes (e.g. that attaching removed the signature).
 
     Raises:
-        BundleError: the bundle does not verify. CohortError: the cohort CSV is unusable.
+        BundleError: the bundle does not verify. CohortError: the cohort CSV or feature table is
+            unusable (or both or neither given).
     """
     from pipeline.core.env import threads_per_worker
     from pipeline.serving.batch import score_cases
@@ -146,12 +239,22 @@ def evaluate_bundle(*, bundle: str | os.PathLike[str], cohort: str | os.PathLike
     from pipeline.training.dataset import read_cohort
     from pipeline.training.evaluate import evaluate_predictions, save_plots
 
+    from pipeline.core.errors import CohortError
+
+    if (cohort is None) == (features is None):
+        raise CohortError("give either a cohort CSV or a feature table to evaluate on, not both")
     workers = max(1, int(workers))
     label = name or "external"
     model = load_bundle(bundle, allow_unsigned=allow_unsigned)
-    cases = read_cohort(cohort)
-    rows = score_cases(_clinical_inputs(cases), bundle_path=model.path, workers=workers,
-                       num_threads=threads_per_worker(workers), allow_unsigned=allow_unsigned)
+    if features is not None:
+        rows, cases = table_probabilities(model, features)
+        for r in rows:  # as score_cases' rows (pleura batch's CSV precision), so the metrics are the same
+            if r["probability"] is not None:
+                r["probability"] = round(r["probability"], 6)
+    else:
+        cases = read_cohort(cohort)
+        rows = score_cases(_clinical_inputs(cases), bundle_path=model.path, workers=workers,
+                           num_threads=threads_per_worker(workers), allow_unsigned=allow_unsigned)
     ok = [(r, c) for r, c in zip(rows, cases) if r["status"] == "ok" and not np.isnan(c.label)]
     failed = [r for r in rows if r["status"] != "ok"]
     p = np.array([r["probability"] for r, _ in ok])
@@ -181,7 +284,8 @@ def evaluate_bundle(*, bundle: str | os.PathLike[str], cohort: str | os.PathLike
             on_note("attaching changes the bundle's manifest, so its signature is removed; sign it again with "
                     "`pleura sign`")
         _attach(model.path, folder, label=label, result=result, metrics=metrics.to_dict())
-    return ExternalEvaluation(result=result, metrics=metrics, notice=model.notice, out=folder)
+    return ExternalEvaluation(result=result, metrics=metrics, notice=model.notice, out=folder,
+                              probabilities={c.case_id: float(r["probability"]) for r, c in ok})
 
 
 def _attach(bundle_path: Path, folder: Path, *, label: str, result: Mapping[str, Any], metrics: Mapping[str, Any]) -> None:

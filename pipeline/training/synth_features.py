@@ -82,7 +82,7 @@ def _synth_one(task: SynthCase) -> dict[str, Any]:
     from pipeline.inputs.clinical import parse_clinical
     from pipeline.synth.cohort import case_row, draw_case
 
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     case = draw_case(seed=task.seed, index=task.index, size=task.size, generation=task.generation,
                      scanner=_scanner(task))
     row: dict[str, Any] = {"case_id": case.spec.case_id, "label": float(case.label), "p_true": case.p_true,
@@ -107,6 +107,7 @@ def _synth_one(task: SynthCase) -> dict[str, Any]:
         except Exception as exc:  # noqa: BLE001 - a phantom that cannot be rendered at all
             row.update(status="error", error=f"internal: {type(exc).__name__}: {exc}", clinical=None)
     row["seconds"] = round(time.perf_counter() - t, 3)
+    row["cpu_seconds"] = round(time.process_time() - cpu, 3)  # this worker's CPU (all its threads): sizing builds
     return row
 
 
