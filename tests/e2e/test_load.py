@@ -263,6 +263,8 @@ def test_fifty_predictions_one_session(app, phantom_cohort: Path) -> None:
                 times.append(time.perf_counter() - t_click)
                 assert 0.0 <= probability <= 1.0
                 assert page.get_by_test_id("stAlertContentError").count() == 0
+                # once the click's script run is over, the previous run's "inputs changed" notice is gone
+                wait_uploads_done_and_idle(page)
                 assert page.get_by_text("The inputs changed since the last result").count() == 0
                 rss_mb.append(_mb(tree_rss_bytes(server.pid)))
         except Exception:
