@@ -56,6 +56,7 @@ class Grown:
     capped: bool
     wide: bool = False  # grown in the hull of the click's own lung (a mass the closing cannot fill)
     cap_mm: float = float("nan")  # distance from the seed at which growth was stopped
+    retried: bool = False  # grown in the hull only because growing in the closed cavity leaked
 
 
 IN_PLANE = np.array([[[0, 0, 0], [0, 0, 0], [0, 0, 0]], [[0, 1, 0], [1, 1, 1], [0, 1, 0]], [[0, 0, 0], [0, 0, 0], [0, 0, 0]]],

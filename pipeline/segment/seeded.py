@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -128,7 +129,9 @@ def _grow_click(ct: Volume, ctx: _Context, seed_zyx: tuple[int, int, int], param
     g = _grow_once(ct, ctx, seed_zyx, params)
     if not (g.capped or g.wide):
         return g
-    seen, order = {seed_zyx: g}, [seed_zyx]
+    # a mass the closed cavity cannot hold stays in its lung's hull (else a re-seed may take a leak
+    # for the mass); one grown there only after a leak may go back to the closed cavity
+    seen, order, first_wide = {seed_zyx: g}, [seed_zyx], g.wide and not (g.retried and g.capped)
     for _ in range(RESEED_MAX):
         d = _deepest_zyx(g)
         nxt = (d[0], int(round(d[1] / ctx.ds)) * ctx.ds, int(round(d[2] / ctx.ds)) * ctx.ds)
@@ -136,7 +139,7 @@ def _grow_click(ct: Volume, ctx: _Context, seed_zyx: tuple[int, int, int], param
             seed_zyx = min(order[order.index(nxt):])
             return seen[seed_zyx]
         try:
-            g = _grow_once(ct, ctx, nxt, params)
+            g = _grow_once(ct, ctx, nxt, params, in_hull=first_wide)
         except SeedError:
             return seen[order[-1]]
         seen[nxt] = g
@@ -144,20 +147,23 @@ def _grow_click(ct: Volume, ctx: _Context, seed_zyx: tuple[int, int, int], param
     return g
 
 
-def _grow_once(ct: Volume, ctx: _Context, seed_zyx: tuple[int, int, int], params: SegmentParams) -> Grown:
+def _grow_once(ct: Volume, ctx: _Context, seed_zyx: tuple[int, int, int], params: SegmentParams, *,
+               in_hull: bool = False) -> Grown:
     _check_click(ct, ctx, seed_zyx)
     lung_dist = ctx.lung_distance_mm(seed_zyx)
     reach = 0.75 * params.max_diameter_mm  # mm from the click: an off-centre click still reaches the far side
     half = float(np.clip(2.0 * lung_dist + 20.0, 30.0, reach + 5.0))
     body = (ctx.body, ctx.z0, ctx.ds)
-    in_hull = False
+    retried = False
     while True:
         g = grow(make_crop(ct, seed_zyx, half, body, lambda: ctx.lung_hull(seed_zyx)), sensitivity=params.sensitivity, reach_mm=reach,
                  lung_dist_mm=lung_dist, in_hull=in_hull)
         if half >= reach + 5.0 or not touches_crop_edge(g):
             if g.capped and not g.wide and not in_hull:  # leaked in the closed cavity: try the lung's hull
-                in_hull = True
+                in_hull, retried = True, True
                 continue
+            if retried:
+                g = dataclasses.replace(g, retried=True)
             return g
         half = min(reach + 5.0, half * 1.8)
 
