@@ -32,7 +32,7 @@ it, up to the growth cap) —
    irregular for it, e.g. a 9 cm hilar mass with a bronchus inside) is grown instead inside the
    per-slice convex hull of its *own* lung (left or right alone; both together take in the
    mediastinum), with fat away from the lung as a barrier, a larger opening (0.3 × the distance to
-   that lung, 3–8 mm) and no ground-glass pass;
+   that lung, 3–8 mm; v3: 0.15 ×, see 4) and no ground-glass pass;
 3. voxels above a threshold halfway (``sensitivity``) between the local lung HU and the HU at the
    click, inside the cavity and within the cap, connected to the click, are opened with a ball
    (radius ≈ 0.3 × the tumour's radius, 1–3 mm) to cut vessels and pleural tags, reconstructed
@@ -40,7 +40,14 @@ it, up to the growth cap) —
    lower threshold; where the region meets the chest wall it may reach 1.5 mm beyond the cavity
    (a tumour abutting the pleura usually crosses into it a little; measured: juxta-pleural Dice
    and the probability both closer to the true ROI's);
-4. add-clicks are grown the same way and joined; remove-clicks take the voxels nearer to them than
+4. a region that reached the cap or was grown in the hull is grown again from its own deepest
+   voxel (snapped to the 3 mm grid) until that stops moving (at most 6 rounds), so threshold, crop
+   and cap follow the mass, not the click: any click inside the same mass gives the same ROI; the
+   click's distance to the lung counts the lungs only (not a bronchus inside the mass); a region
+   that leaked to the cap in the closed cavity is grown again in the own-lung hull; in the hull the
+   opening is 0.15 × the radius (3–8 mm) and growth stops 2.5 × the region's inscribed radius from
+   the seed, flagged ``capped`` with a warning;
+5. add-clicks are grown the same way and joined; remove-clicks take the voxels nearer to them than
    to any keep-click; ``adjust_mm`` grows (within soft tissue) or shrinks by distance transform.
 
 A click on a thin tube (a vessel), in air or lung, on bone or outside the body raises

@@ -27,6 +27,8 @@ PLEURAL_MARGIN_MM = 1.5  # tumour-dense voxels this close to the region, beyond 
 WIDE_MAX_OPEN_MM = 8.0  # largest opening radius for a mass grown in the hull of its lung
 FAT_BARRIER_MM = 2.5  # fat-dense voxels farther than this from aerated lung stop a mass grown in the hull of its lung
 MIN_LUNG_ML = 30.0  # less aerated lung than this in the click's slab: "no lung"
+WIDE_OPEN_FRACTION = 0.15  # opening radius of a mass grown in the hull of its lung, × its radius (3–8 mm)
+WIDE_CAP_DEPTHS = 2.5  # a mass grown in the hull of its lung stops this many × its inscribed radius from the seed (flagged)
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,9 @@ class Grown:
     crop: Crop
     threshold_hu: float
     capped: bool
+    wide: bool = False  # grown in the hull of the click's own lung (a mass the closing cannot fill)
+    cap_mm: float = float("nan")  # distance from the seed at which growth was stopped
+    retried: bool = False  # grown in the hull only because growing in the closed cavity leaked
 
 
 IN_PLANE = np.array([[[0, 0, 0], [0, 0, 0], [0, 0, 0]], [[0, 1, 0], [1, 1, 1], [0, 1, 0]], [[0, 0, 0], [0, 0, 0], [0, 0, 0]]],
@@ -149,10 +154,12 @@ def ball_mask(shape, centre, sp, radius_mm: float) -> np.ndarray:
     return d2 <= radius_mm ** 2
 
 
-def grow(crop: Crop, *, sensitivity: float, reach_mm: float, lung_dist_mm: float) -> Grown:
+def grow(crop: Crop, *, sensitivity: float, reach_mm: float, lung_dist_mm: float, in_hull: bool = False) -> Grown:
     """Grow the click in ``crop``: threshold between lung and tumour, inside the closed lung
     cavity (so chest wall and mediastinum stay out), opened to cut vessels, holes filled; a
-    ground-glass rim around a solid core is taken in by a second, lower threshold."""
+    ground-glass rim around a solid core is taken in by a second, lower threshold. ``in_hull``:
+    grow in the hull of the click's own lung even when the closed cavity holds the click (used
+    when growing in the closed cavity leaked to the cap)."""
     a, sp, seed = crop.hu, crop.spacing_zyx, crop.seed
     body = exact_body(crop)
     lung = (a < LUNG_HU) & body
@@ -163,7 +170,7 @@ def grow(crop: Crop, *, sensitivity: float, reach_mm: float, lung_dist_mm: float
     cavity = (_edt(dil, sp) > r_close) | filled
     cavity &= body
     wide, own_lung_mm = False, 0.0
-    if not cavity[seed] and crop.own_lung_hull is not None:
+    if (in_hull or not cavity[seed]) and crop.own_lung_hull is not None:
         # a mass too large for the closing (e.g. a 9 cm hilar mass): the per-slice convex hull of the
         # click's own lung (left or right alone; both together take in the mediastinum)
         got = crop.own_lung_hull()
@@ -182,7 +189,7 @@ def grow(crop: Crop, *, sensitivity: float, reach_mm: float, lung_dist_mm: float
     barrier = np.zeros_like(lung)
     if wide:  # a large mass: the radius from the click's own lung, fat away from the lung as a barrier
         radius = max(lung_dist_mm, own_lung_mm)
-        r_open = float(np.clip(0.3 * radius, 3.0, WIDE_MAX_OPEN_MM))
+        r_open = float(np.clip(WIDE_OPEN_FRACTION * radius, 3.0, WIDE_MAX_OPEN_MM))
         barrier = (a > FAT_HU[0]) & (a < FAT_HU[1]) & (_edt(~lung, sp) > FAT_BARRIER_MM)
 
     def region_at(thr: float) -> np.ndarray:
@@ -211,6 +218,11 @@ def grow(crop: Crop, *, sensitivity: float, reach_mm: float, lung_dist_mm: float
     if level > mu_lung + 130.0 and abs(threshold(level) - thr) > 5.0:
         thr = threshold(level)
         region = region_at(thr)
+    cap_mm = reach_mm
+    if wide:  # a radius cap: the mediastinal strip along the hull's chord and upper-lobe vessels stay out
+        cap_mm = min(reach_mm, WIDE_CAP_DEPTHS * float(_edt(region, sp).max()))
+        reach = ball_mask(a.shape, seed, sp, cap_mm)
+        region = region_at(thr)
     # a ground-glass rim: the 3 mm shell outside a solid core is clearly denser than lung
     shell = (_edt(~region, sp) <= 3.0) & ~region & cavity
     if shell.sum() > 20 and not wide:
@@ -225,8 +237,8 @@ def grow(crop: Crop, *, sensitivity: float, reach_mm: float, lung_dist_mm: float
     rim = (_edt(~region, sp) <= PLEURAL_MARGIN_MM) & ~cavity & body & (a > thr) & (a < SEED_BONE_HU)
     region = region | rim
     _refuse_tube(region, seed, sp)
-    capped = bool((region & ~ball_mask(a.shape, seed, sp, reach_mm - 1.5 * max(sp))).any())
-    return Grown(region=region, crop=crop, threshold_hu=thr, capped=capped)
+    capped = bool((region & ~ball_mask(a.shape, seed, sp, cap_mm - 1.5 * max(sp))).any())
+    return Grown(region=region, crop=crop, threshold_hu=thr, capped=capped, wide=wide, cap_mm=cap_mm)
 
 
 def _refuse_tube(region: np.ndarray, seed: tuple[int, int, int], sp: tuple[float, float, float]) -> None:

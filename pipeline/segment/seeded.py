@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -9,11 +10,13 @@ from scipy import ndimage as ndi
 
 from pipeline.core.errors import InputError, SeedError
 from pipeline.core.volume import Volume
-from pipeline.segment.grow import (FAT_HU, IN_PLANE, LUNG_HU, MIN_LUNG_ML, SEED_BONE_HU, SEED_LUNG_HU, Grown, body_slab, grow,
+from pipeline.segment.grow import (FAT_HU, IN_PLANE, LUNG_HU, MIN_LUNG_ML, SEED_BONE_HU, SEED_LUNG_HU, WIDE_CAP_DEPTHS, Grown, body_slab, grow,
                                    make_crop, seed_hu, touches_crop_edge)
 from pipeline.segment.params import Point, SegmentParams, Segmentation, as_point
 
-METHOD = "lung-cavity-constrained threshold growing v2"  # v2: own-lung hull for masses the closing cannot fill
+METHOD = "lung-cavity-constrained threshold growing v3"  # v2: own-lung hull for masses the closing cannot fill;
+# v3: re-seeded at the region's deepest voxel, hull retry after a leak, radius cap in the hull
+RESEED_MAX = 6  # re-seeding rounds at most (measured: 1–3 on LUNG1-001 GTV-1 and the phantoms)
 
 
 def _seed_index(ct: Volume, seed: Point) -> tuple[int, int, int]:
@@ -42,18 +45,21 @@ class _Context:
         self._labels: np.ndarray | None = None
         self._big: list[int] = []
 
-    def lung_hull(self, seed_zyx: tuple[int, int, int]) -> tuple[np.ndarray, float] | None:
-        """Per-slice convex hull (ds grid of the slab) of the lung nearest the click (left and right
-        lungs apart: components of the aerated lung, opened per slice, of at least MIN_LUNG_ML) and
-        the click's distance (mm) to that lung; None when no such lung lies within 60 mm."""
-        from skimage.morphology import convex_hull_image
-
+    def _label_lungs(self) -> None:
         if self._labels is None:
             opened = ndi.binary_opening(self.lung, structure=IN_PLANE)
             self._labels, _n = ndi.label(opened)
             sizes = np.bincount(self._labels.ravel())
             sizes[0] = 0
             self._big = [int(i) for i in np.nonzero(sizes * float(np.prod(self.sp)) / 1000.0 >= MIN_LUNG_ML)[0]]
+
+    def lung_hull(self, seed_zyx: tuple[int, int, int]) -> tuple[np.ndarray, float] | None:
+        """Per-slice convex hull (ds grid of the slab) of the lung nearest the click (left and right
+        lungs apart: components of the aerated lung, opened per slice, of at least MIN_LUNG_ML) and
+        the click's distance (mm) to that lung; None when no such lung lies within 60 mm."""
+        from skimage.morphology import convex_hull_image
+
+        self._label_lungs()
         c = np.array(self.at(seed_zyx))
         best, best_d = 0, 60.0
         for lab in self._big:
@@ -77,11 +83,13 @@ class _Context:
                 min(seed_zyx[2] // self.ds, self.body.shape[2] - 1))
 
     def lung_distance_mm(self, seed_zyx: tuple[int, int, int], limit_mm: float = 60.0) -> float:
-        """Distance (mm) from the click to the nearest aerated lung (< −650 HU), at most ``limit_mm``."""
+        """Distance (mm) from the click to the nearest aerated lung (< −650 HU, in a lung: a component
+        of at least MIN_LUNG_ML, so not air in a bronchus inside the mass), at most ``limit_mm``."""
         c = self.at(seed_zyx)
         box = tuple(slice(max(0, i - int(math.ceil(limit_mm / s))), i + int(math.ceil(limit_mm / s)) + 1)
                     for i, s in zip(c, self.sp))
-        pts = np.argwhere(self.aerated[box])
+        self._label_lungs()  # the lungs only: not a bronchus inside the mass (its air is not the lung's surface)
+        pts = np.argwhere(self.aerated[box] & np.isin(self._labels[box], self._big))
         if len(pts) == 0:
             return limit_mm
         local = np.array([i - b.start for i, b in zip(c, box)])
@@ -107,16 +115,55 @@ def _check_click(ct: Volume, ctx: _Context, seed_zyx: tuple[int, int, int]) -> N
                         "click-to-segment needs a chest CT with the lungs in view")
 
 
+def _deepest_zyx(g: Grown) -> tuple[int, int, int]:
+    depth = ndi.distance_transform_edt(g.region, sampling=g.crop.spacing_zyx)
+    i = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    o, s = g.crop.origin, g.crop.step
+    return (int(o[0] + i[0]), int(o[1] + i[1] * s), int(o[2] + i[2] * s))
+
+
 def _grow_click(ct: Volume, ctx: _Context, seed_zyx: tuple[int, int, int], params: SegmentParams) -> Grown:
+    """Grow the click; a region that leaked to the cap or a large mass (grown in its lung's hull) is
+    grown again from its deepest voxel (snapped to the 3 mm grid) until that stops moving, so any
+    click inside the same mass gives the same ROI (threshold, crop and cap all follow the seed)."""
+    g = _grow_once(ct, ctx, seed_zyx, params)
+    if not (g.capped or g.wide):
+        return g
+    # a mass the closed cavity cannot hold stays in its lung's hull (else a re-seed may take a leak
+    # for the mass); one grown there only after a leak may go back to the closed cavity
+    seen, order, first_wide = {seed_zyx: g}, [seed_zyx], g.wide and not (g.retried and g.capped)
+    for _ in range(RESEED_MAX):
+        d = _deepest_zyx(g)
+        nxt = (d[0], int(round(d[1] / ctx.ds)) * ctx.ds, int(round(d[2] / ctx.ds)) * ctx.ds)
+        if nxt in seen:  # a fixed point, or a cycle: its smallest index, whichever click started it
+            seed_zyx = min(order[order.index(nxt):])
+            return seen[seed_zyx]
+        try:
+            g = _grow_once(ct, ctx, nxt, params, in_hull=first_wide)
+        except SeedError:
+            return seen[order[-1]]
+        seen[nxt] = g
+        order.append(nxt)
+    return g
+
+
+def _grow_once(ct: Volume, ctx: _Context, seed_zyx: tuple[int, int, int], params: SegmentParams, *,
+               in_hull: bool = False) -> Grown:
     _check_click(ct, ctx, seed_zyx)
     lung_dist = ctx.lung_distance_mm(seed_zyx)
     reach = 0.75 * params.max_diameter_mm  # mm from the click: an off-centre click still reaches the far side
     half = float(np.clip(2.0 * lung_dist + 20.0, 30.0, reach + 5.0))
     body = (ctx.body, ctx.z0, ctx.ds)
+    retried = False
     while True:
         g = grow(make_crop(ct, seed_zyx, half, body, lambda: ctx.lung_hull(seed_zyx)), sensitivity=params.sensitivity, reach_mm=reach,
-                 lung_dist_mm=lung_dist)
+                 lung_dist_mm=lung_dist, in_hull=in_hull)
         if half >= reach + 5.0 or not touches_crop_edge(g):
+            if g.capped and not g.wide and not in_hull:  # leaked in the closed cavity: try the lung's hull
+                in_hull, retried = True, True
+                continue
+            if retried:
+                g = dataclasses.replace(g, retried=True)
             return g
         half = min(reach + 5.0, half * 1.8)
 
@@ -235,7 +282,12 @@ def segment_from_seed(ct: Volume, *, seed_xyz_mm: tuple[float, float, float],
     capped = any(g.capped for g in grown)
     diameter = longest_diameter_mm(mask, ct)
     warnings: list[str] = []
-    if capped or diameter > params.max_diameter_mm:
+    radius_capped = [g.cap_mm for g in grown if g.capped and g.wide and g.cap_mm < 0.75 * params.max_diameter_mm]
+    if radius_capped:
+        warnings.append(f"the ROI reached the size cap of a large mass ({max(radius_capped):.0f} mm from its centre, "
+                        f"{WIDE_CAP_DEPTHS:g} × its inscribed radius) and growth was stopped there: part of the mass may "
+                        "be missing (add a click there) or the cut may run through mediastinum or vessels; check the ROI")
+    elif capped or diameter > params.max_diameter_mm:
         capped = True
         warnings.append(f"the ROI reached the growth cap of {params.max_diameter_mm:.0f} mm (longest diameter "
                         f"{diameter:.0f} mm) and growth was stopped there: the click may be in a very large mass or "
