@@ -177,9 +177,11 @@ def test_large_ct_first_view_is_a_marked_preview_then_the_full_ct(browser_page, 
         marks = [m["name"] for m in viewer_frame.evaluate("() => window.pleuraViewer.marks")]
         first = next(m for m in marks if m.startswith("stage ") and m.endswith(" shown"))
         assert first == "stage 4x4x2 shown", marks  # every 4th voxel in-plane, every 2nd slice: 160 k voxels
-        if frame.locator("body[data-full='1']").count() == 0:  # still the preview: said so
-            stage = frame.locator("#stage").inner_text()
-            assert "Preview (every" in stage and "Full resolution is loading" in stage, stage
+        # read in one go: the full CT may replace the preview between two separate reads
+        now = viewer_frame.evaluate("() => ({full: document.body.dataset.full === '1', "
+                                    "stage: document.getElementById('stage').innerText})")
+        if not now["full"]:  # still the preview: said so
+            assert "Preview (every" in now["stage"] and "Full resolution is loading" in now["stage"], now
         frame.locator("body[data-full='1']").wait_for(timeout=240_000)
         marks = [m["name"] for m in viewer_frame.evaluate("() => window.pleuraViewer.marks")]
         assert marks.index("full CT asked for") > marks.index(first) and "full CT url received" in marks, marks
