@@ -127,18 +127,11 @@ def extract_cohort_features(cohort_csv: str | os.PathLike[str], out_path: str | 
                             num_threads: int | None = None,
                             progress: Callable[[int, int, dict[str, Any] | None], None] | None = None) -> pd.DataFrame:
     """Extract all features of a cohort into ``out_path`` (parquet); returns the table."""
-    from models.backbones import backbone_fingerprint, resolve_backbone
-
     config = config or PipelineConfig()
     cases = read_cohort(cohort_csv)
     out = Path(out_path)
-    backbone_source, fingerprint = "", ""
-    if "deep" in config.feature_groups:
-        model, backbone_source = resolve_backbone(backbone_spec)
-        fingerprint = backbone_fingerprint(model)
-        del model
+    meta, settings_key = table_meta(config, backbone_spec)
     config_json = json.dumps(config.to_dict(), sort_keys=True)
-    settings_key = bytes_sha256((config_json + fingerprint).encode())
     journal = journal_path(out)
     previous = read_journal(journal)
     keyed = []
@@ -171,8 +164,6 @@ def extract_cohort_features(cohort_csv: str | os.PathLike[str], out_path: str | 
         flat.update(row.get("image") or {})
         records.append(flat)
     table = pd.DataFrame.from_records(records)
-    meta = {"config": config.to_dict(), "backbone_spec": backbone_spec, "backbone_source": backbone_source,
-            "backbone_fingerprint": fingerprint}
     write_table(table, out, meta)
     return table
 
